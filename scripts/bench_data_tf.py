@@ -1,0 +1,48 @@
+"""Times TensorFlow's `image_dataset_from_directory` reading, decoding and resizing every image
+of a folder once (one epoch, no cache), then petal's `bench data` on the same folder, and prints
+both figures and their ratio.
+
+    python3 -m venv .venv-tf && .venv-tf/bin/pip install tensorflow-cpu numpy
+    cargo build --release
+    .venv-tf/bin/python scripts/bench_data_tf.py ../shared/datasets/flower_photos
+"""
+import os
+import re
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import tensorflow as tf  # noqa: E402
+
+
+def tensorflow_images_per_second(directory, epochs=2):
+    ds = tf.keras.utils.image_dataset_from_directory(
+        directory, image_size=(180, 180), batch_size=32, shuffle=False, verbose=False)
+    ds = ds.prefetch(tf.data.AUTOTUNE)
+    best = float("inf")
+    for _ in range(epochs):
+        start = time.perf_counter()
+        n = sum(int(images.shape[0]) for images, _ in ds)
+        best = min(best, time.perf_counter() - start)
+    return n / best
+
+
+def petal_images_per_second(directory, petal):
+    out = subprocess.run([petal, "bench", "data", directory, "--epochs", "2"],
+                         check=True, capture_output=True, text=True).stdout
+    print(out.strip())
+    return float(re.search(r"([0-9.]+) images/s", out).group(1))
+
+
+def main():
+    directory = sys.argv[1]
+    petal = sys.argv[2] if len(sys.argv) > 2 else "target/release/petal"
+    tf_rate = tensorflow_images_per_second(directory)
+    print(f"TensorFlow {tf.__version__} image_dataset_from_directory: {tf_rate:.0f} images/s")
+    petal_rate = petal_images_per_second(directory, petal)
+    print(f"petal / TensorFlow: {petal_rate / tf_rate:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+//! `petal data …`: the tutorial's "explore the data" and "load data" steps.
+
+use super::dataset_args::DatasetArgs;
+use super::progress;
+use clap::Subcommand;
+use petal::data::inspect::{inspect, Inspection};
+use petal::data::{CacheMode, Dataset, DirectoryIndex, Subset};
+use petal::viz::{image_grid, save_png, Tile};
+use petal::{Error, Result};
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub enum DataCommand {
+    /// Classes, counts per class, image sizes and formats; with --validation-split, the split sizes.
+    Inspect {
+        #[command(flatten)]
+        data: DatasetArgs,
+        /// Also decode every image, to find truncated or corrupt files.
+        #[arg(long)]
+        verify: bool,
+        /// Fail if any file cannot be used (implies --verify).
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Print the files of a subset, one per line, relative to DIR, in the order Keras yields them.
+    Split {
+        #[command(flatten)]
+        data: DatasetArgs,
+        /// training or validation.
+        #[arg(long)]
+        subset: Subset,
+    },
+    /// The tutorial's 3×3 picture: the first images of the training set, titled with their class.
+    Grid {
+        #[command(flatten)]
+        data: DatasetArgs,
+        /// Subset to show (the split fraction defaults to the tutorial's 0.2).
+        #[arg(long, default_value = "training")]
+        subset: Subset,
+        /// How many images.
+        #[arg(long, default_value_t = 9)]
+        count: usize,
+        #[arg(long, default_value_t = 3)]
+        columns: usize,
+        /// PNG file to write.
+        #[arg(long, default_value = "samples.png")]
+        out: PathBuf,
+    },
+}
+
+pub fn run(cmd: DataCommand) -> Result<()> {
+    match cmd {
+        DataCommand::Inspect {
+            data,
+            verify,
+            strict,
+        } => run_inspect(&data, verify || strict, strict),
+        DataCommand::Split { data, subset } => run_split(&data, subset),
+        DataCommand::Grid {
+            mut data,
+            subset,
+            count,
+            columns,
+            out,
+        } => {
+            data.validation_split.get_or_insert(0.2);
+            run_grid(&data, subset, count, columns, &out)
+        }
+    }
+}
+
+fn run_inspect(args: &DatasetArgs, verify: bool, strict: bool) -> Result<()> {
+    let builder = args.builder(CacheMode::None);
+    let index = builder.index()?;
+    println!(
+        "Found {} files belonging to {} classes.",
+        index.len(),
+        index.class_names.len()
+    );
+    let report = inspect(&index, args.max_pixels);
+    print_inspection(&index, &report);
+    if args.validation_split.is_some() {
+        let training = builder.samples(&index, Some(Subset::Training))?;
+        let validation = builder.samples(&index, Some(Subset::Validation))?;
+        println!("Using {} files for training.", training.len());
+        println!("Using {} files for validation.", validation.len());
+    }
+    let mut unusable = report.unusable;
+    if verify {
+        let whole = DatasetArgs {
+            validation_split: None,
+            ..args.clone()
+        };
+        let all = whole.builder(CacheMode::None).shuffle(false).build()?;
+        unusable = verify_all(&all);
+        if unusable.is_empty() {
+            println!("All {} images decode.", all.len());
+        }
+    }
+    report_unusable(&unusable, index.len(), strict)
+}
+
+fn print_inspection(index: &DirectoryIndex, report: &Inspection) {
+    let counts: Vec<String> = index
+        .class_names
+        .iter()
+        .zip(&report.class_counts)
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect();
+    println!("  {}", counts.join(" · "));
+    if let (Some((w0, w1)), Some((h0, h1))) = (report.width_range, report.height_range) {
+        let formats = match report.formats.len() {
+            1 => format!("all {}", report.formats.keys().next().unwrap_or(&"")),
+            _ => report
+                .formats
+                .iter()
+                .map(|(f, n)| format!("{f} {n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        println!("  sizes: {w0}–{w1} × {h0}–{h1} px, {formats}");
+    }
+}
+
+fn verify_all(dataset: &Dataset) -> Vec<petal::ImageError> {
+    let bar = progress::bar(dataset.len(), "images decoded");
+    let errors = dataset.verify(&|| bar.inc(1));
+    bar.finish_and_clear();
+    errors
+}
+
+fn report_unusable(unusable: &[petal::ImageError], total: usize, strict: bool) -> Result<()> {
+    if unusable.is_empty() {
+        return Ok(());
+    }
+    if strict {
+        return Err(Error::BadImages {
+            count: unusable.len(),
+            total,
+            first: Box::new(unusable[0].clone()),
+        });
+    }
+    eprintln!(
+        "{} of {total} files cannot be used and will be skipped:",
+        unusable.len()
+    );
+    for e in unusable {
+        eprintln!("  {e}");
+    }
+    Ok(())
+}
+
+fn run_split(args: &DatasetArgs, subset: Subset) -> Result<()> {
+    let builder = args.builder(CacheMode::None);
+    let index = builder.index()?;
+    let samples = builder.samples(&index, Some(subset))?;
+    let mut out = String::with_capacity(samples.len() * 48);
+    for file in &samples.files {
+        out.push_str(&file.to_string_lossy());
+        out.push('\n');
+    }
+    print!("{out}");
+    Ok(())
+}
+
+fn run_grid(
+    args: &DatasetArgs,
+    subset: Subset,
+    count: usize,
+    columns: usize,
+    out: &PathBuf,
+) -> Result<()> {
+    if count == 0 {
+        return Err(Error::InvalidArgument("--count must be at least 1".into()));
+    }
+    let dataset = args.builder(CacheMode::None).build_subset(subset)?;
+    let tiles: Vec<Tile> = dataset
+        .epoch_order(0)
+        .into_iter()
+        .filter_map(|i| {
+            let image = dataset.image(i)?;
+            let title = dataset.class_names()[dataset.label(i) as usize].clone();
+            Some(Tile { image, title })
+        })
+        .take(count)
+        .collect();
+    save_png(&image_grid(&tiles, columns), out)?;
+    println!("Wrote {} ({} images).", out.display(), tiles.len());
+    Ok(())
+}

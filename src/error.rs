@@ -1,0 +1,79 @@
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in petal, each message naming the file and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("directory not found: {}; check the path (it should hold one subfolder per class)", .0.display())]
+    DirectoryNotFound(PathBuf),
+
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("no class folders in {}: put each class's images in a subfolder named after the class", .0.display())]
+    NoClasses(PathBuf),
+
+    #[error("class folder {} has no images (.bmp .gif .jpeg .jpg .png): add images or remove the folder", .0.display())]
+    EmptyClass(PathBuf),
+
+    #[error("class_names {given:?} do not match the subfolders of the directory {found:?}: give a subset of them")]
+    ClassNamesMismatch {
+        given: Vec<String>,
+        found: Vec<String>,
+    },
+
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    #[error(transparent)]
+    Image(#[from] ImageError),
+
+    #[error("{count} of {total} images cannot be used (first: {first}); fix or remove them, or run without --strict to skip them")]
+    BadImages {
+        count: usize,
+        total: usize,
+        first: Box<ImageError>,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// An image file that cannot be used, and why.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}: {kind}", path.display())]
+pub struct ImageError {
+    pub path: PathBuf,
+    pub kind: ImageErrorKind,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ImageErrorKind {
+    #[error("cannot read the file ({0})")]
+    Unreadable(String),
+    #[error("the file is empty (0 bytes)")]
+    Empty,
+    #[error(
+        "not an image in a supported format (BMP, GIF, JPEG, PNG), whatever its extension says"
+    )]
+    NotAnImage,
+    #[error("corrupt or truncated image ({0})")]
+    Corrupt(String),
+    #[error("image is {width}×{height} = {pixels} pixels, over the limit of {limit}; shrink it or raise the limit (--max-pixels)")]
+    TooLarge {
+        width: u32,
+        height: u32,
+        pixels: u64,
+        limit: u64,
+    },
+}
