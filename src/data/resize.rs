@@ -265,3 +265,46 @@ mod tests {
         assert!(err.contains("bicubic") && err.contains("bilinear"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod tensorflow_golden {
+    use super::*;
+
+    /// `tf.image.resize` outputs recorded by scripts/make_pixel_golden.py.
+    const GOLDEN: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/resize_tf.txt"
+    ));
+
+    fn numbers<T: std::str::FromStr>(fields: &[&str]) -> Vec<T> {
+        fields
+            .iter()
+            .map(|f| f.parse().ok().expect("golden file holds numbers"))
+            .collect()
+    }
+
+    #[test]
+    fn matches_tensorflow_resize() {
+        let mut lines = GOLDEN.lines().filter(|l| !l.starts_with('#'));
+        let input: Vec<&str> = lines.next().unwrap().split(' ').collect();
+        assert_eq!(input[..3], ["input", "7", "11"]);
+        let src = ImageU8::new(11, 7, 3, numbers(&input[3..]));
+        let mut cases = 0;
+        for line in lines {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let interpolation: Interpolation = fields[0].parse().unwrap();
+            let (h, w): (usize, usize) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
+            let expected: Vec<f32> = numbers(&fields[3..]);
+            let got = resize_f32(&src, Window::whole(&src), h, w, interpolation);
+            assert_eq!(got.len(), expected.len());
+            let worst = got
+                .iter()
+                .zip(&expected)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(worst <= 1e-3, "{line:.30}: max difference {worst}");
+            cases += 1;
+        }
+        assert_eq!(cases, 10);
+    }
+}

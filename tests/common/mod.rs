@@ -1,0 +1,64 @@
+#![allow(dead_code)] // each test binary uses its own share of these helpers
+
+use std::path::{Path, PathBuf};
+
+/// The tutorial's data set, beside the repository as CI lays it out (override with PETAL_FLOWERS).
+pub fn flowers_dir() -> PathBuf {
+    let dir = std::env::var_os("PETAL_FLOWERS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/flower_photos")
+        });
+    assert!(
+        dir.is_dir(),
+        "flower_photos not found at {}: set PETAL_FLOWERS",
+        dir.display()
+    );
+    dir
+}
+
+pub fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+}
+
+/// Training and validation file lists that Keras produced for `seed` and `split`.
+pub fn golden_split(seed: u32, split: &str) -> (Vec<String>, Vec<String>) {
+    let path = golden_dir().join(format!("split_seed{seed}_{split}.txt"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let (mut training, mut validation) = (Vec::new(), Vec::new());
+    let mut current: Option<&mut Vec<String>> = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        if line.starts_with("[training]") {
+            current = Some(&mut training);
+        } else if line.starts_with("[validation]") {
+            current = Some(&mut validation);
+        } else if let Some(list) = current.as_mut() {
+            list.push(line.to_string());
+        }
+    }
+    (training, validation)
+}
+
+/// Writes a small picture whose pixels depend on `shade`, in the format of the extension.
+pub fn write_image(path: &Path, width: u32, height: u32, shade: u8) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([shade, (x * 255 / width) as u8, (y * 255 / height) as u8])
+    });
+    img.save(path).unwrap();
+}
+
+/// A class-per-folder data set: `per_class` PNGs in each of `classes`.
+pub fn make_dataset(root: &Path, classes: &[&str], per_class: usize) {
+    for (c, class) in classes.iter().enumerate() {
+        for i in 0..per_class {
+            let shade = (c * 60 + i * 7) as u8;
+            write_image(
+                &root.join(class).join(format!("img{i:02}.png")),
+                12 + i as u32,
+                10,
+                shade,
+            );
+        }
+    }
+}
