@@ -5,10 +5,11 @@
 use super::dataset::Dataset;
 use crossbeam_channel::Receiver;
 use rayon::prelude::*;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// Images as `[len, height, width, channels]` float32 in 0..=255, with their integer labels.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Batch {
     pub images: Vec<f32>,
     pub labels: Vec<i32>,
@@ -17,6 +18,45 @@ pub struct Batch {
     pub channels: usize,
     /// Positions of these images in the dataset (see [`Dataset::file_path`]).
     pub indices: Vec<usize>,
+    /// Where the image buffer goes back when the batch is dropped, to be refilled.
+    recycle: Option<Arc<BufferPool>>,
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        if let Some(pool) = self.recycle.take() {
+            pool.give_back(std::mem::take(&mut self.images));
+        }
+    }
+}
+
+/// Image buffers of finished batches, reused so that an epoch does not allocate (and page-fault
+/// in) a fresh 12 MB buffer per batch.
+#[derive(Debug, Default)]
+struct BufferPool {
+    free: Mutex<Vec<Vec<f32>>>,
+    capacity: usize,
+}
+
+impl BufferPool {
+    fn take(&self, len: usize) -> Vec<f32> {
+        let mut buffer = self
+            .free
+            .lock()
+            .ok()
+            .and_then(|mut f| f.pop())
+            .unwrap_or_default();
+        buffer.resize(len, 0.0);
+        buffer
+    }
+
+    fn give_back(&self, buffer: Vec<f32>) {
+        if let Ok(mut free) = self.free.lock() {
+            if free.len() < self.capacity {
+                free.push(buffer);
+            }
+        }
+    }
 }
 
 impl Batch {
@@ -47,9 +87,14 @@ impl Batches {
         let batch_size = dataset.batch_size();
         let remaining = order.len().div_ceil(batch_size);
         let (tx, rx) = crossbeam_channel::bounded(depth);
+        // Queued batches, the one being filled and one held by the consumer.
+        let pool = Arc::new(BufferPool {
+            free: Mutex::default(),
+            capacity: depth + 2,
+        });
         let producer = std::thread::spawn(move || {
             for chunk in order.chunks(batch_size) {
-                let batch = assemble(&dataset, chunk);
+                let batch = assemble(&dataset, chunk, &pool);
                 if batch.is_empty() {
                     continue;
                 }
@@ -66,25 +111,47 @@ impl Batches {
     }
 }
 
-fn assemble(dataset: &Dataset, chunk: &[usize]) -> Batch {
+/// Loads and converts the chunk's images on the worker threads, each into its slot of the batch.
+fn assemble(dataset: &Dataset, chunk: &[usize], pool: &Arc<BufferPool>) -> Batch {
     let (height, width, channels) = dataset.image_shape();
-    let loaded: Vec<_> = chunk.par_iter().map(|&i| (i, dataset.load(i))).collect();
-    let n = loaded.iter().filter(|(_, px)| px.is_some()).count();
+    let size = height * width * channels;
+    let mut images = pool.take(chunk.len() * size);
+    let loaded: Vec<bool> = images
+        .par_chunks_mut(size)
+        .zip(chunk.par_iter())
+        .map(|(slot, &i)| match dataset.load(i) {
+            Some(pixels) => {
+                for (v, &p) in slot.iter_mut().zip(pixels.iter()) {
+                    *v = p as f32;
+                }
+                true
+            }
+            None => false,
+        })
+        .collect();
     let mut batch = Batch {
-        images: Vec::with_capacity(n * height * width * channels),
-        labels: Vec::with_capacity(n),
+        images,
         height,
         width,
         channels,
-        indices: Vec::with_capacity(n),
+        labels: Vec::with_capacity(chunk.len()),
+        indices: Vec::with_capacity(chunk.len()),
+        recycle: Some(pool.clone()),
     };
-    for (i, pixels) in loaded {
-        if let Some(pixels) = pixels {
-            batch.images.extend(pixels.iter().map(|&v| v as f32));
+    let mut kept = 0;
+    for (slot, (&i, ok)) in chunk.iter().zip(loaded).enumerate() {
+        if ok {
+            if kept != slot {
+                batch
+                    .images
+                    .copy_within(slot * size..(slot + 1) * size, kept * size);
+            }
             batch.labels.push(dataset.label(i));
             batch.indices.push(i);
+            kept += 1;
         }
     }
+    batch.images.truncate(kept * size);
     batch
 }
 

@@ -101,10 +101,8 @@ pub fn resize_f32(
     out_w: usize,
     interpolation: Interpolation,
 ) -> Vec<f32> {
-    let mut out = Vec::with_capacity(out_h * out_w * src.channels);
-    resample(src, window, out_h, out_w, interpolation, |row| {
-        out.extend_from_slice(row)
-    });
+    let mut out = vec![0f32; out_h * out_w * src.channels];
+    resample(src, window, out_h, out_w, interpolation, &mut out, |v| v);
     out
 }
 
@@ -120,27 +118,24 @@ pub fn resize(
         return src.clone();
     }
     let mut pixels = vec![0u8; out_h * out_w * src.channels];
-    let mut rows = pixels.chunks_exact_mut(out_w * src.channels);
-    resample(src, window, out_h, out_w, interpolation, |row| {
-        if let Some(dst) = rows.next() {
-            for (d, &v) in dst.iter_mut().zip(row) {
-                *d = (v + 0.5) as u8;
-            }
-        }
+    // Blends of 8-bit values stay within 0..=255, so the cast only rounds.
+    resample(src, window, out_h, out_w, interpolation, &mut pixels, |v| {
+        (v + 0.5) as i32 as u8
     });
     ImageU8::new(out_w, out_h, src.channels, pixels)
 }
 
-/// Calls `emit` with each output row in order. Rows are blended first (contiguous, so the
-/// compiler vectorises it), then columns; TensorFlow blends columns first, which differs only in
-/// float rounding (≤ 1e-4 here).
-fn resample(
+/// Fills `out` (`out_h` rows of `out_w × channels` values) with `finish` of each resampled
+/// value. Rows are blended first (contiguous, so the compiler vectorises it), then columns;
+/// TensorFlow blends columns first, which differs only in float rounding (≤ 1e-4 here).
+fn resample<T: Copy>(
     src: &ImageU8,
     window: Window,
     out_h: usize,
     out_w: usize,
     interpolation: Interpolation,
-    mut emit: impl FnMut(&[f32]),
+    out: &mut [T],
+    finish: impl Fn(f32) -> T,
 ) {
     let c = src.channels;
     let ys = taps(window.height, out_h, interpolation);
@@ -162,19 +157,17 @@ fn resample(
         let start = ((window.y + y) * src.width + window.x) * c;
         &src.pixels[start..start + window.width * c]
     };
-    let mut blended_rows = vec![0f32; window.width * c];
-    let mut out_row = vec![0f32; out_w * c];
-    for tap in &ys {
+    let mut blended = vec![0f32; window.width * c];
+    for (tap, out_row) in ys.iter().zip(out.chunks_exact_mut(out_w * c)) {
         let (top, bottom) = (row(tap.lo), row(tap.hi));
-        for ((v, &t), &b) in blended_rows.iter_mut().zip(top).zip(bottom) {
+        for ((v, &t), &b) in blended.iter_mut().zip(top).zip(bottom) {
             let t = t as f32;
             *v = t + (b as f32 - t) * tap.lerp;
         }
         for (((o, &l), &r), &w) in out_row.iter_mut().zip(&left).zip(&right).zip(&weight) {
-            let (l, r) = (blended_rows[l as usize], blended_rows[r as usize]);
-            *o = l + (r - l) * w;
+            let (l, r) = (blended[l as usize], blended[r as usize]);
+            *o = finish(l + (r - l) * w);
         }
-        emit(&out_row);
     }
 }
 
