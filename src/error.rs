@@ -29,6 +29,12 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
+    #[error("invalid model: {0}")]
+    Model(String),
+
+    #[error("{}: {reason}", path.display())]
+    ModelFile { path: PathBuf, reason: String },
+
     #[error(transparent)]
     Image(#[from] ImageError),
 

@@ -1,0 +1,153 @@
+//! A checked front to the `gemm` crate: matrices as slices with strides, so transposes are free
+//! and every access is proven in bounds before the unchecked kernel runs.
+
+/// A read-only matrix view: element (r, c) is `data[r * row_stride + c * col_stride]`.
+#[derive(Clone, Copy)]
+pub struct Mat<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> Mat<'a> {
+    /// A row-major `rows × cols` matrix at the start of `data`.
+    pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Mat {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    pub fn t(self) -> Self {
+        Mat {
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
+    }
+
+    fn fits(&self) -> bool {
+        self.rows == 0
+            || self.cols == 0
+            || (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride
+                < self.data.len()
+    }
+}
+
+/// Whether one product may use rayon's threads (for a single large product) or must stay on
+/// the calling thread (when the caller already runs one product per thread).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Threads {
+    One,
+    All,
+}
+
+/// `c = a · b` (or `c += a · b` with `accumulate`), `c` row-major `a.rows × b.cols`.
+pub fn matmul(c: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: Threads) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "inner dimensions differ");
+    assert!(
+        c.len() >= m * n && a.fits() && b.fits(),
+        "matrix out of bounds"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            c[..m * n].fill(0.0);
+        }
+        return;
+    }
+    let parallelism = match threads {
+        Threads::One => gemm::Parallelism::None,
+        Threads::All => gemm::Parallelism::Rayon(0),
+    };
+    // SAFETY: `fits` and the length check above prove every index the kernel touches lies in
+    // the slices; `c` is borrowed mutably so nothing else aliases it.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.col_stride as isize,
+            a.row_stride as isize,
+            b.data.as_ptr(),
+            b.col_stride as isize,
+            b.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+        (0..m * n)
+            .map(|i| (0..k).map(|p| a[i / n * k + p] * b[p * n + i % n]).sum())
+            .collect()
+    }
+
+    #[test]
+    fn products_and_transposes_match_the_definition() {
+        let (m, k, n) = (5, 7, 3);
+        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
+        let expected = naive(&a, &b, m, k, n);
+        let mut c = vec![0.0; m * n];
+        matmul(
+            &mut c,
+            Mat::new(&a, m, k),
+            Mat::new(&b, k, n),
+            false,
+            Threads::One,
+        );
+        assert!(c.iter().zip(&expected).all(|(x, y)| (x - y).abs() < 1e-5));
+
+        // (bᵀ aᵀ)ᵀ = a b: compute bᵀ aᵀ from the same buffers through transposed views.
+        let mut ct = vec![0.0; n * m];
+        matmul(
+            &mut ct,
+            Mat::new(&b, k, n).t(),
+            Mat::new(&a, m, k).t(),
+            false,
+            Threads::All,
+        );
+        for i in 0..m {
+            for j in 0..n {
+                assert!((ct[j * m + i] - expected[i * n + j]).abs() < 1e-5);
+            }
+        }
+
+        matmul(
+            &mut c,
+            Mat::new(&a, m, k),
+            Mat::new(&b, k, n),
+            true,
+            Threads::One,
+        );
+        assert!(c
+            .iter()
+            .zip(&expected)
+            .all(|(x, y)| (x - 2.0 * y).abs() < 1e-5));
+    }
+}

@@ -1,0 +1,123 @@
+//! Dense: one GEMM over the whole batch (threaded inside the product), bias and activation fused.
+
+use super::{Layer, LayerConfig, Mode, Param};
+use crate::nn::activation::Activation;
+use crate::nn::gemm::{matmul, Mat, Threads};
+use crate::nn::init::glorot_uniform;
+use crate::nn::shape::Shape;
+
+pub struct Dense {
+    name: String,
+    inputs: usize,
+    units: usize,
+    activation: Activation,
+    kernel: Param,
+    bias: Option<Param>,
+}
+
+impl Dense {
+    pub fn new(
+        name: String,
+        inputs: usize,
+        units: usize,
+        activation: Activation,
+        use_bias: bool,
+        seed: u32,
+    ) -> Self {
+        let kernel = Param::new(
+            "kernel",
+            vec![inputs, units],
+            glorot_uniform(inputs * units, inputs, units, seed),
+        );
+        let bias = use_bias.then(|| Param::new("bias", vec![units], vec![0.0; units]));
+        Dense {
+            name,
+            inputs,
+            units,
+            activation,
+            kernel,
+            bias,
+        }
+    }
+}
+
+impl Layer for Dense {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn config(&self) -> LayerConfig {
+        LayerConfig::Dense {
+            units: self.units,
+            activation: self.activation,
+            use_bias: self.bias.is_some(),
+            name: Some(self.name.clone()),
+        }
+    }
+
+    fn output_shape(&self) -> Shape {
+        Shape::Vector(self.units)
+    }
+
+    fn params(&self) -> Vec<&Param> {
+        std::iter::once(&self.kernel)
+            .chain(self.bias.as_ref())
+            .collect()
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        std::iter::once(&mut self.kernel)
+            .chain(self.bias.as_mut())
+            .collect()
+    }
+
+    fn forward(&mut self, x: &[f32], y: &mut [f32], batch: usize, _mode: Mode) {
+        let y = &mut y[..batch * self.units];
+        let kernel = Mat::new(&self.kernel.value, self.inputs, self.units);
+        matmul(
+            y,
+            Mat::new(x, batch, self.inputs),
+            kernel,
+            false,
+            Threads::All,
+        );
+        if let Some(bias) = &self.bias {
+            for row in y.chunks_exact_mut(self.units) {
+                row.iter_mut().zip(&bias.value).for_each(|(v, b)| *v += b);
+            }
+        }
+        self.activation.forward(y, self.units);
+    }
+
+    fn backward(
+        &mut self,
+        x: &[f32],
+        y: &[f32],
+        dy: &mut [f32],
+        dx: Option<&mut [f32]>,
+        batch: usize,
+    ) {
+        let dy = &mut dy[..batch * self.units];
+        self.activation
+            .backward(&y[..batch * self.units], dy, self.units);
+        let grad = Mat::new(dy, batch, self.units);
+        let inputs = Mat::new(x, batch, self.inputs);
+        matmul(&mut self.kernel.grad, inputs.t(), grad, false, Threads::All);
+        if let Some(bias) = self.bias.as_mut() {
+            bias.grad.fill(0.0);
+            for row in dy.chunks_exact(self.units) {
+                bias.grad.iter_mut().zip(row).for_each(|(b, g)| *b += g);
+            }
+        }
+        if let Some(dx) = dx {
+            let kernel = Mat::new(&self.kernel.value, self.inputs, self.units);
+            matmul(
+                &mut dx[..batch * self.inputs],
+                grad,
+                kernel.t(),
+                false,
+                Threads::All,
+            );
+        }
+    }
+}

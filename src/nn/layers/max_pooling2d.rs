@@ -1,0 +1,121 @@
+//! MaxPooling2D that remembers where each maximum came from, so backward is a scatter.
+
+use super::window::Axis;
+use super::{Layer, LayerConfig, Mode, Padding, Pair};
+use crate::nn::shape::Shape;
+use rayon::prelude::*;
+
+pub struct MaxPooling2D {
+    name: String,
+    channels: usize,
+    rows: Axis,
+    cols: Axis,
+    padding: Padding,
+    /// For every output value of the last forward pass, the index of its input within the image.
+    argmax: Vec<u32>,
+}
+
+impl MaxPooling2D {
+    pub fn new(
+        name: String,
+        input: (usize, usize, usize),
+        pool: (usize, usize),
+        strides: (usize, usize),
+        padding: Padding,
+    ) -> Option<Self> {
+        let (h, w, channels) = input;
+        Some(MaxPooling2D {
+            name,
+            channels,
+            rows: Axis::new(h, pool.0, strides.0, padding)?,
+            cols: Axis::new(w, pool.1, strides.1, padding)?,
+            padding,
+            argmax: Vec::new(),
+        })
+    }
+
+    fn pool_image(&self, image: &[f32], out: &mut [f32], argmax: &mut [u32]) {
+        let c = self.channels;
+        for oy in 0..self.rows.output {
+            for ox in 0..self.cols.output {
+                let at = (oy * self.cols.output + ox) * c;
+                let (best, best_at) = (&mut out[at..at + c], &mut argmax[at..at + c]);
+                best.fill(f32::NEG_INFINITY);
+                for ky in 0..self.rows.window {
+                    let Some(iy) = self.rows.source(oy, ky) else {
+                        continue;
+                    };
+                    for kx in 0..self.cols.window {
+                        let Some(ix) = self.cols.source(ox, kx) else {
+                            continue;
+                        };
+                        let base = (iy * self.cols.input + ix) * c;
+                        for ch in 0..c {
+                            let v = image[base + ch];
+                            if v > best[ch] || best_at[ch] == u32::MAX {
+                                best[ch] = v;
+                                best_at[ch] = (base + ch) as u32;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Layer for MaxPooling2D {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn config(&self) -> LayerConfig {
+        LayerConfig::MaxPooling2D {
+            pool_size: Pair::Two([self.rows.window, self.cols.window]),
+            strides: Some(Pair::Two([self.rows.stride, self.cols.stride])),
+            padding: self.padding,
+            name: Some(self.name.clone()),
+        }
+    }
+
+    fn output_shape(&self) -> Shape {
+        Shape::image(self.rows.output, self.cols.output, self.channels)
+    }
+
+    fn forward(&mut self, x: &[f32], y: &mut [f32], batch: usize, _mode: Mode) {
+        let in_size = self.rows.input * self.cols.input * self.channels;
+        let out_size = self.output_shape().size();
+        let mut argmax = std::mem::take(&mut self.argmax);
+        argmax.clear();
+        argmax.resize(batch * out_size, u32::MAX);
+        y[..batch * out_size]
+            .par_chunks_mut(out_size)
+            .zip(x[..batch * in_size].par_chunks(in_size))
+            .zip(argmax.par_chunks_mut(out_size))
+            .for_each(|((out, image), arg)| self.pool_image(image, out, arg));
+        self.argmax = argmax;
+    }
+
+    fn backward(
+        &mut self,
+        _x: &[f32],
+        _y: &[f32],
+        dy: &mut [f32],
+        dx: Option<&mut [f32]>,
+        batch: usize,
+    ) {
+        let Some(dx) = dx else { return };
+        let in_size = self.rows.input * self.cols.input * self.channels;
+        let out_size = self.output_shape().size();
+        dx[..batch * in_size]
+            .par_chunks_mut(in_size)
+            .zip(dy[..batch * out_size].par_chunks(out_size))
+            .zip(self.argmax.par_chunks(out_size))
+            .for_each(|((dimage, dout), arg)| {
+                dimage.fill(0.0);
+                for (&g, &i) in dout.iter().zip(arg) {
+                    dimage[i as usize] += g;
+                }
+            });
+    }
+}

@@ -1,0 +1,16 @@
+//! petal's own training engine: layer-wise explicit forward and backward passes over NHWC
+//! float32 batches, the heavy lifting in GEMM, threads over the batch.
+
+pub mod activation;
+pub mod gemm;
+pub mod init;
+pub mod layers;
+pub mod loss;
+pub mod model;
+pub mod optim;
+pub mod presets;
+pub mod shape;
+
+pub use layers::Mode;
+pub use model::{ModelConfig, Sequential};
+pub use shape::Shape;
