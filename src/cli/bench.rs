@@ -4,6 +4,8 @@ use super::dataset_args::DatasetArgs;
 use super::progress;
 use clap::Subcommand;
 use petal::data::CacheMode;
+use petal::nn::optim::{Optimizer, OptimizerConfig};
+use petal::nn::{presets, Mode, Sequential};
 use petal::Result;
 use std::time::Instant;
 
@@ -17,12 +19,98 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1)]
         epochs: usize,
     },
+    /// Images per second of full training steps (forward, backward, Adam) of the tutorial model
+    /// on random data.
+    Train {
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        /// Timed steps (after two warm-up steps).
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+    },
+    /// Inference latency at batch size 1 and throughput at batch size 32, tutorial model.
+    Infer {
+        /// Timed runs per measurement.
+        #[arg(long, default_value_t = 50)]
+        runs: usize,
+    },
 }
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Data { data, epochs } => bench_data(&data, epochs.max(1)),
+        BenchCommand::Train { batch_size, steps } => bench_train(batch_size.max(1), steps.max(1)),
+        BenchCommand::Infer { runs } => bench_infer(runs.max(1)),
     }
+}
+
+fn tutorial_model() -> Result<Sequential> {
+    Sequential::new(&presets::preset("tutorial", 180, 180, 5)?, 123)
+}
+
+/// Pixel-like values that do not repeat, so no kernel sees a special case.
+fn random_images(batch: usize) -> Vec<f32> {
+    (0..batch * 180 * 180 * 3)
+        .map(|i| ((i as u64 * 2_654_435_761) % 256) as f32)
+        .collect()
+}
+
+fn bench_train(batch: usize, steps: usize) -> Result<()> {
+    let mut model = tutorial_model()?;
+    let mut adam = Optimizer::new(OptimizerConfig::adam());
+    let images = random_images(batch);
+    let labels: Vec<i32> = (0..batch as i32).map(|i| i % 5).collect();
+    let mut grad = vec![0f32; batch * 5];
+    let mut step = |model: &mut Sequential| {
+        let out = model.forward(&images, batch, Mode::Train);
+        petal::nn::loss::sparse_categorical_crossentropy(out, &labels, 5, true, Some(&mut grad));
+        model.backward(&images, &grad, batch);
+        adam.apply(model.params_mut());
+    };
+    for _ in 0..2 {
+        step(&mut model);
+    }
+    let start = Instant::now();
+    for _ in 0..steps {
+        step(&mut model);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    println!(
+        "petal bench train: tutorial model, batch {batch}, {steps} steps in {seconds:.2} s: {:.1} images/s ({:.1} ms/step, {} threads)",
+        (batch * steps) as f64 / seconds,
+        seconds * 1e3 / steps as f64,
+        rayon::current_num_threads()
+    );
+    Ok(())
+}
+
+fn bench_infer(runs: usize) -> Result<()> {
+    let mut model = tutorial_model()?;
+    let one = random_images(1);
+    let mut latencies: Vec<f64> = (0..runs + 3)
+        .map(|_| {
+            let start = Instant::now();
+            model.forward(&one, 1, Mode::Infer);
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .skip(3)
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let batch = random_images(32);
+    model.forward(&batch, 32, Mode::Infer);
+    let rounds = runs.div_ceil(10).max(3);
+    let start = Instant::now();
+    for _ in 0..rounds {
+        model.forward(&batch, 32, Mode::Infer);
+    }
+    let throughput = (32 * rounds) as f64 / start.elapsed().as_secs_f64();
+    println!(
+        "petal bench infer: tutorial model, batch 1: {:.2} ms median ({:.2} ms best); batch 32: {throughput:.0} images/s ({} threads)",
+        latencies[latencies.len() / 2],
+        latencies[0],
+        rayon::current_num_threads()
+    );
+    Ok(())
 }
 
 fn bench_data(args: &DatasetArgs, epochs: usize) -> Result<()> {

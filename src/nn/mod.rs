@@ -7,9 +7,11 @@ pub mod init;
 pub mod layers;
 pub mod loss;
 pub mod model;
+pub mod model_file;
 pub mod optim;
 pub mod presets;
 pub mod shape;
+pub mod train;
 
 pub use layers::Mode;
 pub use model::{ModelConfig, Sequential};

@@ -35,6 +35,16 @@ impl MaxPooling2D {
     }
 
     fn pool_image(&self, image: &[f32], out: &mut [f32], argmax: &mut [u32]) {
+        if (
+            self.rows.window,
+            self.rows.stride,
+            self.cols.window,
+            self.cols.stride,
+            self.padding,
+        ) == (2, 2, 2, 2, Padding::Valid)
+        {
+            return self.pool_2x2(image, out, argmax);
+        }
         let c = self.channels;
         for oy in 0..self.rows.output {
             for ox in 0..self.cols.output {
@@ -58,6 +68,38 @@ impl MaxPooling2D {
                             }
                         }
                     }
+                }
+            }
+        }
+    }
+}
+
+impl MaxPooling2D {
+    /// Keras's default pool (2×2, stride 2, valid): no padding checks, four candidates per value.
+    fn pool_2x2(&self, image: &[f32], out: &mut [f32], argmax: &mut [u32]) {
+        let c = self.channels;
+        let line = self.cols.input * c;
+        for oy in 0..self.rows.output {
+            let top = 2 * oy * line;
+            for ox in 0..self.cols.output {
+                let at = (oy * self.cols.output + ox) * c;
+                let corners = [
+                    top + 2 * ox * c,
+                    top + (2 * ox + 1) * c,
+                    top + line + 2 * ox * c,
+                    top + line + (2 * ox + 1) * c,
+                ];
+                for ch in 0..c {
+                    let (mut best, mut best_at) = (image[corners[0] + ch], corners[0] + ch);
+                    for &corner in &corners[1..] {
+                        let v = image[corner + ch];
+                        if v > best {
+                            best = v;
+                            best_at = corner + ch;
+                        }
+                    }
+                    out[at + ch] = best;
+                    argmax[at + ch] = best_at as u32;
                 }
             }
         }

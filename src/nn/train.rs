@@ -1,0 +1,231 @@
+//! `model.fit` and `model.evaluate`: epochs over a dataset with Adam or SGD, Keras's metrics per
+//! epoch, a clean stop on Ctrl-C or a NaN loss that keeps the last finished epoch's weights.
+
+use super::layers::Mode;
+use super::loss::{sparse_categorical_crossentropy, BatchScore};
+use super::model::Sequential;
+use super::optim::Optimizer;
+use super::shape::Shape;
+use crate::data::{Batch, Dataset};
+use crate::{Error, Result};
+use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// One epoch's figures, as Keras prints them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EpochLog {
+    /// Counted from 1.
+    pub epoch: usize,
+    pub loss: f64,
+    pub accuracy: f64,
+    pub val_loss: Option<f64>,
+    pub val_accuracy: Option<f64>,
+    pub seconds: f64,
+    /// Training images per second (validation excluded).
+    pub images_per_second: f64,
+}
+
+/// Keras's `History.history`, one entry per finished epoch.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct History {
+    pub epochs: Vec<EpochLog>,
+}
+
+/// Why `fit` returned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stop {
+    Finished,
+    /// Ctrl-C: the unfinished epoch was discarded.
+    Interrupted,
+    /// The loss became NaN or infinite in this epoch (counted from 1) and batch; the weights are
+    /// the last finished epoch's.
+    NotFinite {
+        epoch: usize,
+        batch: usize,
+    },
+}
+
+/// Hooks for progress display.
+pub trait FitObserver {
+    fn epoch_started(&mut self, _epoch: usize, _epochs: usize, _batches: usize) {}
+    fn batch_finished(&mut self, _batch: usize, _running: &BatchScore) {}
+    fn epoch_finished(&mut self, _log: &EpochLog) {}
+}
+
+/// An observer that shows nothing.
+pub struct Silent;
+impl FitObserver for Silent {}
+
+fn check_fit(model: &Sequential, dataset: &Dataset) -> Result<usize> {
+    let (h, w, c) = dataset.image_shape();
+    if model.input_shape() != Shape::image(h, w, c) {
+        return Err(Error::Model(format!(
+            "the model takes {} images but the dataset yields (None, {h}, {w}, {c}): use --image-size to match",
+            model.input_shape()
+        )));
+    }
+    let classes = dataset.class_names().len();
+    match model.output_shape() {
+        Shape::Vector(units) if units == classes => Ok(classes),
+        shape => Err(Error::Model(format!(
+            "the model outputs {shape} but the dataset has {classes} classes: its last layer needs {classes} units"
+        ))),
+    }
+}
+
+/// Trains `model` for `epochs`, validating after each when `validation` is given.
+pub fn fit(
+    model: &mut Sequential,
+    optimizer: &mut Optimizer,
+    train: &Dataset,
+    validation: Option<&Dataset>,
+    epochs: usize,
+    observer: &mut dyn FitObserver,
+    interrupt: &AtomicBool,
+) -> Result<(History, Stop)> {
+    let classes = check_fit(model, train)?;
+    if let Some(val) = validation {
+        check_fit(model, val)?;
+    }
+    let from_logits = !model.outputs_probabilities();
+    let mut grad = vec![0f32; train.batch_size() * classes];
+    let mut history = History::default();
+    for epoch in 0..epochs {
+        let snapshot: Vec<Vec<f32>> = model.params_mut().iter().map(|p| p.value.clone()).collect();
+        let restore = |model: &mut Sequential| {
+            for (p, saved) in model.params_mut().into_iter().zip(&snapshot) {
+                p.value.copy_from_slice(saved);
+            }
+        };
+        observer.epoch_started(epoch + 1, epochs, train.num_batches());
+        let start = Instant::now();
+        let mut running = BatchScore::default();
+        for (b, batch) in train.epoch(epoch).enumerate() {
+            if interrupt.load(Ordering::Relaxed) {
+                restore(model);
+                return Ok((history, Stop::Interrupted));
+            }
+            let n = batch.len();
+            let outputs = model.forward(&batch.images, n, Mode::Train);
+            let score = sparse_categorical_crossentropy(
+                outputs,
+                &batch.labels,
+                classes,
+                from_logits,
+                Some(&mut grad),
+            );
+            if !score.loss_sum.is_finite() {
+                restore(model);
+                return Ok((
+                    history,
+                    Stop::NotFinite {
+                        epoch: epoch + 1,
+                        batch: b + 1,
+                    },
+                ));
+            }
+            model.backward(&batch.images, &grad[..n * classes], n);
+            optimizer.apply(model.params_mut());
+            running += score;
+            observer.batch_finished(b + 1, &running);
+        }
+        let train_seconds = start.elapsed().as_secs_f64();
+        let val = validation.map(|v| evaluate_score(model, v, classes, from_logits));
+        let log = EpochLog {
+            epoch: epoch + 1,
+            loss: running.loss(),
+            accuracy: running.accuracy(),
+            val_loss: val.map(|s| s.loss()),
+            val_accuracy: val.map(|s| s.accuracy()),
+            seconds: start.elapsed().as_secs_f64(),
+            images_per_second: running.count as f64 / train_seconds,
+        };
+        observer.epoch_finished(&log);
+        history.epochs.push(log);
+    }
+    Ok((history, Stop::Finished))
+}
+
+fn evaluate_score(
+    model: &mut Sequential,
+    dataset: &Dataset,
+    classes: usize,
+    from_logits: bool,
+) -> BatchScore {
+    let mut total = BatchScore::default();
+    for batch in dataset.epoch(0) {
+        let outputs = model.forward(&batch.images, batch.len(), Mode::Infer);
+        total +=
+            sparse_categorical_crossentropy(outputs, &batch.labels, classes, from_logits, None);
+    }
+    total
+}
+
+/// Loss, accuracy and the confusion matrix of a model on a dataset.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evaluation {
+    pub loss: f64,
+    pub accuracy: f64,
+    pub class_names: Vec<String>,
+    /// `confusion[true][predicted]` counts.
+    pub confusion: Vec<Vec<usize>>,
+}
+
+impl Evaluation {
+    /// Of the images predicted as class `c`, the share that are `c`.
+    pub fn precision(&self, c: usize) -> f64 {
+        let predicted: usize = self.confusion.iter().map(|row| row[c]).sum();
+        self.confusion[c][c] as f64 / predicted.max(1) as f64
+    }
+
+    /// Of the images of class `c`, the share predicted as `c`.
+    pub fn recall(&self, c: usize) -> f64 {
+        let actual: usize = self.confusion[c].iter().sum();
+        self.confusion[c][c] as f64 / actual.max(1) as f64
+    }
+}
+
+pub fn evaluate(model: &mut Sequential, dataset: &Dataset) -> Result<Evaluation> {
+    let classes = check_fit(model, dataset)?;
+    let from_logits = !model.outputs_probabilities();
+    let mut total = BatchScore::default();
+    let mut confusion = vec![vec![0usize; classes]; classes];
+    for batch in dataset.epoch(0) {
+        let outputs = model.forward(&batch.images, batch.len(), Mode::Infer);
+        total +=
+            sparse_categorical_crossentropy(outputs, &batch.labels, classes, from_logits, None);
+        for (row, &label) in outputs.chunks_exact(classes).zip(&batch.labels) {
+            confusion[label as usize][argmax(row)] += 1;
+        }
+    }
+    Ok(Evaluation {
+        loss: total.loss(),
+        accuracy: total.accuracy(),
+        class_names: dataset.class_names().to_vec(),
+        confusion,
+    })
+}
+
+pub fn argmax(row: &[f32]) -> usize {
+    row.iter()
+        .enumerate()
+        .fold(0, |best, (i, &v)| if v > row[best] { i } else { best })
+}
+
+/// Class probabilities for each image of a batch (softmax applied to logits).
+pub fn predict(model: &mut Sequential, batch: &Batch) -> Vec<Vec<f32>> {
+    let probabilities = model.outputs_probabilities();
+    let outputs = model.forward(&batch.images, batch.len(), Mode::Infer);
+    let classes = outputs.len() / batch.len().max(1);
+    outputs
+        .chunks_exact(classes.max(1))
+        .map(|row| {
+            let mut row = row.to_vec();
+            if !probabilities {
+                super::activation::softmax_in_place(&mut row);
+            }
+            row
+        })
+        .collect()
+}
