@@ -3,7 +3,9 @@
 mod bench;
 mod data;
 mod dataset_args;
+mod model;
 mod progress;
+mod train;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -27,6 +29,14 @@ enum Command {
     /// Look at a folder of images: classes, counts, split, sample pictures.
     #[command(subcommand)]
     Data(data::DataCommand),
+    /// Train a model on a folder of images (the tutorial's model by default).
+    Train(train::TrainArgs),
+    /// Print a model's layers, output shapes and parameter counts.
+    Summary(model::SummaryArgs),
+    /// Classify images with a trained model.
+    Predict(model::PredictArgs),
+    /// Loss, accuracy, per-class precision and recall, and the confusion matrix on a folder.
+    Evaluate(model::EvaluateArgs),
     /// Measure petal's speed.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -45,6 +55,10 @@ pub fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Data(cmd) => data::run(cmd),
+        Command::Train(args) => train::run(args),
+        Command::Summary(args) => model::summary(args),
+        Command::Predict(args) => model::predict(args),
+        Command::Evaluate(args) => model::evaluate_command(args),
         Command::Bench(cmd) => bench::run(cmd),
     };
     match result {

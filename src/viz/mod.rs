@@ -1,8 +1,10 @@
 //! Pictures of the data as PNG files.
 
 pub mod grid;
+pub mod plot;
 pub mod png;
 pub mod text;
 
 pub use grid::{image_grid, Tile};
+pub use plot::history_plot;
 pub use png::save_png;

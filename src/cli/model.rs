@@ -1,0 +1,187 @@
+//! `petal summary`, `petal predict` and `petal evaluate`.
+
+use super::dataset_args::DatasetArgs;
+use clap::Args;
+use petal::data::decode::{decode_file, ColorMode, DEFAULT_MAX_PIXELS};
+use petal::data::resize::{resize, Window};
+use petal::data::{CacheMode, Interpolation, Subset};
+use petal::nn::model_file::{self, SavedModel};
+use petal::nn::train::{argmax, evaluate};
+use petal::nn::{presets, Mode, Sequential, Shape};
+use petal::{Error, Result};
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct SummaryArgs {
+    /// A model file written by `petal train`.
+    #[arg(required_unless_present = "preset")]
+    pub model: Option<PathBuf>,
+    /// Show a built-in model instead (for 180×180 RGB images and 5 classes).
+    #[arg(long)]
+    pub preset: Option<String>,
+}
+
+pub fn summary(args: SummaryArgs) -> Result<()> {
+    let model = match (&args.model, &args.preset) {
+        (Some(path), _) => model_file::load(path)?.model,
+        (None, Some(name)) => Sequential::new(&presets::preset(name, 180, 180, 5)?, 0)?,
+        (None, None) => unreachable!("clap requires one of them"),
+    };
+    print!("{}", model.summary("sequential"));
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct PredictArgs {
+    pub model: PathBuf,
+    /// Images to classify.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// One JSON object per image instead of sentences.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn predict(args: PredictArgs) -> Result<()> {
+    let SavedModel {
+        mut model,
+        class_names,
+    } = model_file::load(&args.model)?;
+    let Shape::Image {
+        height,
+        width,
+        channels,
+    } = model.input_shape()
+    else {
+        return Err(Error::Model("the model does not take images".into()));
+    };
+    let mode = match channels {
+        1 => ColorMode::Grayscale,
+        4 => ColorMode::Rgba,
+        _ => ColorMode::Rgb,
+    };
+    let probabilities_out = model.outputs_probabilities();
+    let mut failures = 0;
+    for path in &args.images {
+        let image = match decode_file(path, mode, DEFAULT_MAX_PIXELS) {
+            Ok(image) => image,
+            Err(e) => {
+                eprintln!("error: {e}");
+                failures += 1;
+                continue;
+            }
+        };
+        if (image.height, image.width) != (height, width) && !args.json {
+            eprintln!(
+                "note: {} is {}×{}; resized to {width}×{height} as Keras's load_img(target_size=…) does",
+                path.display(),
+                image.width,
+                image.height
+            );
+        }
+        // Keras's load_img resizes with nearest-neighbour by default.
+        let input = resize(
+            &image,
+            Window::whole(&image),
+            height,
+            width,
+            Interpolation::Nearest,
+        );
+        let x: Vec<f32> = input.pixels.iter().map(|&v| v as f32).collect();
+        let mut scores = model.forward(&x, 1, Mode::Infer).to_vec();
+        if !probabilities_out {
+            petal::nn::activation::softmax_in_place(&mut scores);
+        }
+        let best = argmax(&scores);
+        if args.json {
+            let probabilities: serde_json::Map<String, serde_json::Value> = class_names
+                .iter()
+                .cloned()
+                .zip(scores.iter().map(|&p| serde_json::json!(p)))
+                .collect();
+            let line = serde_json::json!({
+                "image": path.display().to_string(),
+                "class": class_names[best],
+                "confidence": scores[best],
+                "probabilities": probabilities,
+            });
+            println!("{line}");
+        } else {
+            println!(
+                "{}: This image most likely belongs to {} with a {:.2} percent confidence.",
+                path.display(),
+                class_names[best],
+                100.0 * scores[best]
+            );
+        }
+    }
+    if failures > 0 {
+        return Err(Error::InvalidArgument(format!(
+            "{failures} of {} images could not be read",
+            args.images.len()
+        )));
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct EvaluateArgs {
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub data: DatasetArgs,
+    /// training or validation (needs --validation-split and --seed); all files when absent.
+    #[arg(long)]
+    pub subset: Option<Subset>,
+}
+
+pub fn evaluate_command(args: EvaluateArgs) -> Result<()> {
+    let SavedModel {
+        mut model,
+        class_names,
+    } = model_file::load(&args.model)?;
+    let Shape::Image { height, width, .. } = model.input_shape() else {
+        return Err(Error::Model("the model does not take images".into()));
+    };
+    let mut data = args.data;
+    data.image_size = (height, width);
+    let builder = data
+        .builder(CacheMode::None)
+        .shuffle(data.validation_split.is_some() && !data.no_shuffle);
+    let dataset = match args.subset {
+        Some(subset) => builder.build_subset(subset)?,
+        None => builder.build()?,
+    };
+    if dataset.class_names() != class_names.as_slice() {
+        return Err(Error::Model(format!(
+            "the model was trained on classes {class_names:?} but the folder has {:?}",
+            dataset.class_names()
+        )));
+    }
+    let result = evaluate(&mut model, &dataset)?;
+    println!(
+        "{} images: loss {:.4}, accuracy {:.4}",
+        dataset.len(),
+        result.loss,
+        result.accuracy
+    );
+    let width = class_names
+        .iter()
+        .map(|n| n.len())
+        .max()
+        .unwrap_or(5)
+        .max(9);
+    println!("{:<width$}  precision  recall", "class");
+    for (c, name) in class_names.iter().enumerate() {
+        println!(
+            "{name:<width$}  {:>9.3}  {:>6.3}",
+            result.precision(c),
+            result.recall(c)
+        );
+    }
+    println!("confusion matrix (rows: true class, columns: predicted):");
+    for (name, row) in class_names.iter().zip(&result.confusion) {
+        let cells: Vec<String> = row.iter().map(|n| format!("{n:>5}")).collect();
+        println!("{name:<width$} {}", cells.join(""));
+    }
+    Ok(())
+}
