@@ -107,9 +107,13 @@ pub fn predict(args: PredictArgs) -> Result<()> {
             });
             println!("{line}");
         } else {
+            let prefix = if args.images.len() > 1 {
+                format!("{}: ", path.display())
+            } else {
+                String::new()
+            };
             println!(
-                "{}: This image most likely belongs to {} with a {:.2} percent confidence.",
-                path.display(),
+                "{prefix}This image most likely belongs to {} with a {:.2} percent confidence.",
                 class_names[best],
                 100.0 * scores[best]
             );

@@ -71,7 +71,10 @@ pub struct Sequential {
     /// Whether each layer must pass a gradient to its input (some earlier layer has weights).
     needs_input_grad: Vec<bool>,
     outputs: Vec<Vec<f32>>,
-    grads: Vec<Vec<f32>>,
+    /// Two gradient buffers used in turn (d loss / d output of a layer, and of its input), each
+    /// as large as the largest layer output: backward never needs more than two at once.
+    gradient: Vec<f32>,
+    input_gradient: Vec<f32>,
 }
 
 impl Sequential {
@@ -139,7 +142,8 @@ impl Sequential {
             layers,
             needs_input_grad,
             outputs: Vec::new(),
-            grads: Vec::new(),
+            gradient: Vec::new(),
+            input_gradient: Vec::new(),
         })
     }
 
@@ -214,13 +218,11 @@ impl Sequential {
     fn reserve(&mut self, batch: usize) {
         if self.outputs.len() != self.layers.len() {
             self.outputs = vec![Vec::new(); self.layers.len()];
-            self.grads = vec![Vec::new(); self.layers.len()];
         }
         for (i, layer) in self.layers.iter().enumerate() {
             let need = batch * layer.output_shape().size();
             if self.outputs[i].len() < need {
                 self.outputs[i].resize(need, 0.0);
-                self.grads[i].resize(need, 0.0);
             }
         }
     }
@@ -245,18 +247,29 @@ impl Sequential {
     /// Back-propagates `d_output` (d loss / d outputs of the last forward pass) and leaves every
     /// parameter's gradient in its `grad`.
     pub fn backward(&mut self, x: &[f32], d_output: &[f32], batch: usize) {
-        let last = self.layers.len() - 1;
+        let largest = self
+            .layers
+            .iter()
+            .map(|l| l.output_shape().size())
+            .max()
+            .unwrap_or(0)
+            * batch;
+        for buffer in [&mut self.gradient, &mut self.input_gradient] {
+            if buffer.len() < largest {
+                buffer.resize(largest, 0.0);
+            }
+        }
         let n = batch * self.output_shape().size();
-        self.grads[last][..n].copy_from_slice(&d_output[..n]);
+        self.gradient[..n].copy_from_slice(&d_output[..n]);
         for i in (0..self.layers.len()).rev() {
-            let (grads_before, grads_rest) = self.grads.split_at_mut(i);
             let input = if i == 0 { x } else { &self.outputs[i - 1][..] };
-            let dx = if i > 0 && self.needs_input_grad[i] {
-                Some(&mut grads_before[i - 1][..])
-            } else {
-                None
-            };
-            self.layers[i].backward(input, &self.outputs[i], &mut grads_rest[0], dx, batch);
+            let wants_dx = i > 0 && self.needs_input_grad[i];
+            let dx = wants_dx.then_some(&mut self.input_gradient[..]);
+            self.layers[i].backward(input, &self.outputs[i], &mut self.gradient, dx, batch);
+            if !wants_dx {
+                break; // no earlier layer has weights
+            }
+            std::mem::swap(&mut self.gradient, &mut self.input_gradient);
         }
     }
 
