@@ -539,6 +539,20 @@ mod tests {
     }
 
     #[test]
+    fn default_pool_on_odd_sizes_gradients_match() {
+        check_gradients(
+            r#"{"input_shape": [7, 5, 2], "layers": [
+                {"type": "Rescaling", "scale": 0.00392156862745098},
+                {"type": "Conv2D", "filters": 3, "kernel_size": 3, "padding": "same", "activation": "sigmoid"},
+                {"type": "MaxPooling2D"},
+                {"type": "Flatten"},
+                {"type": "Dense", "units": 3}
+            ]}"#,
+            3,
+        );
+    }
+
+    #[test]
     fn relu_and_overlapping_pools_gradients_match() {
         check_gradients(
             r#"{"input_shape": [6, 6, 1], "layers": [

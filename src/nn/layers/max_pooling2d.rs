@@ -75,7 +75,18 @@ impl MaxPooling2D {
 }
 
 impl MaxPooling2D {
-    /// Keras's default pool (2×2, stride 2, valid): no padding checks, four candidates per value.
+    fn is_2x2(&self) -> bool {
+        (
+            self.rows.window,
+            self.rows.stride,
+            self.cols.window,
+            self.cols.stride,
+            self.padding,
+        ) == (2, 2, 2, 2, Padding::Valid)
+    }
+
+    /// Keras's default pool (2×2, stride 2, valid): four candidate rows of `c` channels per
+    /// output pixel, compared channel-wise so the compiler vectorises the loop.
     fn pool_2x2(&self, image: &[f32], out: &mut [f32], argmax: &mut [u32]) {
         let c = self.channels;
         let line = self.cols.input * c;
@@ -89,17 +100,54 @@ impl MaxPooling2D {
                     top + line + 2 * ox * c,
                     top + line + (2 * ox + 1) * c,
                 ];
-                for ch in 0..c {
-                    let (mut best, mut best_at) = (image[corners[0] + ch], corners[0] + ch);
-                    for &corner in &corners[1..] {
-                        let v = image[corner + ch];
-                        if v > best {
-                            best = v;
-                            best_at = corner + ch;
+                let best = &mut out[at..at + c];
+                let best_at = &mut argmax[at..at + c];
+                best.copy_from_slice(&image[corners[0]..corners[0] + c]);
+                for (ch, i) in best_at.iter_mut().enumerate() {
+                    *i = (corners[0] + ch) as u32;
+                }
+                for &corner in &corners[1..] {
+                    let candidate = &image[corner..corner + c];
+                    for (ch, ((b, i), &v)) in best
+                        .iter_mut()
+                        .zip(best_at.iter_mut())
+                        .zip(candidate)
+                        .enumerate()
+                    {
+                        if v > *b {
+                            *b = v;
+                            *i = (corner + ch) as u32;
                         }
                     }
-                    out[at + ch] = best;
-                    argmax[at + ch] = best_at as u32;
+                }
+            }
+        }
+    }
+
+    /// Backward of [`pool_2x2`]: the windows tile the input, so each input value is written
+    /// once (its gradient or zero) instead of clearing everything first and scattering.
+    fn unpool_2x2(&self, dimage: &mut [f32], dout: &[f32], argmax: &[u32]) {
+        let c = self.channels;
+        let line = self.cols.input * c;
+        let (used_rows, used_cols) = (2 * self.rows.output, 2 * self.cols.output);
+        if used_rows < self.rows.input || used_cols < self.cols.input {
+            dimage.fill(0.0); // an odd last row or column takes no part in any window
+        }
+        for oy in 0..self.rows.output {
+            let top = 2 * oy * line;
+            for ox in 0..self.cols.output {
+                let at = (oy * self.cols.output + ox) * c;
+                let corners = [
+                    top + 2 * ox * c,
+                    top + (2 * ox + 1) * c,
+                    top + line + 2 * ox * c,
+                    top + line + (2 * ox + 1) * c,
+                ];
+                for corner in corners {
+                    for ch in 0..c {
+                        let winner = argmax[at + ch] as usize == corner + ch;
+                        dimage[corner + ch] = if winner { dout[at + ch] } else { 0.0 };
+                    }
                 }
             }
         }
@@ -154,6 +202,9 @@ impl Layer for MaxPooling2D {
             .zip(dy[..batch * out_size].par_chunks(out_size))
             .zip(self.argmax.par_chunks(out_size))
             .for_each(|((dimage, dout), arg)| {
+                if self.is_2x2() {
+                    return self.unpool_2x2(dimage, dout, arg);
+                }
                 dimage.fill(0.0);
                 for (&g, &i) in dout.iter().zip(arg) {
                     dimage[i as usize] += g;
