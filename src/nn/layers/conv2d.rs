@@ -2,7 +2,10 @@
 //! activation fused into the output pass. Kernel layout is Keras's (kh, kw, in, filters).
 
 use super::window::Axis;
-use super::{workers, Layer, LayerConfig, Mode, Padding, Pair, Param};
+use super::{
+    add_bias, kernel_and_bias, kernel_and_bias_mut, workers, Layer, LayerConfig, Mode, Padding,
+    Pair, Param,
+};
 use crate::nn::activation::Activation;
 use crate::nn::gemm::{matmul, Mat, Threads};
 use crate::nn::init::glorot_uniform;
@@ -252,15 +255,11 @@ impl Layer for Conv2D {
     }
 
     fn params(&self) -> Vec<&Param> {
-        std::iter::once(&self.kernel)
-            .chain(self.bias.as_ref())
-            .collect()
+        kernel_and_bias(&self.kernel, &self.bias)
     }
 
     fn params_mut(&mut self) -> Vec<&mut Param> {
-        std::iter::once(&mut self.kernel)
-            .chain(self.bias.as_mut())
-            .collect()
+        kernel_and_bias_mut(&mut self.kernel, &mut self.bias)
     }
 
     fn forward(&mut self, x: &[f32], y: &mut [f32], batch: usize, _mode: Mode) {
@@ -302,9 +301,7 @@ impl Layer for Conv2D {
                             Threads::One,
                         );
                         if let Some(bias) = bias {
-                            for row in out.chunks_exact_mut(filters) {
-                                row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
-                            }
+                            add_bias(out, bias);
                         }
                         activation.forward(out, filters);
                     }

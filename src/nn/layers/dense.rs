@@ -1,6 +1,6 @@
 //! Dense: one GEMM over the whole batch (threaded inside the product), bias and activation fused.
 
-use super::{Layer, LayerConfig, Mode, Param};
+use super::{add_bias, kernel_and_bias, kernel_and_bias_mut, Layer, LayerConfig, Mode, Param};
 use crate::nn::activation::Activation;
 use crate::nn::gemm::{matmul, Mat, Threads};
 use crate::nn::init::glorot_uniform;
@@ -60,15 +60,11 @@ impl Layer for Dense {
     }
 
     fn params(&self) -> Vec<&Param> {
-        std::iter::once(&self.kernel)
-            .chain(self.bias.as_ref())
-            .collect()
+        kernel_and_bias(&self.kernel, &self.bias)
     }
 
     fn params_mut(&mut self) -> Vec<&mut Param> {
-        std::iter::once(&mut self.kernel)
-            .chain(self.bias.as_mut())
-            .collect()
+        kernel_and_bias_mut(&mut self.kernel, &mut self.bias)
     }
 
     fn forward(&mut self, x: &[f32], y: &mut [f32], batch: usize, _mode: Mode) {
@@ -82,9 +78,7 @@ impl Layer for Dense {
             Threads::All,
         );
         if let Some(bias) = &self.bias {
-            for row in y.chunks_exact_mut(self.units) {
-                row.iter_mut().zip(&bias.value).for_each(|(v, b)| *v += b);
-            }
+            add_bias(y, &bias.value);
         }
         self.activation.forward(y, self.units);
     }

@@ -75,6 +75,19 @@ impl MaxPooling2D {
 }
 
 impl MaxPooling2D {
+    /// Offsets of the first channel of the four inputs of 2×2 window (`oy`, `ox`).
+    fn window_corners(&self, oy: usize, ox: usize) -> [usize; 4] {
+        let c = self.channels;
+        let line = self.cols.input * c;
+        let (top, left) = (2 * oy * line, 2 * ox * c);
+        [
+            top + left,
+            top + left + c,
+            top + line + left,
+            top + line + left + c,
+        ]
+    }
+
     fn is_2x2(&self) -> bool {
         (
             self.rows.window,
@@ -89,17 +102,10 @@ impl MaxPooling2D {
     /// output pixel, compared channel-wise so the compiler vectorises the loop.
     fn pool_2x2(&self, image: &[f32], out: &mut [f32], argmax: &mut [u32]) {
         let c = self.channels;
-        let line = self.cols.input * c;
         for oy in 0..self.rows.output {
-            let top = 2 * oy * line;
             for ox in 0..self.cols.output {
                 let at = (oy * self.cols.output + ox) * c;
-                let corners = [
-                    top + 2 * ox * c,
-                    top + (2 * ox + 1) * c,
-                    top + line + 2 * ox * c,
-                    top + line + (2 * ox + 1) * c,
-                ];
+                let corners = self.window_corners(oy, ox);
                 let best = &mut out[at..at + c];
                 let best_at = &mut argmax[at..at + c];
                 best.copy_from_slice(&image[corners[0]..corners[0] + c]);
@@ -128,21 +134,14 @@ impl MaxPooling2D {
     /// once (its gradient or zero) instead of clearing everything first and scattering.
     fn unpool_2x2(&self, dimage: &mut [f32], dout: &[f32], argmax: &[u32]) {
         let c = self.channels;
-        let line = self.cols.input * c;
         let (used_rows, used_cols) = (2 * self.rows.output, 2 * self.cols.output);
         if used_rows < self.rows.input || used_cols < self.cols.input {
             dimage.fill(0.0); // an odd last row or column takes no part in any window
         }
         for oy in 0..self.rows.output {
-            let top = 2 * oy * line;
             for ox in 0..self.cols.output {
                 let at = (oy * self.cols.output + ox) * c;
-                let corners = [
-                    top + 2 * ox * c,
-                    top + (2 * ox + 1) * c,
-                    top + line + 2 * ox * c,
-                    top + line + (2 * ox + 1) * c,
-                ];
+                let corners = self.window_corners(oy, ox);
                 for corner in corners {
                     for ch in 0..c {
                         let winner = argmax[at + ch] as usize == corner + ch;

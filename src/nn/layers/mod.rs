@@ -74,6 +74,24 @@ pub trait Layer: Send {
     );
 }
 
+pub(crate) fn kernel_and_bias<'a>(kernel: &'a Param, bias: &'a Option<Param>) -> Vec<&'a Param> {
+    std::iter::once(kernel).chain(bias.as_ref()).collect()
+}
+
+pub(crate) fn kernel_and_bias_mut<'a>(
+    kernel: &'a mut Param,
+    bias: &'a mut Option<Param>,
+) -> Vec<&'a mut Param> {
+    std::iter::once(kernel).chain(bias.as_mut()).collect()
+}
+
+/// Adds `bias` to every row (pixel or sample) of `values`.
+pub(crate) fn add_bias(values: &mut [f32], bias: &[f32]) {
+    for row in values.chunks_exact_mut(bias.len()) {
+        row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+    }
+}
+
 /// One scratch space per worker thread: the batch is cut into that many contiguous runs.
 pub(crate) fn workers() -> usize {
     rayon::current_num_threads().max(1)
