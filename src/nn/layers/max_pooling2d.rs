@@ -35,14 +35,7 @@ impl MaxPooling2D {
     }
 
     fn pool_image(&self, image: &[f32], out: &mut [f32], argmax: &mut [u32]) {
-        if (
-            self.rows.window,
-            self.rows.stride,
-            self.cols.window,
-            self.cols.stride,
-            self.padding,
-        ) == (2, 2, 2, 2, Padding::Valid)
-        {
+        if self.is_2x2() {
             return self.pool_2x2(image, out, argmax);
         }
         let c = self.channels;
@@ -129,28 +122,6 @@ impl MaxPooling2D {
             }
         }
     }
-
-    /// Backward of [`pool_2x2`]: the windows tile the input, so each input value is written
-    /// once (its gradient or zero) instead of clearing everything first and scattering.
-    fn unpool_2x2(&self, dimage: &mut [f32], dout: &[f32], argmax: &[u32]) {
-        let c = self.channels;
-        let (used_rows, used_cols) = (2 * self.rows.output, 2 * self.cols.output);
-        if used_rows < self.rows.input || used_cols < self.cols.input {
-            dimage.fill(0.0); // an odd last row or column takes no part in any window
-        }
-        for oy in 0..self.rows.output {
-            for ox in 0..self.cols.output {
-                let at = (oy * self.cols.output + ox) * c;
-                let corners = self.window_corners(oy, ox);
-                for corner in corners {
-                    for ch in 0..c {
-                        let winner = argmax[at + ch] as usize == corner + ch;
-                        dimage[corner + ch] = if winner { dout[at + ch] } else { 0.0 };
-                    }
-                }
-            }
-        }
-    }
 }
 
 impl Layer for MaxPooling2D {
@@ -201,9 +172,6 @@ impl Layer for MaxPooling2D {
             .zip(dy[..batch * out_size].par_chunks(out_size))
             .zip(self.argmax.par_chunks(out_size))
             .for_each(|((dimage, dout), arg)| {
-                if self.is_2x2() {
-                    return self.unpool_2x2(dimage, dout, arg);
-                }
                 dimage.fill(0.0);
                 for (&g, &i) in dout.iter().zip(arg) {
                     dimage[i as usize] += g;
