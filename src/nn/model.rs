@@ -568,6 +568,28 @@ mod tests {
     }
 
     #[test]
+    fn one_image_alone_gives_the_same_outputs_as_in_a_batch() {
+        // Batch 1 spreads an image's bands over the threads; larger batches give each thread
+        // whole images: both must compute the same numbers (up to the dense layers' GEMM,
+        // whose summation order depends on the batch size).
+        let config = crate::nn::presets::preset("tutorial", 40, 36, 3).unwrap();
+        let mut model = Sequential::new(&config, 5).unwrap();
+        let x: Vec<f32> = wave(3 * 40 * 36 * 3, 0.1)
+            .iter()
+            .map(|v| v * 255.0)
+            .collect();
+        let batch = model.forward(&x, 3, Mode::Infer).to_vec();
+        for n in 0..3 {
+            let alone = model
+                .forward(&x[n * 4320..(n + 1) * 4320], 1, Mode::Infer)
+                .to_vec();
+            for (a, b) in alone.iter().zip(&batch[n * 3..(n + 1) * 3]) {
+                assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
     fn tutorial_preset_has_keras_parameter_count_and_summary() {
         let config = crate::nn::presets::preset("tutorial", 180, 180, 5).unwrap();
         let model = Sequential::new(&config, 1).unwrap();

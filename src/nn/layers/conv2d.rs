@@ -267,43 +267,52 @@ impl Layer for Conv2D {
         let (patch, filters) = (self.patch_len(), self.filters);
         let in_size = self.rows.input * self.cols.input * self.channels;
         let out_size = self.pixels() * filters;
-        let per_worker = batch.div_ceil(self.scratch.len()).max(1);
-        let band_values = self.band_rows() * self.cols.output * patch;
+        let band_rows = self.band_rows();
+        let band_values = band_rows * self.cols.output * patch;
         let bands: Vec<Range<usize>> = self.bands().collect();
         let (rows, cols, channels, activation) =
             (self.rows, self.cols, self.channels, self.activation);
         let kernel = Mat::new(&self.kernel.value, patch, filters);
         let bias = self.bias.as_ref().map(|b| &b.value[..]);
-        y[..batch * out_size]
-            .par_chunks_mut(per_worker * out_size)
-            .zip(x[..batch * in_size].par_chunks(per_worker * in_size))
+        // One band of one image: im2col, GEMM, bias, activation, all while in cache.
+        let run_band =
+            |image: &[f32], band: &Range<usize>, out: &mut [f32], columns: &mut Vec<f32>| {
+                columns.resize(band_values, 0.0);
+                let pixels = band.len() * cols.output;
+                im2col(image, &rows, &cols, channels, band.clone(), columns);
+                matmul(
+                    out,
+                    Mat::new(columns, pixels, patch),
+                    kernel,
+                    false,
+                    Threads::One,
+                );
+                if let Some(bias) = bias {
+                    add_bias(out, bias);
+                }
+                activation.forward(out, filters);
+            };
+        let (x, y) = (&x[..batch * in_size], &mut y[..batch * out_size]);
+        let band_out = band_rows * cols.output * filters;
+        if batch < self.scratch.len() {
+            // Fewer images than threads (batch-1 inference): spread one image's bands instead.
+            for (out, image) in y.chunks_exact_mut(out_size).zip(x.chunks_exact(in_size)) {
+                out.par_chunks_mut(band_out)
+                    .zip(bands.par_iter())
+                    .for_each_init(Vec::new, |columns, (out, band)| {
+                        run_band(image, band, out, columns)
+                    });
+            }
+            return;
+        }
+        let per_worker = batch.div_ceil(self.scratch.len());
+        y.par_chunks_mut(per_worker * out_size)
+            .zip(x.par_chunks(per_worker * in_size))
             .zip(self.scratch.par_iter_mut())
             .for_each(|((ys, xs), scratch)| {
-                scratch.columns.resize(band_values, 0.0);
                 for (out, image) in ys.chunks_exact_mut(out_size).zip(xs.chunks_exact(in_size)) {
-                    for band in &bands {
-                        let pixels = band.len() * cols.output;
-                        let out =
-                            &mut out[band.start * cols.output * filters..][..pixels * filters];
-                        im2col(
-                            image,
-                            &rows,
-                            &cols,
-                            channels,
-                            band.clone(),
-                            &mut scratch.columns,
-                        );
-                        matmul(
-                            out,
-                            Mat::new(&scratch.columns, pixels, patch),
-                            kernel,
-                            false,
-                            Threads::One,
-                        );
-                        if let Some(bias) = bias {
-                            add_bias(out, bias);
-                        }
-                        activation.forward(out, filters);
+                    for (out, band) in out.chunks_mut(band_out).zip(&bands) {
+                        run_band(image, band, out, &mut scratch.columns);
                     }
                 }
             });
