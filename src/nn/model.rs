@@ -65,6 +65,10 @@ impl ModelConfig {
     }
 }
 
+/// Sanity limits that turn an absurd description into an error instead of an allocation failure.
+const MAX_VALUES_PER_SAMPLE: usize = 1 << 28;
+const MAX_PARAMS: usize = 1 << 29;
+
 pub struct Sequential {
     input: Shape,
     layers: Vec<Box<dyn Layer>>,
@@ -89,6 +93,12 @@ impl Sequential {
         }
         if config.layers.is_empty() {
             return Err(Error::Model("the model has no layers".into()));
+        }
+        if h.saturating_mul(w).saturating_mul(c) > MAX_VALUES_PER_SAMPLE {
+            return Err(Error::Model(format!(
+                "input_shape {:?} is too large for petal",
+                config.input_shape
+            )));
         }
         let input = Shape::image(h, w, c);
         let mut shape = input;
@@ -127,6 +137,18 @@ impl Sequential {
             }
             shape = built.output_shape();
             layers.push(built);
+            let params: usize = layers
+                .iter()
+                .flat_map(|l| l.params())
+                .map(|p| p.value.len())
+                .sum();
+            if shape.size() > MAX_VALUES_PER_SAMPLE || params > MAX_PARAMS {
+                return Err(Error::Model(format!(
+                    "layer {} (\"{name}\") makes the model too large: {} values per sample, {params} parameters",
+                    i + 1,
+                    shape.size()
+                )));
+            }
         }
         let mut seen_params = false;
         let needs_input_grad = layers
@@ -379,6 +401,14 @@ fn build_layer(
             if *filters == 0 {
                 return Err("argument `filters` must be at least 1, got 0".into());
             }
+            let weights = (kernel_size.get().0 * kernel_size.get().1)
+                .saturating_mul(shape.2)
+                .saturating_mul(*filters);
+            if weights > MAX_PARAMS {
+                return Err(format!(
+                    "{weights} weights are more than petal handles ({MAX_PARAMS})"
+                ));
+            }
             let spec = Conv2DSpec {
                 filters: *filters,
                 kernel: positive("kernel_size", kernel_size.get())?,
@@ -421,6 +451,11 @@ fn build_layer(
             };
             if *units == 0 {
                 return Err("argument `units` must be at least 1, got 0".into());
+            }
+            if inputs.saturating_mul(*units) > MAX_PARAMS {
+                return Err(format!(
+                    "{inputs} × {units} weights are more than petal handles ({MAX_PARAMS})"
+                ));
             }
             Box::new(Dense::new(
                 name,
