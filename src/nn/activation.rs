@@ -31,10 +31,9 @@ impl Activation {
         match self {
             Activation::Linear => {}
             Activation::Relu => {
+                // A select, not a branch, so the loop vectorises.
                 for (g, &v) in grad.iter_mut().zip(y) {
-                    if v <= 0.0 {
-                        *g = 0.0;
-                    }
+                    *g = if v > 0.0 { *g } else { 0.0 };
                 }
             }
             Activation::Sigmoid => {

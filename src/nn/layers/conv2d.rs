@@ -120,6 +120,37 @@ fn im2col(
     band: Range<usize>,
     columns: &mut [f32],
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the processor has AVX2, the only thing `im2col_avx2` adds.
+        return unsafe { im2col_avx2(image, rows, cols, channels, band, columns) };
+    }
+    im2col_portable(image, rows, cols, channels, band, columns)
+}
+
+/// [`im2col_portable`] compiled with AVX2: its many short copies take half the instructions.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn im2col_avx2(
+    image: &[f32],
+    rows: &Axis,
+    cols: &Axis,
+    channels: usize,
+    band: Range<usize>,
+    columns: &mut [f32],
+) {
+    im2col_portable(image, rows, cols, channels, band, columns)
+}
+
+#[inline(always)]
+fn im2col_portable(
+    image: &[f32],
+    rows: &Axis,
+    cols: &Axis,
+    channels: usize,
+    band: Range<usize>,
+    columns: &mut [f32],
+) {
     let run = cols.window * channels;
     let patch = rows.window * run;
     let line_len = cols.input * channels;
@@ -157,6 +188,36 @@ fn im2col(
 
 /// The adjoint of [`im2col`]: adds each row of `columns` back onto the pixels it came from.
 fn col2im(
+    columns: &[f32],
+    rows: &Axis,
+    cols: &Axis,
+    channels: usize,
+    band: Range<usize>,
+    image: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the processor has AVX2, the only thing `col2im_avx2` adds.
+        return unsafe { col2im_avx2(columns, rows, cols, channels, band, image) };
+    }
+    col2im_portable(columns, rows, cols, channels, band, image)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn col2im_avx2(
+    columns: &[f32],
+    rows: &Axis,
+    cols: &Axis,
+    channels: usize,
+    band: Range<usize>,
+    image: &mut [f32],
+) {
+    col2im_portable(columns, rows, cols, channels, band, image)
+}
+
+#[inline(always)]
+fn col2im_portable(
     columns: &[f32],
     rows: &Axis,
     cols: &Axis,
@@ -203,6 +264,7 @@ fn col2im(
 /// 3, 16 or 32 channels): fixed-size copies compile to a few vector moves instead of a memcpy call.
 #[inline(always)]
 fn copy_run(dst: &mut [f32], src: &[f32]) {
+    #[inline(always)]
     fn fixed<const N: usize>(dst: &mut [f32], src: &[f32]) {
         let d: &mut [f32; N] = dst.try_into().expect("run length");
         *d = src.try_into().expect("run length");
@@ -218,6 +280,7 @@ fn copy_run(dst: &mut [f32], src: &[f32]) {
 /// Adds `src` onto `dst` (same length), with the same fixed-size fast paths as [`copy_run`].
 #[inline(always)]
 fn add_run(dst: &mut [f32], src: &[f32]) {
+    #[inline(always)]
     fn fixed<const N: usize>(dst: &mut [f32], src: &[f32]) {
         let d: &mut [f32; N] = dst.try_into().expect("run length");
         let s: &[f32; N] = src.try_into().expect("run length");
