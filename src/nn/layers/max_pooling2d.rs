@@ -81,6 +81,27 @@ impl MaxPooling2D {
         ]
     }
 
+    /// Backward of [`pool_2x2`]: windows do not overlap, so each window's four inputs are cleared
+    /// and its winners written while those cache lines are at hand, instead of clearing the whole
+    /// (large) gradient first and scattering afterwards.
+    fn unpool_2x2(&self, dimage: &mut [f32], dout: &[f32], argmax: &[u32]) {
+        let c = self.channels;
+        if 2 * self.rows.output < self.rows.input || 2 * self.cols.output < self.cols.input {
+            dimage.fill(0.0); // an odd last row or column takes no part in any window
+        }
+        for oy in 0..self.rows.output {
+            for ox in 0..self.cols.output {
+                let corners = self.window_corners(oy, ox);
+                dimage[corners[0]..corners[0] + 2 * c].fill(0.0);
+                dimage[corners[2]..corners[2] + 2 * c].fill(0.0);
+                let at = (oy * self.cols.output + ox) * c;
+                for (&i, &g) in argmax[at..at + c].iter().zip(&dout[at..at + c]) {
+                    dimage[i as usize] = g;
+                }
+            }
+        }
+    }
+
     fn is_2x2(&self) -> bool {
         (
             self.rows.window,
@@ -172,6 +193,9 @@ impl Layer for MaxPooling2D {
             .zip(dy[..batch * out_size].par_chunks(out_size))
             .zip(self.argmax.par_chunks(out_size))
             .for_each(|((dimage, dout), arg)| {
+                if self.is_2x2() {
+                    return self.unpool_2x2(dimage, dout, arg);
+                }
                 dimage.fill(0.0);
                 for (&g, &i) in dout.iter().zip(arg) {
                     dimage[i as usize] += g;
