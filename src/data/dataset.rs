@@ -382,12 +382,8 @@ impl Dataset {
         if let Some(pixels) = store.get(i) {
             return Some(pixels);
         }
-        match self.decode(i) {
-            Ok(image) => {
-                let pixels: Arc<[u8]> = Arc::from(image.pixels);
-                store.put(i, &pixels);
-                Some(pixels)
-            }
+        match self.decode_and_store(i) {
+            Ok(pixels) => Some(pixels),
             Err(e) => {
                 if store.mark_bad(i) {
                     eprintln!("warning: skipping {e}");
@@ -395,6 +391,12 @@ impl Dataset {
                 None
             }
         }
+    }
+
+    fn decode_and_store(&self, i: usize) -> Result<Arc<[u8]>, ImageError> {
+        let pixels: Arc<[u8]> = Arc::from(self.decode(i)?.pixels);
+        self.inner.store.put(i, &pixels);
+        Ok(pixels)
     }
 
     fn decode(&self, i: usize) -> Result<ImageU8, ImageError> {
@@ -417,24 +419,20 @@ impl Dataset {
     /// Decodes every image now (filling the cache, if any) and returns the unusable ones'
     /// errors; `on_image` is called once per image, for progress.
     pub fn verify(&self, on_image: &(dyn Fn() + Sync)) -> Vec<ImageError> {
-        let mut errors: Vec<(usize, ImageError)> = (0..self.len())
+        (0..self.len())
             .into_par_iter()
             .filter_map(|i| {
                 let result = if self.inner.store.is_ready(i) {
                     Ok(())
                 } else {
-                    self.decode(i)
-                        .map(|image| self.inner.store.put(i, &Arc::from(image.pixels)))
+                    self.decode_and_store(i).map(drop)
                 };
                 on_image();
-                result.err().map(|e| {
+                result.err().inspect(|_| {
                     self.inner.store.mark_bad(i);
-                    (i, e)
                 })
             })
-            .collect();
-        errors.sort_by_key(|(i, _)| *i);
-        errors.into_iter().map(|(_, e)| e).collect()
+            .collect()
     }
 
     /// Files found unusable so far, in dataset order.

@@ -6,7 +6,7 @@ use super::loss::{sparse_categorical_crossentropy, BatchScore};
 use super::model::Sequential;
 use super::optim::Optimizer;
 use super::shape::Shape;
-use crate::data::{Batch, Dataset};
+use crate::data::Dataset;
 use crate::{Error, Result};
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -131,13 +131,13 @@ pub fn fit(
             observer.batch_finished(b + 1, &running);
         }
         let train_seconds = start.elapsed().as_secs_f64();
-        let val = validation.map(|v| evaluate_score(model, v, classes, from_logits));
+        let val = validation.map(|v| evaluate(model, v)).transpose()?;
         let log = EpochLog {
             epoch: epoch + 1,
             loss: running.loss(),
             accuracy: running.accuracy(),
-            val_loss: val.map(|s| s.loss()),
-            val_accuracy: val.map(|s| s.accuracy()),
+            val_loss: val.as_ref().map(|e| e.loss),
+            val_accuracy: val.as_ref().map(|e| e.accuracy),
             seconds: start.elapsed().as_secs_f64(),
             images_per_second: running.count as f64 / train_seconds,
         };
@@ -145,21 +145,6 @@ pub fn fit(
         history.epochs.push(log);
     }
     Ok((history, Stop::Finished))
-}
-
-fn evaluate_score(
-    model: &mut Sequential,
-    dataset: &Dataset,
-    classes: usize,
-    from_logits: bool,
-) -> BatchScore {
-    let mut total = BatchScore::default();
-    for batch in dataset.epoch(0) {
-        let outputs = model.forward(&batch.images, batch.len(), Mode::Infer);
-        total +=
-            sparse_categorical_crossentropy(outputs, &batch.labels, classes, from_logits, None);
-    }
-    total
 }
 
 /// Loss, accuracy and the confusion matrix of a model on a dataset.
@@ -211,21 +196,4 @@ pub fn argmax(row: &[f32]) -> usize {
     row.iter()
         .enumerate()
         .fold(0, |best, (i, &v)| if v > row[best] { i } else { best })
-}
-
-/// Class probabilities for each image of a batch (softmax applied to logits).
-pub fn predict(model: &mut Sequential, batch: &Batch) -> Vec<Vec<f32>> {
-    let probabilities = model.outputs_probabilities();
-    let outputs = model.forward(&batch.images, batch.len(), Mode::Infer);
-    let classes = outputs.len() / batch.len().max(1);
-    outputs
-        .chunks_exact(classes.max(1))
-        .map(|row| {
-            let mut row = row.to_vec();
-            if !probabilities {
-                super::activation::softmax_in_place(&mut row);
-            }
-            row
-        })
-        .collect()
 }
