@@ -48,6 +48,13 @@ impl RandomState {
         y ^ (y >> 18)
     }
 
+    /// numpy's `random_sample`: a uniform float in [0, 1) with 53 random bits.
+    pub fn uniform(&mut self) -> f64 {
+        let high = (self.next_u32() >> 5) as f64;
+        let low = (self.next_u32() >> 6) as f64;
+        (high * 67_108_864.0 + low) / 9_007_199_254_740_992.0
+    }
+
     /// numpy's `random_interval`: a uniform integer in `0..=max` by masked rejection.
     fn interval(&mut self, max: u32) -> u32 {
         if max == 0 {
@@ -85,6 +92,16 @@ mod tests {
         assert_eq!(
             got,
             [2991312382, 3062119789, 1228959102, 1840268610, 974319580]
+        );
+    }
+
+    #[test]
+    fn uniform_matches_numpy_random_sample() {
+        let mut r = RandomState::new(123);
+        let got: Vec<f64> = (0..3).map(|_| r.uniform()).collect();
+        assert_eq!(
+            got,
+            [0.6964691855978616, 0.28613933495037946, 0.2268514535642031]
         );
     }
 

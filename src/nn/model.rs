@@ -2,6 +2,9 @@
 //! batch with activation and gradient buffers that are allocated once and reused.
 
 use super::activation::Activation;
+use super::layers::augment::{
+    self, Brightness, Contrast, Flip, ImageSize, RandomLayer, Rotation, Sampling, Translation, Zoom,
+};
 use super::layers::conv2d::Conv2DSpec;
 use super::layers::{
     Conv2D, Dense, Dropout, Flatten, Layer, LayerConfig, MaxPooling2D, Mode, Param, Rescaling,
@@ -74,6 +77,8 @@ pub struct Sequential {
     layers: Vec<Box<dyn Layer>>,
     /// Whether each layer must pass a gradient to its input (some earlier layer has weights).
     needs_input_grad: Vec<bool>,
+    /// For each layer, how many augmentation layers run from it (0 for other layers).
+    augmentation_runs: Vec<usize>,
     outputs: Vec<Vec<f32>>,
     /// Two gradient buffers used in turn (d loss / d output of a layer, and of its input), each
     /// as large as the largest layer output: backward never needs more than two at once.
@@ -150,6 +155,7 @@ impl Sequential {
                 )));
             }
         }
+        let augmentation_runs = augmentation_runs(&layers)?;
         let mut seen_params = false;
         let needs_input_grad = layers
             .iter()
@@ -163,6 +169,7 @@ impl Sequential {
             input,
             layers,
             needs_input_grad,
+            augmentation_runs,
             outputs: Vec::new(),
             gradient: Vec::new(),
             input_gradient: Vec::new(),
@@ -251,16 +258,39 @@ impl Sequential {
 
     /// Runs `batch` samples (`x` holds `batch × input size` values) through every layer and
     /// returns the last layer's outputs.
+    /// A run of augmentation layers is applied in one pass per image (the outputs of all but its
+    /// last layer stay unwritten; nothing reads them) and is the identity at inference.
     pub fn forward(&mut self, x: &[f32], batch: usize, mode: Mode) -> &[f32] {
         assert!(
             x.len() >= batch * self.input.size(),
             "input holds fewer than {batch} samples"
         );
         self.reserve(batch);
-        for i in 0..self.layers.len() {
-            let (before, rest) = self.outputs.split_at_mut(i);
+        let mut i = 0;
+        while i < self.layers.len() {
+            let run = self.augmentation_runs[i].max(1);
+            let last = i + run - 1;
+            let (before, rest) = self.outputs.split_at_mut(last);
             let input = if i == 0 { x } else { &before[i - 1][..] };
-            self.layers[i].forward(input, &mut rest[0], batch, mode);
+            let output = &mut rest[0];
+            match (self.augmentation_runs[i], mode) {
+                (0, _) => self.layers[i].forward(input, output, batch, mode),
+                (_, Mode::Train) => {
+                    let size = image_size(self.layers[i].output_shape());
+                    let mut draws = vec![Vec::with_capacity(run); batch];
+                    for layer in &mut self.layers[i..=last] {
+                        for image in draws.iter_mut() {
+                            image.extend(layer.draw_transform());
+                        }
+                    }
+                    augment::augment_batch(&draws, size, input, output);
+                }
+                (_, Mode::Infer) => {
+                    let n = batch * self.layers[last].output_shape().size();
+                    output[..n].copy_from_slice(&input[..n]);
+                }
+            }
+            i += run;
         }
         let n = batch * self.output_shape().size();
         &self.outputs[self.layers.len() - 1][..n]
@@ -357,6 +387,62 @@ impl Sequential {
         out += " Non-trainable params: 0 (0.00 B)\n";
         out
     }
+}
+
+/// Lengths of the runs of augmentation layers, each counted at its first layer. Augmentation
+/// must come before the first layer with weights: petal does not back-propagate through it.
+fn augmentation_runs(layers: &[Box<dyn Layer>]) -> Result<Vec<usize>> {
+    let first_weighted = layers.iter().position(|l| !l.params().is_empty());
+    let mut runs = vec![0; layers.len()];
+    for (i, layer) in layers.iter().enumerate().rev() {
+        let config = layer.config();
+        if !config.is_augmentation() {
+            continue;
+        }
+        if let Some(w) = first_weighted.filter(|&w| w < i) {
+            return Err(Error::Model(format!(
+                "layer {} ({} \"{}\"): augmentation layers must come before \"{}\", the first layer with weights",
+                i + 1,
+                config.kind(),
+                layer.name(),
+                layers[w].name()
+            )));
+        }
+        runs[i] = 1 + runs.get(i + 1).copied().unwrap_or(0);
+    }
+    Ok(runs)
+}
+
+fn image_size(shape: Shape) -> ImageSize {
+    let Shape::Image {
+        height,
+        width,
+        channels,
+    } = shape
+    else {
+        unreachable!("augmentation layers are built for image input only")
+    };
+    ImageSize {
+        height,
+        width,
+        channels,
+    }
+}
+
+fn random<A: augment::Augmentation + 'static>(
+    name: String,
+    input: Shape,
+    augmentation: A,
+    own_seed: Option<u32>,
+    fallback_seed: u32,
+) -> Result<Box<dyn Layer>, String> {
+    Ok(Box::new(RandomLayer::new(
+        name,
+        input,
+        augmentation,
+        own_seed,
+        fallback_seed,
+    )?))
 }
 
 fn build_layer(
@@ -475,6 +561,79 @@ fn build_layer(
                 return Err(format!("argument `rate` must be in [0, 1), got {rate}"));
             }
             Box::new(Dropout::new(name, input, *rate, *own_seed, seed))
+        }
+        LayerConfig::RandomFlip {
+            mode,
+            seed: own_seed,
+            ..
+        } => random(name, input, Flip { mode: *mode }, *own_seed, seed)?,
+        LayerConfig::RandomRotation {
+            factor,
+            fill_mode,
+            interpolation,
+            fill_value,
+            seed: own_seed,
+            ..
+        } => {
+            let sampling = Sampling {
+                fill_mode: *fill_mode,
+                fill_value: *fill_value,
+                interpolation: *interpolation,
+            };
+            let rotation = Rotation::new(*factor, sampling)?;
+            random(name, input, rotation, *own_seed, seed)?
+        }
+        LayerConfig::RandomZoom {
+            height_factor,
+            width_factor,
+            fill_mode,
+            interpolation,
+            fill_value,
+            seed: own_seed,
+            ..
+        } => {
+            let sampling = Sampling {
+                fill_mode: *fill_mode,
+                fill_value: *fill_value,
+                interpolation: *interpolation,
+            };
+            let zoom = Zoom::new(*height_factor, *width_factor, sampling)?;
+            random(name, input, zoom, *own_seed, seed)?
+        }
+        LayerConfig::RandomTranslation {
+            height_factor,
+            width_factor,
+            fill_mode,
+            interpolation,
+            fill_value,
+            seed: own_seed,
+            ..
+        } => {
+            let sampling = Sampling {
+                fill_mode: *fill_mode,
+                fill_value: *fill_value,
+                interpolation: *interpolation,
+            };
+            let translation = Translation::new(*height_factor, *width_factor, sampling)?;
+            random(name, input, translation, *own_seed, seed)?
+        }
+        LayerConfig::RandomContrast {
+            factor,
+            value_range,
+            seed: own_seed,
+            ..
+        } => {
+            let contrast = Contrast::new(*factor, *value_range)?;
+            random(name, input, contrast, *own_seed, seed)?
+        }
+        LayerConfig::RandomBrightness {
+            factor,
+            value_range,
+            seed: own_seed,
+            ..
+        } => {
+            let brightness = Brightness::new(*factor, *value_range)?;
+            random(name, input, brightness, *own_seed, seed)?
         }
     })
 }

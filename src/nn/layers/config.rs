@@ -1,5 +1,6 @@
 //! Layer arguments as Keras names them, readable from model description files (JSON).
 
+use crate::data::resize::Interpolation;
 use crate::nn::activation::Activation;
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +29,39 @@ pub enum Padding {
     Same,
 }
 
+/// A number or a (lower, upper) pair: the range of an augmentation layer's random draw.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Factor {
+    Single(f32),
+    Range([f32; 2]),
+}
+
+/// Which axes RandomFlip may flip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlipMode {
+    Horizontal,
+    Vertical,
+    #[default]
+    HorizontalAndVertical,
+}
+
+/// What geometric augmentations sample beyond the image's edges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FillMode {
+    /// d c b a | a b c d | d c b a
+    #[default]
+    Reflect,
+    /// a b c d | a b c d | a b c d
+    Wrap,
+    /// k k k k | a b c d | k k k k, with k = fill_value
+    Constant,
+    /// a a a a | a b c d | d d d d
+    Nearest,
+}
+
 fn one() -> Pair {
     Pair::Same(1)
 }
@@ -36,6 +70,9 @@ fn two() -> Pair {
 }
 fn yes() -> bool {
     true
+}
+fn byte_range() -> [f32; 2] {
+    [0.0, 255.0]
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,6 +130,77 @@ pub enum LayerConfig {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
     },
+    RandomFlip {
+        #[serde(default)]
+        mode: FlipMode,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seed: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// `factor` is a fraction of a full turn: 0.1 rotates by up to ±36°.
+    RandomRotation {
+        factor: Factor,
+        #[serde(default)]
+        fill_mode: FillMode,
+        #[serde(default)]
+        interpolation: Interpolation,
+        #[serde(default)]
+        fill_value: f32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seed: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// Positive factors zoom out, negative zoom in; without `width_factor` the aspect is kept.
+    RandomZoom {
+        height_factor: Factor,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        width_factor: Option<Factor>,
+        #[serde(default)]
+        fill_mode: FillMode,
+        #[serde(default)]
+        interpolation: Interpolation,
+        #[serde(default)]
+        fill_value: f32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seed: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// Factors are fractions of the height and width.
+    RandomTranslation {
+        height_factor: Factor,
+        width_factor: Factor,
+        #[serde(default)]
+        fill_mode: FillMode,
+        #[serde(default)]
+        interpolation: Interpolation,
+        #[serde(default)]
+        fill_value: f32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seed: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    RandomContrast {
+        factor: Factor,
+        #[serde(default = "byte_range")]
+        value_range: [f32; 2],
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seed: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    RandomBrightness {
+        factor: Factor,
+        #[serde(default = "byte_range")]
+        value_range: [f32; 2],
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seed: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
 }
 
 impl LayerConfig {
@@ -105,6 +213,12 @@ impl LayerConfig {
             LayerConfig::Flatten { .. } => "Flatten",
             LayerConfig::Dense { .. } => "Dense",
             LayerConfig::Dropout { .. } => "Dropout",
+            LayerConfig::RandomFlip { .. } => "RandomFlip",
+            LayerConfig::RandomRotation { .. } => "RandomRotation",
+            LayerConfig::RandomZoom { .. } => "RandomZoom",
+            LayerConfig::RandomTranslation { .. } => "RandomTranslation",
+            LayerConfig::RandomContrast { .. } => "RandomContrast",
+            LayerConfig::RandomBrightness { .. } => "RandomBrightness",
         }
     }
 
@@ -117,6 +231,12 @@ impl LayerConfig {
             LayerConfig::Flatten { .. } => "flatten",
             LayerConfig::Dense { .. } => "dense",
             LayerConfig::Dropout { .. } => "dropout",
+            LayerConfig::RandomFlip { .. } => "random_flip",
+            LayerConfig::RandomRotation { .. } => "random_rotation",
+            LayerConfig::RandomZoom { .. } => "random_zoom",
+            LayerConfig::RandomTranslation { .. } => "random_translation",
+            LayerConfig::RandomContrast { .. } => "random_contrast",
+            LayerConfig::RandomBrightness { .. } => "random_brightness",
         }
     }
 
@@ -127,7 +247,31 @@ impl LayerConfig {
             | LayerConfig::MaxPooling2D { name, .. }
             | LayerConfig::Flatten { name }
             | LayerConfig::Dense { name, .. }
-            | LayerConfig::Dropout { name, .. } => name.as_deref(),
+            | LayerConfig::Dropout { name, .. }
+            | LayerConfig::RandomFlip { name, .. }
+            | LayerConfig::RandomRotation { name, .. }
+            | LayerConfig::RandomZoom { name, .. }
+            | LayerConfig::RandomTranslation { name, .. }
+            | LayerConfig::RandomContrast { name, .. }
+            | LayerConfig::RandomBrightness { name, .. } => name.as_deref(),
         }
+    }
+
+    /// Random augmentation layers: they transform images in training only.
+    pub fn is_augmentation(&self) -> bool {
+        matches!(
+            self,
+            LayerConfig::RandomFlip { .. }
+                | LayerConfig::RandomRotation { .. }
+                | LayerConfig::RandomZoom { .. }
+                | LayerConfig::RandomTranslation { .. }
+                | LayerConfig::RandomContrast { .. }
+                | LayerConfig::RandomBrightness { .. }
+        )
+    }
+
+    /// Layers that are the identity at inference, and so are left out of exported models.
+    pub fn is_training_only(&self) -> bool {
+        self.is_augmentation() || matches!(self, LayerConfig::Dropout { .. })
     }
 }

@@ -1,6 +1,7 @@
 //! Keras's layers, each with an explicit forward and backward pass over a batch held in one
 //! flat NHWC float buffer.
 
+pub mod augment;
 mod config;
 pub(crate) mod conv2d;
 mod dense;
@@ -10,7 +11,7 @@ mod max_pooling2d;
 mod rescaling;
 mod window;
 
-pub use config::{LayerConfig, Padding, Pair};
+pub use config::{Factor, FillMode, FlipMode, LayerConfig, Padding, Pair};
 pub use conv2d::Conv2D;
 pub use dense::Dense;
 pub use dropout::Dropout;
@@ -72,6 +73,11 @@ pub trait Layer: Send {
         dx: Option<&mut [f32]>,
         batch: usize,
     );
+    /// Random augmentation layers draw one image's transform here, so that a run of them can
+    /// be applied in one pass; other layers have none.
+    fn draw_transform(&mut self) -> Option<augment::Transform> {
+        None
+    }
 }
 
 pub(crate) fn kernel_and_bias<'a>(kernel: &'a Param, bias: &'a Option<Param>) -> Vec<&'a Param> {
