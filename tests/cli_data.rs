@@ -92,6 +92,45 @@ fn grid_writes_the_three_by_three_picture() {
 }
 
 #[test]
+fn augment_writes_nine_augmentations_of_one_training_image() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let png = out_dir.path().join("augmented.png");
+    let args = |png: &Path, preset: &'static str| {
+        let flowers = flowers_dir();
+        let mut a = vec!["data".to_string(), "augment".into()];
+        a.push(path_str(&flowers).into());
+        a.extend(["--seed", "123", "--preset", preset, "--out"].map(String::from));
+        a.push(path_str(png).into());
+        a
+    };
+    let run = |a: Vec<String>| petal(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = run(args(&png, "tutorial-augmented"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("9 augmentations of"),
+        "{}",
+        stdout(&out)
+    );
+    let first = std::fs::read(&png).unwrap();
+    let picture = image::load_from_memory(&first).unwrap().to_rgb8();
+    assert_eq!(picture.dimensions(), (3 * 236 + 16, 3 * 266 + 16));
+    let again = out_dir.path().join("again.png");
+    assert!(run(args(&again, "tutorial-augmented")).status.success());
+    assert_eq!(
+        std::fs::read(&again).unwrap(),
+        first,
+        "same seed, same picture"
+    );
+    let out = run(args(&png, "tutorial"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no augmentation layers"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn bad_folders_get_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no_such_folder");

@@ -149,6 +149,67 @@ fn train_then_summary_predict_and_evaluate() {
 }
 
 #[test]
+fn a_model_with_augmentation_and_dropout_trains_and_predicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    make_halves(&data, 20);
+    let model_json = dir.path().join("augmented.json");
+    std::fs::write(
+        &model_json,
+        r#"{"input_shape": [16, 16, 3], "layers": [
+            {"type": "RandomFlip", "mode": "horizontal"},
+            {"type": "RandomRotation", "factor": 0.02},
+            {"type": "RandomZoom", "height_factor": 0.1},
+            {"type": "RandomContrast", "factor": 0.2},
+            {"type": "Rescaling", "scale": 0.00392156862745098},
+            {"type": "Conv2D", "filters": 4, "kernel_size": 3, "padding": "same", "activation": "relu"},
+            {"type": "MaxPooling2D"},
+            {"type": "Dropout", "rate": 0.2},
+            {"type": "Flatten"},
+            {"type": "Dense", "units": 2, "name": "outputs"}
+        ]}"#,
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let args = [
+        "train",
+        s(&data),
+        "--model",
+        s(&model_json),
+        "--image-size",
+        "16x16",
+        "--epochs",
+        "6",
+        "--batch-size",
+        "8",
+        "--learning-rate",
+        "0.01",
+        "--out",
+        s(&out),
+    ];
+    let train = petal(&args);
+    let stdout = text(&train.stdout);
+    assert!(train.status.success(), "{stdout}\n{}", text(&train.stderr));
+    assert!(stdout.contains("random_zoom (RandomZoom)"), "{stdout}");
+    let history: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("history.json")).unwrap()).unwrap();
+    let last = &history["epochs"].as_array().unwrap()[5];
+    assert!(last["val_accuracy"].as_f64().unwrap() > 0.8, "{last}");
+
+    let model = out.join("model.safetensors");
+    let photo = data.join("top/03.png");
+    let first = petal(&["predict", s(&model), s(&photo), "--json"]);
+    let second = petal(&["predict", s(&model), s(&photo), "--json"]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let parsed: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(parsed["class"], "top");
+    assert_eq!(
+        first.stdout, second.stdout,
+        "augmentation is off at inference"
+    );
+}
+
+#[test]
 fn summary_of_the_tutorial_preset_matches_keras() {
     let out = petal(&["summary", "--preset", "tutorial"]);
     let table = text(&out.stdout);

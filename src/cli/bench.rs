@@ -19,14 +19,20 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1)]
         epochs: usize,
     },
-    /// Images per second of full training steps (forward, backward, Adam) of the tutorial model
-    /// on random data.
+    /// Images per second of full training steps (forward, backward, Adam) on random data. With
+    /// several presets, rounds alternate between them and each is compared with the first.
     Train {
         #[arg(long, default_value_t = 32)]
         batch_size: usize,
-        /// Timed steps (after two warm-up steps).
+        /// Timed steps per round (after two warm-up steps).
         #[arg(long, default_value_t = 20)]
         steps: usize,
+        /// Model preset; repeat to compare, e.g. --preset tutorial --preset tutorial-augmented.
+        #[arg(long = "preset", default_value = "tutorial")]
+        presets: Vec<String>,
+        /// Rounds per preset; the figure is the best round's.
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
     },
     /// Inference latency at batch size 1 and throughput at batch size 32, tutorial model.
     Infer {
@@ -39,7 +45,19 @@ pub enum BenchCommand {
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Data { data, epochs } => bench_data(&data, epochs.max(1)),
-        BenchCommand::Train { batch_size, steps } => bench_train(batch_size.max(1), steps.max(1)),
+        BenchCommand::Train {
+            batch_size,
+            steps,
+            presets,
+            rounds,
+        } => {
+            let plan = TrainPlan {
+                batch: batch_size.max(1),
+                steps: steps.max(1),
+                rounds: rounds.max(1),
+            };
+            bench_train(&presets, plan)
+        }
         BenchCommand::Infer { runs } => bench_infer(runs.max(1)),
     }
 }
@@ -55,32 +73,75 @@ fn random_images(batch: usize) -> Vec<f32> {
         .collect()
 }
 
-fn bench_train(batch: usize, steps: usize) -> Result<()> {
-    let mut model = tutorial_model()?;
-    let mut adam = Optimizer::new(OptimizerConfig::adam());
-    let images = random_images(batch);
-    let labels: Vec<i32> = (0..batch as i32).map(|i| i % 5).collect();
-    let mut grad = vec![0f32; batch * 5];
-    let mut step = |model: &mut Sequential| {
-        let out = model.forward(&images, batch, Mode::Train);
-        petal::nn::loss::sparse_categorical_crossentropy(out, &labels, 5, true, Some(&mut grad));
-        model.backward(&images, &grad, batch);
-        adam.apply(model.params_mut());
-    };
-    for _ in 0..2 {
-        step(&mut model);
+struct TrainPlan {
+    batch: usize,
+    steps: usize,
+    rounds: usize,
+}
+
+/// A model, its optimiser and one batch, ready to take training steps.
+struct Trainer {
+    model: Sequential,
+    adam: Optimizer,
+    images: Vec<f32>,
+    labels: Vec<i32>,
+    grad: Vec<f32>,
+}
+
+impl Trainer {
+    fn new(preset: &str, batch: usize) -> Result<Self> {
+        let mut trainer = Trainer {
+            model: Sequential::new(&presets::preset(preset, 180, 180, 5)?, 123)?,
+            adam: Optimizer::new(OptimizerConfig::adam()),
+            images: random_images(batch),
+            labels: (0..batch as i32).map(|i| i % 5).collect(),
+            grad: vec![0f32; batch * 5],
+        };
+        trainer.steps(2);
+        Ok(trainer)
     }
-    let start = Instant::now();
-    for _ in 0..steps {
-        step(&mut model);
+
+    /// Seconds that `steps` training steps take.
+    fn steps(&mut self, steps: usize) -> f64 {
+        let batch = self.labels.len();
+        let start = Instant::now();
+        for _ in 0..steps {
+            let out = self.model.forward(&self.images, batch, Mode::Train);
+            let grad = Some(&mut self.grad[..]);
+            petal::nn::loss::sparse_categorical_crossentropy(out, &self.labels, 5, true, grad);
+            self.model.backward(&self.images, &self.grad, batch);
+            self.adam.apply(self.model.params_mut());
+        }
+        start.elapsed().as_secs_f64()
     }
-    let seconds = start.elapsed().as_secs_f64();
-    println!(
-        "petal bench train: tutorial model, batch {batch}, {steps} steps in {seconds:.2} s: {:.1} images/s ({:.1} ms/step, {} threads)",
-        (batch * steps) as f64 / seconds,
-        seconds * 1e3 / steps as f64,
-        rayon::current_num_threads()
-    );
+}
+
+fn bench_train(names: &[String], plan: TrainPlan) -> Result<()> {
+    let mut trainers = names
+        .iter()
+        .map(|name| Trainer::new(name, plan.batch))
+        .collect::<Result<Vec<_>>>()?;
+    let mut best = vec![f64::INFINITY; names.len()];
+    for _ in 0..plan.rounds {
+        for (trainer, best) in trainers.iter_mut().zip(&mut best) {
+            *best = best.min(trainer.steps(plan.steps));
+        }
+    }
+    let rate = |seconds: f64| (plan.batch * plan.steps) as f64 / seconds;
+    for (name, &seconds) in names.iter().zip(&best) {
+        let ratio = match names.len() {
+            1 => String::new(),
+            _ => format!(", {:.2}× {}", rate(seconds) / rate(best[0]), names[0]),
+        };
+        println!(
+            "petal bench train: {name} model, batch {}, {} steps in {seconds:.2} s: {:.1} images/s ({:.1} ms/step, {} threads{ratio})",
+            plan.batch,
+            plan.steps,
+            rate(seconds),
+            seconds * 1e3 / plan.steps as f64,
+            rayon::current_num_threads()
+        );
+    }
     Ok(())
 }
 

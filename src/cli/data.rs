@@ -2,12 +2,13 @@
 
 use super::dataset_args::DatasetArgs;
 use super::progress;
+use super::train::choose_model;
 use clap::Subcommand;
 use petal::data::inspect::{inspect, Inspection};
 use petal::data::{CacheMode, Dataset, DirectoryIndex, Subset};
-use petal::viz::{image_grid, save_png, Tile};
+use petal::viz::{augmentation_previews, image_grid, save_png, Tile};
 use petal::{Error, Result};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Subcommand)]
 pub enum DataCommand {
@@ -46,6 +47,25 @@ pub enum DataCommand {
         #[arg(long, default_value = "samples.png")]
         out: PathBuf,
     },
+    /// The tutorial's augmentation preview: the first training image through the model's
+    /// augmentation layers, nine times.
+    Augment {
+        #[command(flatten)]
+        data: DatasetArgs,
+        /// Preset whose augmentation layers to show.
+        #[arg(long, default_value = "tutorial-augmented", conflicts_with = "model")]
+        preset: String,
+        /// A model description file (JSON) that starts with augmentation layers.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long, default_value_t = 9)]
+        count: usize,
+        #[arg(long, default_value_t = 3)]
+        columns: usize,
+        /// PNG file to write.
+        #[arg(long, default_value = "augmented.png")]
+        out: PathBuf,
+    },
 }
 
 pub fn run(cmd: DataCommand) -> Result<()> {
@@ -65,6 +85,18 @@ pub fn run(cmd: DataCommand) -> Result<()> {
         } => {
             data.validation_split.get_or_insert(0.2);
             run_grid(&data, subset, count, columns, &out)
+        }
+        DataCommand::Augment {
+            mut data,
+            preset,
+            model,
+            count,
+            columns,
+            out,
+        } => {
+            data.validation_split.get_or_insert(0.2);
+            let preview = Preview { count, columns };
+            run_augment(&data, &preset, model.as_deref(), preview, &out)
         }
     }
 }
@@ -160,6 +192,55 @@ fn run_split(args: &DatasetArgs, subset: Subset) -> Result<()> {
         out.push('\n');
     }
     print!("{out}");
+    Ok(())
+}
+
+struct Preview {
+    count: usize,
+    columns: usize,
+}
+
+fn run_augment(
+    args: &DatasetArgs,
+    preset: &str,
+    model: Option<&Path>,
+    preview: Preview,
+    out: &Path,
+) -> Result<()> {
+    if preview.count == 0 {
+        return Err(Error::InvalidArgument("--count must be at least 1".into()));
+    }
+    let dataset = args
+        .builder(CacheMode::None)
+        .build_subset(Subset::Training)?;
+    let config = choose_model(Some(preset), model, &dataset)?;
+    let Some((i, image)) = dataset
+        .epoch_order(0)
+        .into_iter()
+        .find_map(|i| Some((i, dataset.image(i)?)))
+    else {
+        return Err(Error::InvalidArgument(format!(
+            "no image of {} can be decoded",
+            args.dir.display()
+        )));
+    };
+    let seed = args.seed.unwrap_or(0);
+    let class = &dataset.class_names()[dataset.label(i) as usize];
+    let tiles: Vec<Tile> = augmentation_previews(&image, &config, preview.count, seed)?
+        .into_iter()
+        .enumerate()
+        .map(|(k, image)| Tile {
+            image,
+            title: format!("{class} · draw {}", k + 1),
+        })
+        .collect();
+    save_png(&image_grid(&tiles, preview.columns), out)?;
+    println!(
+        "Wrote {} ({} augmentations of {}).",
+        out.display(),
+        tiles.len(),
+        dataset.file_path(i).display()
+    );
     Ok(())
 }
 

@@ -75,7 +75,7 @@ pub fn run(mut args: TrainArgs) -> Result<()> {
         strict_check(&[&train, &val])?;
     }
 
-    let config = model_config(&args, &train)?;
+    let config = choose_model(args.preset.as_deref(), args.model.as_deref(), &train)?;
     let mut model = Sequential::new(&config, args.init_seed)?;
     print!("{}", model.summary("sequential"));
     let optimizer = match args.optimizer.as_str() {
@@ -144,14 +144,19 @@ fn strict_check(datasets: &[&Dataset]) -> Result<()> {
     }
 }
 
-fn model_config(args: &TrainArgs, train: &Dataset) -> Result<ModelConfig> {
-    let (h, w, _) = train.image_shape();
-    let classes = train.class_names().len();
-    match (&args.preset, &args.model) {
+/// A model description from a file, else a preset (the tutorial's by default) sized for `data`.
+pub fn choose_model(
+    preset: Option<&str>,
+    model: Option<&Path>,
+    data: &Dataset,
+) -> Result<ModelConfig> {
+    let (h, w, _) = data.image_shape();
+    let classes = data.class_names().len();
+    match (preset, model) {
         (_, Some(path)) => {
             let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
             ModelConfig::from_json(&text).map_err(|e| Error::ModelFile {
-                path: path.clone(),
+                path: path.to_path_buf(),
                 reason: e.to_string(),
             })
         }

@@ -805,6 +805,29 @@ mod tests {
     }
 
     #[test]
+    fn tutorial_augmented_preset_has_the_tutorials_layers_and_round_trips() {
+        let config = crate::nn::presets::preset("tutorial-augmented", 180, 180, 5).unwrap();
+        let model = Sequential::new(&config, 1).unwrap();
+        assert_eq!(model.param_count(), 3_989_285);
+        let summary = model.summary("sequential_1");
+        for row in [
+            "random_flip (RandomFlip)",
+            "random_rotation (RandomRotation)",
+            "random_zoom (RandomZoom)",
+            "dropout (Dropout)",
+            "outputs (Dense)",
+        ] {
+            assert!(summary.contains(row), "{row} missing from\n{summary}");
+        }
+        let json = model.config().to_json();
+        let reread = ModelConfig::from_json(&json).unwrap();
+        assert_eq!(
+            Sequential::new(&reread, 1).unwrap().config(),
+            model.config()
+        );
+    }
+
+    #[test]
     fn bad_descriptions_name_the_layer_and_argument() {
         let err = |json: &str| {
             ModelConfig::from_json(json)

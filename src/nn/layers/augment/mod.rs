@@ -224,3 +224,229 @@ fn channel_means(image: &[f32], channels: usize) -> Vec<f32> {
     let pixels = (image.len() / channels).max(1) as f64;
     sums.iter().map(|s| (s / pixels) as f32).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::ModelConfig;
+    use crate::nn::Sequential;
+
+    fn model(layers: &str, shape: [usize; 3]) -> Sequential {
+        let json = format!(r#"{{"input_shape": {shape:?}, "layers": [{layers}]}}"#);
+        Sequential::new(&ModelConfig::from_json(&json).unwrap(), 5).unwrap()
+    }
+
+    fn ramp(n: usize) -> Vec<f32> {
+        (0..n).map(|v| v as f32).collect()
+    }
+
+    /// A 2×3 one-channel image [[0 1 2] [3 4 5]], `batch` times.
+    fn small_batch(batch: usize) -> Vec<f32> {
+        (0..batch).flat_map(|_| ramp(6)).collect()
+    }
+
+    fn images(values: &[f32], n: usize) -> Vec<Vec<f32>> {
+        values.chunks(n).map(<[f32]>::to_vec).collect()
+    }
+
+    #[test]
+    fn flips_are_exact_and_happen_about_half_the_time() {
+        let horizontal = [2.0, 1.0, 0.0, 5.0, 4.0, 3.0];
+        let vertical = [3.0, 4.0, 5.0, 0.0, 1.0, 2.0];
+        let both = [5.0, 4.0, 3.0, 2.0, 1.0, 0.0];
+        for (mode, flipped) in [
+            ("horizontal", horizontal),
+            ("vertical", vertical),
+            ("horizontal_and_vertical", both),
+        ] {
+            let mut m = model(
+                &format!(r#"{{"type": "RandomFlip", "mode": "{mode}"}}"#),
+                [2, 3, 1],
+            );
+            let out = images(m.forward(&small_batch(200), 200, Mode::Train), 6);
+            let flips = out.iter().filter(|o| o[..] == flipped).count();
+            let kept = out.iter().filter(|o| o[..] == ramp(6)[..]).count();
+            assert_eq!(flips + kept, 200, "{mode}: only exact flips or copies");
+            assert!(
+                (70..=130).contains(&flips),
+                "{mode}: {flips} of 200 flipped"
+            );
+        }
+    }
+
+    #[test]
+    fn rotation_by_a_quarter_turn_with_pinned_factor() {
+        // factor (0.25, 0.25): exactly 90°. Square image: a pure permutation of the pixels.
+        let mut m = model(
+            r#"{"type": "RandomRotation", "factor": [0.25, 0.25], "interpolation": "nearest"}"#,
+            [3, 3, 1],
+        );
+        let out = m.forward(&ramp(9), 1, Mode::Train).to_vec();
+        // Output (x, y) reads input (cx - (y - cy), cy + (x - cx)) = (2 - y, x).
+        assert_eq!(out, [2.0, 5.0, 8.0, 1.0, 4.0, 7.0, 0.0, 3.0, 6.0]);
+    }
+
+    #[test]
+    fn zooming_out_a_checkerboard_doubles_its_frequency() {
+        // 8×8 board of 2×2 squares; zoom factor 1 (height_factor 1.0) halves everything.
+        let board: Vec<f32> = (0..64)
+            .map(|i| (((i / 8) / 2 + (i % 8) / 2) % 2) as f32)
+            .collect();
+        let mut m = model(
+            r#"{"type": "RandomZoom", "height_factor": [1.0, 1.0], "interpolation": "nearest", "fill_mode": "constant", "fill_value": -1}"#,
+            [8, 8, 1],
+        );
+        let out = m.forward(&board, 1, Mode::Train).to_vec();
+        // Output x reads input 2x - 3.5: the centre half holds the whole board at 1×1 squares.
+        let centre: Vec<f32> = (2..6)
+            .flat_map(|y| (2..6).map(move |x| (x, y)))
+            .map(|(x, y)| out[y * 8 + x])
+            .collect();
+        let expected: Vec<f32> = (0..16).map(|i| ((i / 4 + i % 4) % 2) as f32).collect();
+        assert_eq!(centre, expected);
+        assert_eq!(out[0], -1.0, "beyond the board: the fill value");
+    }
+
+    #[test]
+    fn same_seed_same_augmentations_and_each_image_its_own() {
+        let layers = r#"{"type": "RandomFlip", "seed": 3},
+            {"type": "RandomRotation", "factor": 0.2, "seed": 4},
+            {"type": "RandomZoom", "height_factor": 0.3, "seed": 5},
+            {"type": "RandomContrast", "factor": 0.5, "seed": 6}"#;
+        let batch: Vec<f32> = (0..4).flat_map(|_| ramp(48)).collect();
+        let mut a = model(layers, [4, 4, 3]);
+        let mut b = model(layers, [4, 4, 3]);
+        let first = a.forward(&batch, 4, Mode::Train).to_vec();
+        assert_eq!(first, b.forward(&batch, 4, Mode::Train));
+        let per_image = images(&first, 48);
+        assert!(
+            per_image.windows(2).any(|w| w[0] != w[1]),
+            "images drew alike"
+        );
+        assert_ne!(
+            first,
+            a.forward(&batch, 4, Mode::Train),
+            "a new draw per call"
+        );
+        assert_eq!(
+            a.forward(&batch, 4, Mode::Infer),
+            &batch[..],
+            "identity at inference"
+        );
+    }
+
+    #[test]
+    fn fused_geometric_run_matches_layer_by_layer_inside_the_image() {
+        let rotation = r#"{"type": "RandomRotation", "factor": [0.05, 0.05]}"#;
+        let zoom = r#"{"type": "RandomZoom", "height_factor": [-0.2, -0.2]}"#;
+        let size = 24;
+        let smooth: Vec<f32> = (0..size * size)
+            .map(|i| ((i / size) as f32 * 0.3).sin() * 50.0 + (i % size) as f32 * 2.0)
+            .collect();
+        let fused = model(&format!("{rotation}, {zoom}"), [size, size, 1])
+            .forward(&smooth, 1, Mode::Train)
+            .to_vec();
+        let rotated = model(rotation, [size, size, 1])
+            .forward(&smooth, 1, Mode::Train)
+            .to_vec();
+        let image = model(zoom, [size, size, 1])
+            .forward(&rotated, 1, Mode::Train)
+            .to_vec();
+        // Away from the borders only the resampling differs (one pass against two).
+        for y in 6..18 {
+            for x in 6..18 {
+                let (a, b) = (fused[y * size + x], image[y * size + x]);
+                assert!(
+                    (a - b).abs() < 3.0,
+                    "({x}, {y}): fused {a}, layer by layer {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn contrast_and_brightness_follow_keras_formulas() {
+        // Pinned contrast is not possible with Keras's factor rule, so check the transform.
+        let stage = Transform::Values {
+            scale: 1.5,
+            mean_weight: -0.5,
+            shift: 0.0,
+            range: [0.0, 255.0],
+        };
+        let image = [10.0, 200.0, 30.0, 250.0]; // two pixels, two channels: means 20 and 225
+        let mut out = [0.0; 4];
+        let size = ImageSize {
+            height: 1,
+            width: 2,
+            channels: 2,
+        };
+        apply(&fuse(&[stage]), &image, &mut out, &mut [0.0; 4], size);
+        assert_eq!(out, [5.0, 187.5, 35.0, 255.0]); // (x - mean) · 1.5 + mean, clipped
+        let mut m = model(
+            r#"{"type": "RandomBrightness", "factor": [0.2, 0.2], "value_range": [0, 100]}"#,
+            [1, 2, 2],
+        );
+        assert_eq!(
+            m.forward(&image, 1, Mode::Train),
+            [30.0, 100.0, 50.0, 100.0]
+        );
+    }
+
+    #[test]
+    fn bad_arguments_name_the_layer_and_the_argument() {
+        for (layer, words) in [
+            (r#"{"type": "RandomRotation", "factor": 1.5}"#, "`factor`"),
+            (
+                r#"{"type": "RandomZoom", "height_factor": -1.0}"#,
+                "`height_factor`",
+            ),
+            (
+                r#"{"type": "RandomZoom", "height_factor": 0.1, "width_factor": [0.1, 2]}"#,
+                "`width_factor`",
+            ),
+            (
+                r#"{"type": "RandomTranslation", "height_factor": 0.1, "width_factor": -1.2}"#,
+                "`width_factor`",
+            ),
+            (r#"{"type": "RandomContrast", "factor": 1.5}"#, "`factor`"),
+            (
+                r#"{"type": "RandomBrightness", "factor": 0.1, "value_range": [1, 1]}"#,
+                "`value_range`",
+            ),
+            (
+                r#"{"type": "RandomRotation", "factor": 0.1, "fill_mode": "mirror"}"#,
+                "mirror",
+            ),
+            (
+                r#"{"type": "RandomZoom", "height_factor": 0.1, "interpolation": "bicubic"}"#,
+                "bicubic",
+            ),
+            (r#"{"type": "RandomFlip", "mode": "diagonal"}"#, "diagonal"),
+        ] {
+            let json = format!(r#"{{"input_shape": [4, 4, 3], "layers": [{layer}]}}"#);
+            let err = ModelConfig::from_json(&json)
+                .and_then(|c| Sequential::new(&c, 1).map(|_| ()))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("layer 1") && err.contains(words),
+                "{layer}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn augmentation_after_weights_is_refused() {
+        let json = r#"{"input_shape": [4, 4, 1], "layers": [
+            {"type": "Conv2D", "filters": 2, "kernel_size": 3, "padding": "same"},
+            {"type": "RandomFlip"}]}"#;
+        let err = Sequential::new(&ModelConfig::from_json(json).unwrap(), 1)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("layer 2") && err.contains("before \"conv2d\""),
+            "{err}"
+        );
+    }
+}
