@@ -38,6 +38,10 @@ pub enum Error {
     #[error(transparent)]
     Image(#[from] ImageError),
 
+    /// Downloading or unpacking a data set: `what` is the URL or the archive.
+    #[error("{what}: {reason}")]
+    Fetch { what: String, reason: String },
+
     #[error("{count} of {total} images cannot be used (first: {first}); fix or remove them, or run without --strict to skip them")]
     BadImages {
         count: usize,

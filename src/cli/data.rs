@@ -4,6 +4,7 @@ use super::dataset_args::DatasetArgs;
 use super::progress;
 use super::train::choose_model;
 use clap::Subcommand;
+use petal::data::fetch::{fetch, petal_home, Fetch};
 use petal::data::inspect::{inspect, Inspection};
 use petal::data::{CacheMode, Dataset, DirectoryIndex, Subset};
 use petal::viz::{augmentation_previews, image_grid, save_png, Tile};
@@ -47,6 +48,20 @@ pub enum DataCommand {
         #[arg(long, default_value = "samples.png")]
         out: PathBuf,
     },
+    /// Download a data set or file once into petal's cache ($PETAL_HOME, default ~/.cache/petal),
+    /// like Keras's get_file, and print where it is. NAME: flower_photos, sunflower, or a URL.
+    Fetch {
+        what: String,
+        /// Expected SHA-256 of the download (hex); a mismatch keeps nothing.
+        #[arg(long)]
+        sha256: Option<String>,
+        /// File name in the cache (default: the URL's last segment).
+        #[arg(long)]
+        name: Option<String>,
+        /// Unpack the archive (.tgz, .tar.gz, .tar, .zip) into a folder of the same name.
+        #[arg(long)]
+        extract: bool,
+    },
     /// The tutorial's augmentation preview: the first training image through the model's
     /// augmentation layers, nine times.
     Augment {
@@ -86,6 +101,12 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             data.validation_split.get_or_insert(0.2);
             run_grid(&data, subset, count, columns, &out)
         }
+        DataCommand::Fetch {
+            what,
+            sha256,
+            name,
+            extract,
+        } => run_fetch(&what, sha256, name, extract),
         DataCommand::Augment {
             mut data,
             preset,
@@ -192,6 +213,29 @@ fn run_split(args: &DatasetArgs, subset: Subset) -> Result<()> {
         out.push('\n');
     }
     print!("{out}");
+    Ok(())
+}
+
+fn run_fetch(
+    what: &str,
+    sha256: Option<String>,
+    name: Option<String>,
+    extract: bool,
+) -> Result<()> {
+    let mut request = match Fetch::known(what) {
+        Some(known) => known,
+        None if what.contains("://") => Fetch::url(what)?,
+        None => {
+            return Err(Error::InvalidArgument(format!(
+                "{what:?} is neither a known data set (flower_photos, sunflower) nor a URL"
+            )))
+        }
+    };
+    request.sha256 = sha256.or(request.sha256);
+    request.name = name.unwrap_or(request.name);
+    request.extract |= extract;
+    let path = fetch(&request, &petal_home(), &mut progress::DownloadBar::new())?;
+    println!("{}", path.display());
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod dataset;
 pub mod decode;
+pub mod fetch;
 pub mod image_u8;
 pub mod index;
 pub mod inspect;
