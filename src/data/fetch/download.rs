@@ -29,7 +29,8 @@ pub fn download(request: &Fetch, path: &Path, progress: &mut dyn Progress) -> Re
         std::process::id()
     ));
     let result = (|| {
-        let mut response = ureq::get(&request.url)
+        let mut response = agent()
+            .get(&request.url)
             .call()
             .map_err(|e| fail(explain(&e)))?;
         let body = response.body_mut();

@@ -103,10 +103,12 @@ fn inside(path: &Path) -> std::result::Result<PathBuf, String> {
         match part {
             Component::Normal(p) => clean.push(p),
             Component::CurDir => {}
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "entry {} would land outside the target folder; refusing to unpack this archive",
                 path.display()
-            )),
+            ))
+            }
         }
     }
     Ok(clean)
