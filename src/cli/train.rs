@@ -92,19 +92,31 @@ pub fn run(mut args: TrainArgs) -> Result<()> {
         .map_or(optimizer, |lr| optimizer.with_learning_rate(lr));
     let mut optimizer = Optimizer::new(optimizer);
 
+    let (history, stop) = fit_printing(&mut model, &mut optimizer, &train, &val, args.epochs)?;
+    save_run(&args.out, &model, train.class_names(), &history)?;
+    stop_outcome(stop, &history)
+}
+
+/// `fit` with a progress bar and a Keras line per epoch; Ctrl-C stops after the current step.
+pub fn fit_printing(
+    model: &mut Sequential,
+    optimizer: &mut Optimizer,
+    train: &Dataset,
+    val: &Dataset,
+    epochs: usize,
+) -> Result<(History, Stop)> {
     let interrupt = Arc::new(AtomicBool::new(false));
     let flag = interrupt.clone();
     // A second handler cannot be installed (tests call run twice in one process): then Ctrl-C
     // simply ends the process as usual.
     let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
-
     let mut observer = EpochProgress::default();
-    let (history, stop) = fit(
-        &mut model,
-        &mut optimizer,
-        &train,
-        Some(&val),
-        args.epochs,
+    let outcome = fit(
+        model,
+        optimizer,
+        train,
+        Some(val),
+        epochs,
         &mut observer,
         &interrupt,
     )?;
@@ -113,7 +125,11 @@ pub fn run(mut args: TrainArgs) -> Result<()> {
     if skipped > 0 {
         eprintln!("{skipped} unusable images were skipped (see the warnings above).");
     }
-    save_run(&args.out, &model, train.class_names(), &history)?;
+    Ok(outcome)
+}
+
+/// Why training ended, as the command's result: an error only for a NaN loss.
+pub fn stop_outcome(stop: Stop, history: &History) -> Result<()> {
     match stop {
         Stop::Finished => Ok(()),
         Stop::Interrupted => {

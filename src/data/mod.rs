@@ -9,6 +9,7 @@ pub mod image_u8;
 pub mod index;
 pub mod inspect;
 mod jpeg;
+pub mod load_img;
 pub mod numpy_rng;
 pub mod pipeline;
 pub mod resize;
