@@ -7,7 +7,7 @@ use clap::Subcommand;
 use petal::data::fetch::{fetch, petal_home, Fetch};
 use petal::data::inspect::{inspect, Inspection};
 use petal::data::{CacheMode, Dataset, DirectoryIndex, Subset};
-use petal::viz::{augmentation_previews, image_grid, save_png, Tile};
+use petal::viz::{augmentation_previews, first_images, image_grid, save_png, Tile};
 use petal::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -299,16 +299,7 @@ fn run_grid(
         return Err(Error::InvalidArgument("--count must be at least 1".into()));
     }
     let dataset = args.builder(CacheMode::None).build_subset(subset)?;
-    let tiles: Vec<Tile> = dataset
-        .epoch_order(0)
-        .into_iter()
-        .filter_map(|i| {
-            let image = dataset.image(i)?;
-            let title = dataset.class_names()[dataset.label(i) as usize].clone();
-            Some(Tile { image, title })
-        })
-        .take(count)
-        .collect();
+    let tiles = first_images(&dataset, count);
     save_png(&image_grid(&tiles, columns), out)?;
     println!("Wrote {} ({} images).", out.display(), tiles.len());
     Ok(())

@@ -6,6 +6,7 @@ mod dataset_args;
 mod model;
 mod progress;
 mod train;
+mod tutorial;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -26,6 +27,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the whole Keras tutorial: data, both models, augmentation, prediction, report.
+    Tutorial(tutorial::TutorialArgs),
     /// Look at a folder of images: classes, counts, split, sample pictures.
     #[command(subcommand)]
     Data(data::DataCommand),
@@ -54,6 +57,7 @@ pub fn main() -> ExitCode {
         }
     }
     let result = match cli.command {
+        Command::Tutorial(args) => tutorial::run(args),
         Command::Data(cmd) => data::run(cmd),
         Command::Train(args) => train::run(args),
         Command::Summary(args) => model::summary(args),

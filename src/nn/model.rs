@@ -249,6 +249,10 @@ impl Sequential {
             self.outputs = vec![Vec::new(); self.layers.len()];
         }
         for (i, layer) in self.layers.iter().enumerate() {
+            // Inside a run of augmentation layers only the last one's output is written.
+            if self.augmentation_runs[i] > 1 {
+                continue;
+            }
             let need = batch * layer.output_shape().size();
             if self.outputs[i].len() < need {
                 self.outputs[i].resize(need, 0.0);

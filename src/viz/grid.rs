@@ -2,12 +2,27 @@
 
 use super::text::{draw_text, text_width};
 use crate::data::resize::{resize, Interpolation, Window};
-use crate::data::ImageU8;
+use crate::data::{Dataset, ImageU8};
 use image::{Rgb, RgbImage};
 
 pub struct Tile {
     pub image: ImageU8,
     pub title: String,
+}
+
+/// The first `count` images of a dataset's first epoch (unreadable ones skipped), titled with
+/// their classes: the tutorial's `train_ds.take(1)` picture.
+pub fn first_images(dataset: &Dataset, count: usize) -> Vec<Tile> {
+    dataset
+        .epoch_order(0)
+        .into_iter()
+        .filter_map(|i| {
+            let image = dataset.image(i)?;
+            let title = dataset.class_names()[dataset.label(i) as usize].clone();
+            Some(Tile { image, title })
+        })
+        .take(count)
+        .collect()
 }
 
 const TILE: usize = 220;

@@ -7,6 +7,6 @@ pub mod png;
 pub mod text;
 
 pub use augmentation::augmentation_previews;
-pub use grid::{image_grid, Tile};
+pub use grid::{first_images, image_grid, Tile};
 pub use plot::history_plot;
 pub use png::save_png;

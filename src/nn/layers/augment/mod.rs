@@ -143,12 +143,9 @@ pub fn augment_batch(draws: &[Vec<Transform>], size: ImageSize, x: &[f32], y: &m
         .par_chunks_mut(n)
         .zip(x[..batch * n].par_chunks(n))
         .zip(draws.par_iter())
-        .for_each_init(
-            || vec![0.0; n],
-            |scratch, ((out, image), transforms)| {
-                apply(&fuse(transforms), image, out, scratch, size);
-            },
-        );
+        .for_each_init(Vec::new, |scratch, ((out, image), transforms)| {
+            apply(&fuse(transforms), image, out, scratch, size);
+        });
 }
 
 /// Merges consecutive geometric transforms that sample alike into one map.
@@ -177,21 +174,31 @@ fn fuse(transforms: &[Transform]) -> Vec<Transform> {
     stages
 }
 
+/// Runs `image` through `stages` into `out`; `scratch` holds an intermediate image when a
+/// resampling follows another stage.
 fn apply(
     stages: &[Transform],
     image: &[f32],
     out: &mut [f32],
-    scratch: &mut [f32],
+    scratch: &mut Vec<f32>,
     size: ImageSize,
 ) {
-    out.copy_from_slice(image);
+    let mut started = false;
     for stage in stages {
         match *stage {
             Transform::Geometric { map, .. } if map.is_identity() => {}
             Transform::Geometric { map, sampling } => {
-                scratch.copy_from_slice(out);
+                let source: &[f32] = match started {
+                    true => {
+                        scratch.clear();
+                        scratch.extend_from_slice(out);
+                        scratch
+                    }
+                    false => image,
+                };
                 let sampling = sampling.unwrap_or(Sampling::EXACT);
-                affine_transform(scratch, out, size, &map, &sampling);
+                affine_transform(source, out, size, &map, &sampling);
+                started = true;
             }
             Transform::Values {
                 scale,
@@ -199,6 +206,10 @@ fn apply(
                 shift,
                 range: [low, high],
             } => {
+                if !started {
+                    out.copy_from_slice(image);
+                    started = true;
+                }
                 let means = if mean_weight == 0.0 {
                     vec![0.0; size.channels]
                 } else {
@@ -211,6 +222,9 @@ fn apply(
                 }
             }
         }
+    }
+    if !started {
+        out.copy_from_slice(image);
     }
 }
 
@@ -380,7 +394,7 @@ mod tests {
             width: 2,
             channels: 2,
         };
-        apply(&fuse(&[stage]), &image, &mut out, &mut [0.0; 4], size);
+        apply(&fuse(&[stage]), &image, &mut out, &mut Vec::new(), size);
         assert_eq!(out, [5.0, 187.5, 35.0, 255.0]); // (x - mean) · 1.5 + mean, clipped
         let mut m = model(
             r#"{"type": "RandomBrightness", "factor": [0.2, 0.2], "value_range": [0, 100]}"#,

@@ -56,17 +56,25 @@ pub fn affine_transform(
         size,
         fill: sampling.fill_value,
     };
+    let bilinear = sampling.interpolation == Interpolation::Bilinear;
+    let (last_x, last_y) = (width as f32 - 1.0, height as f32 - 1.0);
     for (y, row) in dst[..size.values()]
         .chunks_exact_mut(width * channels)
         .enumerate()
     {
         for (x, pixel) in row.chunks_exact_mut(channels).enumerate() {
             let (xf, yf) = map.apply(x as f32, y as f32);
+            if bilinear && xf >= 0.0 && yf >= 0.0 && xf < last_x && yf < last_y {
+                reader.bilinear_inside(xf, yf, pixel);
+                continue;
+            }
             let xf = map_coordinate(sampling.fill_mode, xf, width);
             let yf = map_coordinate(sampling.fill_mode, yf, height);
-            match sampling.interpolation {
-                Interpolation::Nearest => reader.nearest(xf, yf, pixel),
-                Interpolation::Bilinear => reader.bilinear(xf, yf, pixel),
+            match (sampling.interpolation, sampling.fill_mode) {
+                (Interpolation::Nearest, _) => reader.nearest(xf, yf, pixel),
+                (Interpolation::Bilinear, FillMode::Constant) => reader.bilinear(xf, yf, pixel),
+                // Mapped into [0, len - 1]: only a tap of weight 0 can fall outside.
+                (Interpolation::Bilinear, _) => reader.bilinear_clamped(xf, yf, pixel),
             }
         }
     }
@@ -86,18 +94,24 @@ fn map_coordinate(mode: FillMode, coordinate: f32, len: usize) -> f32 {
     inside.clamp(0.0, last)
 }
 
+/// `v.trunc()` without a call into libm (baseline x86-64 has no rounding instruction); beyond
+/// ±2^63 the coordinate is far outside any image and saturating keeps it there.
+fn trunc(v: f32) -> f32 {
+    v as i64 as f32
+}
+
 /// d c b a | a b c d | d c b a: mirror about -0.5 and len - 0.5, periodic in 2·len.
 fn reflect(coordinate: f32, len: f32) -> f32 {
     let period = 2.0 * len;
     if coordinate < 0.0 {
-        let c = period * (-coordinate / period).trunc() + coordinate;
+        let c = period * trunc(-coordinate / period) + coordinate;
         if c < -len {
             c + period
         } else {
             -c - 1.0
         }
     } else if coordinate > len - 1.0 {
-        let c = coordinate - period * (coordinate / period).trunc();
+        let c = coordinate - period * trunc(coordinate / period);
         if c >= len {
             period - c - 1.0
         } else {
@@ -112,9 +126,9 @@ fn reflect(coordinate: f32, len: f32) -> f32 {
 fn wrap(coordinate: f32, len: f32) -> f32 {
     let span = len - 1.0;
     if coordinate < 0.0 {
-        coordinate + len * ((-coordinate / span).trunc() + 1.0)
+        coordinate + len * (trunc(-coordinate / span) + 1.0)
     } else if coordinate > span {
-        coordinate - len * (coordinate / span).trunc()
+        coordinate - len * trunc(coordinate / span)
     } else {
         coordinate
     }
@@ -146,6 +160,73 @@ impl Reader<'_> {
         match self.pixel(x.round(), y.round()) {
             Some(p) => out.copy_from_slice(p),
             None => out.fill(self.fill),
+        }
+    }
+
+    /// Bilinear at a point whose four taps are all inside the image (0 ≤ x < width - 1, and
+    /// likewise y): no fill mode applies, and truncation is the floor.
+    #[inline]
+    fn bilinear_inside(&self, x: f32, y: f32, out: &mut [f32]) {
+        // Through i32: float-to-usize and usize-to-float conversions cost several instructions
+        // each, and this runs for every pixel of every augmented image.
+        let (x0, y0) = (x as i32 as usize, y as i32 as usize);
+        if let Ok(rgb) = <&mut [f32; 3]>::try_from(&mut *out) {
+            return self.blend_rgb_inside(x, y, x0, y0, rgb);
+        }
+        self.blend(x, y, [x0, x0 + 1], [y0, y0 + 1], out);
+    }
+
+    /// [`Self::blend`] for the common case of RGB pixels with both columns inside: each row's
+    /// two pixels are six consecutive values, read with one bounds check.
+    #[inline]
+    fn blend_rgb_inside(&self, x: f32, y: f32, x0: usize, y0: usize, out: &mut [f32; 3]) {
+        let width = self.size.width;
+        let (x0f, y0f) = (x0 as i32 as f32, y0 as i32 as f32);
+        let (x1f, y1f) = (x0f + 1.0, y0f + 1.0);
+        let i = (y0 * width + x0) * 3;
+        let j = i + width * 3;
+        let (Ok(top), Ok(bottom)) = (
+            <&[f32; 6]>::try_from(&self.src[i..i + 6]),
+            <&[f32; 6]>::try_from(&self.src[j..j + 6]),
+        ) else {
+            unreachable!("six values were sliced")
+        };
+        for c in 0..3 {
+            let upper = (x1f - x) * top[c] + (x - x0f) * top[c + 3];
+            let lower = (x1f - x) * bottom[c] + (x - x0f) * bottom[c + 3];
+            out[c] = (y1f - y) * upper + (y - y0f) * lower;
+        }
+    }
+
+    /// Bilinear at a point inside [0, width - 1] × [0, height - 1]: a right or lower tap past
+    /// the last pixel has weight 0, so the last pixel stands in for it.
+    #[inline]
+    fn bilinear_clamped(&self, x: f32, y: f32, out: &mut [f32]) {
+        let (x0, y0) = (x as usize, y as usize);
+        let right = (x0 + 1).min(self.size.width - 1);
+        let below = (y0 + 1).min(self.size.height - 1);
+        self.blend(x, y, [x0, right], [y0, below], out);
+    }
+
+    /// TensorFlow's bilinear blend of the pixels at columns `xs` and rows `ys` around (x, y),
+    /// the left column and top row being the floor of x and y.
+    #[inline]
+    fn blend(&self, x: f32, y: f32, xs: [usize; 2], ys: [usize; 2], out: &mut [f32]) {
+        let ImageSize {
+            width, channels, ..
+        } = self.size;
+        let (x0f, y0f) = (xs[0] as f32, ys[0] as f32);
+        let (x1f, y1f) = (x0f + 1.0, y0f + 1.0);
+        let at = |row: usize, column: usize| {
+            let i = (row * width + column) * channels;
+            &self.src[i..i + channels]
+        };
+        let (top_left, top_right) = (at(ys[0], xs[0]), at(ys[0], xs[1]));
+        let (bottom_left, bottom_right) = (at(ys[1], xs[0]), at(ys[1], xs[1]));
+        for (c, o) in out.iter_mut().enumerate().take(channels) {
+            let upper = (x1f - x) * top_left[c] + (x - x0f) * top_right[c];
+            let lower = (x1f - x) * bottom_left[c] + (x - x0f) * bottom_right[c];
+            *o = (y1f - y) * upper + (y - y0f) * lower;
         }
     }
 
