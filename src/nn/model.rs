@@ -343,7 +343,14 @@ impl Sequential {
                 ]
             })
             .collect();
-        let widths = [33, 24, 15];
+        // Keras's widths, widened when a name is longer (e.g. "random_translation (…)").
+        let widest = |k: usize| {
+            rows.iter()
+                .map(|r| r[k].chars().count() + 2)
+                .max()
+                .unwrap_or(0)
+        };
+        let widths = [widest(0).max(33), widest(1).max(24), widest(2).max(15)];
         let line = |l: &str, m: &str, r: &str, fill: &str| {
             format!(
                 "{l}{}{m}{}{m}{}{r}\n",

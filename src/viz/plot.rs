@@ -119,10 +119,10 @@ pub fn line_chart(title: &str, series: &[Series], legend: Legend) -> RgbImage {
         if let [only] = s.values {
             line(
                 &mut img,
-                (x_of(0) - 2.0, y_of(*only)),
-                (x_of(0) + 2.0, y_of(*only)),
+                (x_of(0) - 6.0, y_of(*only)),
+                (x_of(0) + 6.0, y_of(*only)),
                 s.color,
-                2.0,
+                6.0,
             );
         }
     }
