@@ -8,6 +8,7 @@ pub mod data;
 mod error;
 pub mod fsutil;
 pub mod nn;
+pub mod tflite;
 pub mod viz;
 
 pub use error::{Error, ImageError, ImageErrorKind, Result};

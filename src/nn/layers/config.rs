@@ -120,6 +120,12 @@ impl LayerConfig {
         }
     }
 
+    /// Layers that only act while training (Dropout): an inference graph such as a TFLite export
+    /// leaves them out.
+    pub fn is_training_only(&self) -> bool {
+        matches!(self, LayerConfig::Dropout { .. })
+    }
+
     pub fn name(&self) -> Option<&str> {
         match self {
             LayerConfig::Rescaling { name, .. }
