@@ -32,20 +32,27 @@ pub const INPUT_NAME: &str = "sequential_input";
 /// The output's name in the signature, as in the tutorial.
 pub const OUTPUT_NAME: &str = "outputs";
 
+/// The metadata entry with the class names (a JSON list of strings), so that `petal predict`
+/// can name classes; runtimes ignore metadata they do not know.
+pub const CLASS_NAMES_METADATA: &str = "petal_class_names";
+
 const DATA_ALIGNMENT: usize = 64;
 
-/// The `.tflite` file of `model`'s inference graph.
-pub fn export(model: &Sequential) -> Result<Vec<u8>> {
-    let graph = build_graph(model).map_err(|reason| Error::TfLite {
+/// The `.tflite` file of `model`'s inference graph, with `class_names` in its metadata.
+pub fn export(model: &Sequential, class_names: &[String]) -> Result<Vec<u8>> {
+    let mut graph = build_graph(model).map_err(|reason| Error::TfLite {
         origin: "TFLite export".into(),
         reason,
     })?;
+    let names = serde_json::to_string(class_names).expect("strings serialise");
+    graph.data.push(names.into_bytes());
+    graph.metadata = Some((CLASS_NAMES_METADATA, graph.data.len() as u32));
     Ok(graph.serialise())
 }
 
 /// Writes [`export`]'s bytes to `path` atomically.
-pub fn export_file(model: &Sequential, path: &Path) -> Result<()> {
-    let bytes = export(model).map_err(|e| match e {
+pub fn export_file(model: &Sequential, class_names: &[String], path: &Path) -> Result<()> {
+    let bytes = export(model, class_names).map_err(|e| match e {
         Error::TfLite { reason, .. } => Error::TfLite {
             origin: path.display().to_string(),
             reason,
@@ -64,6 +71,8 @@ struct GraphBuilder {
     data: Vec<Vec<u8>>,
     /// The tensor the signature returns.
     output: i32,
+    /// A metadata entry's name and buffer.
+    metadata: Option<(&'static str, u32)>,
 }
 
 impl GraphBuilder {
@@ -163,6 +172,7 @@ impl GraphBuilder {
             codes,
             data,
             output,
+            metadata,
         } = self;
         let input = 0;
         let model = |offsets: &[usize]| schema::Model {
@@ -196,6 +206,12 @@ impl GraphBuilder {
                     }))
                     .collect(),
             ),
+            metadata: metadata.map(|(name, buffer)| {
+                vec![schema::Metadata {
+                    name: Some(name.into()),
+                    buffer,
+                }]
+            }),
             signature_defs: Some(vec![schema::SignatureDef {
                 inputs: Some(vec![schema::TensorMap {
                     name: Some(INPUT_NAME.into()),
@@ -213,9 +229,7 @@ impl GraphBuilder {
         // The offsets depend on the flatbuffer's length, which does not depend on their values
         // (fixed-width fields, all present): measure with stand-ins, then write the real ones.
         let stand_ins = vec![usize::MAX >> 1; data.len()];
-        let flatbuffer_len = planus::Builder::new()
-            .finish(model(&stand_ins), Some(FILE_IDENTIFIER))
-            .len();
+        let flatbuffer_len = finish(model(&stand_ins)).len();
         let mut offsets = Vec::with_capacity(data.len());
         let mut end = flatbuffer_len;
         for d in &data {
@@ -223,9 +237,7 @@ impl GraphBuilder {
             offsets.push(at);
             end = at + d.len();
         }
-        let mut file = planus::Builder::new()
-            .finish(model(&offsets), Some(FILE_IDENTIFIER))
-            .to_vec();
+        let mut file = finish(model(&offsets));
         debug_assert_eq!(file.len(), flatbuffer_len);
         file.reserve(end - file.len());
         for (d, &at) in data.iter().zip(&offsets) {
@@ -234,6 +246,21 @@ impl GraphBuilder {
         }
         file
     }
+}
+
+/// The flatbuffer of `model`: the root offset, then the file identifier, then the tables.
+fn finish(model: schema::Model) -> Vec<u8> {
+    let mut bytes = planus::Builder::new()
+        .finish(model, Some(FILE_IDENTIFIER))
+        .to_vec();
+    // planus 1.3 writes the identifier before the root offset instead of after it (its offset
+    // value is right for the word at byte 4): swap them, and correct the offset for byte 0.
+    if bytes[0..4] == FILE_IDENTIFIER {
+        let root = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes")) + 4;
+        bytes[0..4].copy_from_slice(&root.to_le_bytes());
+        bytes[4..8].copy_from_slice(&FILE_IDENTIFIER);
+    }
+    bytes
 }
 
 fn fused(activation: Activation) -> ActivationFunctionType {

@@ -47,6 +47,7 @@ pub struct Interpreter {
     signatures: Vec<parse::Signature>,
     op_names: Vec<&'static str>,
     constant_bytes: usize,
+    metadata: Vec<(String, Vec<u8>)>,
     kernels: Vec<Box<dyn Kernel>>,
     tensors: Vec<Tensor>,
 }
@@ -116,6 +117,7 @@ impl Interpreter {
         let Graph {
             description,
             signatures,
+            metadata,
             ..
         } = graph;
         Ok(Interpreter {
@@ -125,6 +127,7 @@ impl Interpreter {
             signatures,
             op_names,
             constant_bytes,
+            metadata,
             kernels,
             tensors,
         })
@@ -178,6 +181,16 @@ impl Interpreter {
     /// Bytes of constant data (weights and shapes).
     pub fn constant_bytes(&self) -> usize {
         self.constant_bytes
+    }
+
+    /// The bytes of the model's metadata entry `name` (e.g. [`CLASS_NAMES_METADATA`]).
+    ///
+    /// [`CLASS_NAMES_METADATA`]: super::CLASS_NAMES_METADATA
+    pub fn metadata(&self, name: &str) -> Option<&[u8]> {
+        self.metadata
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, d)| &d[..])
     }
 
     pub fn description(&self) -> &str {

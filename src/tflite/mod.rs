@@ -9,6 +9,7 @@ mod parse;
 pub mod schema;
 mod tensor;
 
-pub use export::{export, export_file, INPUT_NAME, OUTPUT_NAME, SIGNATURE_KEY};
+pub use export::{
+    export, export_file, CLASS_NAMES_METADATA, INPUT_NAME, OUTPUT_NAME, SIGNATURE_KEY};
 pub use interpreter::{format_shape, Interpreter, SignatureInfo, SignatureRunner, TensorInfo};
 pub use tensor::{DType, Data, Tensor};

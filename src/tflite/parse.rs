@@ -17,6 +17,7 @@ pub const FILE_IDENTIFIER: [u8; 4] = *b"TFL3";
 const MAX_TENSOR_ELEMENTS: usize = 1 << 28;
 const MAX_TOTAL_ELEMENTS: usize = 1 << 30;
 const MAX_RANK: usize = 8;
+const MAX_METADATA_BYTES: usize = 1 << 24;
 
 pub struct TensorSpec {
     pub name: String,
@@ -128,6 +129,8 @@ pub struct Graph {
     pub inputs: Vec<usize>,
     pub outputs: Vec<usize>,
     pub signatures: Vec<Signature>,
+    /// Named byte strings the model carries (`Model.metadata`).
+    pub metadata: Vec<(String, Vec<u8>)>,
 }
 
 /// Parses and checks `bytes`; the error says what is wrong, without the file's name.
@@ -333,7 +336,32 @@ pub fn parse(bytes: &[u8]) -> Result<Graph, String> {
         .transpose()?
         .unwrap_or_default();
 
+    let mut metadata_bytes = 0usize;
+    let metadata = model
+        .metadata()
+        .map_err(fb)?
+        .map(|list| {
+            list.iter()
+                .map(|m| {
+                    let m = m.map_err(fb)?;
+                    let name = m.name().map_err(fb)?.unwrap_or("").to_owned();
+                    let data = buffer_bytes(m.buffer().map_err(fb)?)
+                        .map_err(|e| format!("metadata \"{name}\": {e}"))?;
+                    metadata_bytes = metadata_bytes.saturating_add(data.len());
+                    if metadata_bytes > MAX_METADATA_BYTES {
+                        return Err(format!(
+                            "the metadata holds more than {MAX_METADATA_BYTES} bytes, more than petal reads"
+                        ));
+                    }
+                    Ok((name, data.to_vec()))
+                })
+                .collect::<Result<Vec<_>, String>>()
+        })
+        .transpose()?
+        .unwrap_or_default();
+
     let graph = Graph {
+        metadata,
         description: model.description().map_err(fb)?.unwrap_or("").to_owned(),
         tensors,
         ops,
