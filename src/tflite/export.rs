@@ -13,7 +13,7 @@
 //! outside the flatbuffer can be aligned exactly (16 is what TensorFlow Lite asks for; 64 suits
 //! cache lines and AVX-512 loads).
 
-use super::parse::{FILE_IDENTIFIER, SCHEMA_VERSION};
+use super::parse::SCHEMA_VERSION;
 use super::schema::{
     self, ActivationFunctionType, BuiltinOperator, BuiltinOptions, TensorType,
 };
@@ -229,7 +229,7 @@ impl GraphBuilder {
         // The offsets depend on the flatbuffer's length, which does not depend on their values
         // (fixed-width fields, all present): measure with stand-ins, then write the real ones.
         let stand_ins = vec![usize::MAX >> 1; data.len()];
-        let flatbuffer_len = finish(model(&stand_ins)).len();
+        let flatbuffer_len = schema::write_model(&model(&stand_ins)).len();
         let mut offsets = Vec::with_capacity(data.len());
         let mut end = flatbuffer_len;
         for d in &data {
@@ -237,7 +237,7 @@ impl GraphBuilder {
             offsets.push(at);
             end = at + d.len();
         }
-        let mut file = finish(model(&offsets));
+        let mut file = schema::write_model(&model(&offsets));
         debug_assert_eq!(file.len(), flatbuffer_len);
         file.reserve(end - file.len());
         for (d, &at) in data.iter().zip(&offsets) {
@@ -246,21 +246,6 @@ impl GraphBuilder {
         }
         file
     }
-}
-
-/// The flatbuffer of `model`: the root offset, then the file identifier, then the tables.
-fn finish(model: schema::Model) -> Vec<u8> {
-    let mut bytes = planus::Builder::new()
-        .finish(model, Some(FILE_IDENTIFIER))
-        .to_vec();
-    // planus 1.3 writes the identifier before the root offset instead of after it (its offset
-    // value is right for the word at byte 4): swap them, and correct the offset for byte 0.
-    if bytes[0..4] == FILE_IDENTIFIER {
-        let root = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes")) + 4;
-        bytes[0..4].copy_from_slice(&root.to_le_bytes());
-        bytes[4..8].copy_from_slice(&FILE_IDENTIFIER);
-    }
-    bytes
 }
 
 fn fused(activation: Activation) -> ActivationFunctionType {

@@ -71,7 +71,7 @@ impl Interpreter {
             .flat_map(|op| op.inputs.iter().flatten())
             .filter(|&&t| graph.tensors[t].data.is_some())
             .map(|&t| graph.tensors[t].elements())
-            .sum();
+            .fold(0usize, usize::saturating_add);
         if copied > MAX_KERNEL_WEIGHTS {
             return Err(error(format!(
                 "the operators' constants add up to {copied} values, more than petal handles"

@@ -1,6 +1,6 @@
 //! CONV_2D on the native [`Conv2D`] layer (banded im2col + GEMM, bias and ReLU fused).
 
-use super::{batch_of, f32_input, image_shape, native, native_padding, with_output, Io, Kernel};
+use super::{output_len, batch_of, f32_input, image_shape, native, native_padding, with_output, Io, Kernel};
 use crate::nn::layers::conv2d::Conv2DSpec;
 use crate::nn::layers::{Conv2D, Layer};
 use crate::nn::{Mode, Shape};
@@ -77,6 +77,7 @@ impl Conv {
             unreachable!("convolutions output images")
         };
         let out_shape = [height, width, channels];
+        output_len(&out_shape)?;
         let declared = io.shape(io.output);
         if declared.len() == 4 && declared[1..] != out_shape {
             return Err(format!(
@@ -101,7 +102,8 @@ impl Kernel for Conv {
             let batch = batch_of(&tensors[input], &in_shape, "input")?;
             let x = f32_input(tensors, input, "input")?;
             let shape = vec![batch, out_shape[0], out_shape[1], out_shape[2]];
-            let y = out.f32_mut(shape, batch * out_shape.iter().product::<usize>());
+            let len = output_len(&shape)?;
+            let y = out.f32_mut(shape, len);
             layer.forward(x, y, batch, Mode::Infer);
             Ok(())
         })

@@ -1,6 +1,6 @@
 //! FULLY_CONNECTED on the native [`Dense`] layer (one GEMM, bias and ReLU fused).
 
-use super::{f32_input, native, with_output, Io, Kernel};
+use super::{output_len, f32_input, native, with_output, Io, Kernel};
 use crate::nn::layers::{Dense, Layer};
 use crate::nn::Mode;
 use crate::tflite::parse::Fused;
@@ -84,7 +84,8 @@ impl Kernel for FullyConnected {
             } else {
                 vec![rows, units]
             };
-            let y = out.f32_mut(shape, rows * units);
+            let len = output_len(&shape)?;
+            let y = out.f32_mut(shape, len);
             layer.forward(x, y, rows, Mode::Infer);
             Ok(())
         })

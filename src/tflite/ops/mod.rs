@@ -11,6 +11,16 @@ mod shape;
 use super::parse::{Fused, Graph, OpKind, OpSpec};
 use super::tensor::{Data, Tensor};
 
+/// Values one op may produce per run: larger outputs are errors, not allocation failures.
+const MAX_OUTPUT_VALUES: usize = 1 << 28;
+
+/// The number of values of an output of `shape`, within [`MAX_OUTPUT_VALUES`].
+fn output_len(shape: &[usize]) -> Result<usize, String> {
+    Tensor::elements(shape)
+        .filter(|&n| n <= MAX_OUTPUT_VALUES)
+        .ok_or_else(|| format!("an output of shape {shape:?} is larger than petal handles"))
+}
+
 /// One operator, ready to run: it reads its inputs from `tensors` and writes its outputs there.
 pub(crate) trait Kernel: Send {
     fn run(&mut self, tensors: &mut [Tensor]) -> Result<(), String>;

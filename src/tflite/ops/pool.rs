@@ -1,6 +1,6 @@
 //! MAX_POOL_2D on the native [`MaxPooling2D`] layer.
 
-use super::{apply, batch_of, f32_input, image_shape, native_padding, with_output, Io, Kernel};
+use super::{output_len, apply, batch_of, f32_input, image_shape, native_padding, with_output, Io, Kernel};
 use crate::nn::layers::{Layer, MaxPooling2D};
 use crate::nn::{Mode, Shape};
 use crate::tflite::parse::{Fused, Padding};
@@ -27,6 +27,11 @@ impl MaxPool {
         io.expect_inputs(1..=1)?;
         let input = io.input(0)?;
         let (h, w, c) = image_shape(io.shape(input), "input")?;
+        if filter.0 > h || filter.1 > w {
+            return Err(format!(
+                "a {filter:?} pool window is larger than the {h}×{w} input"
+            ));
+        }
         let layer = MaxPooling2D::new(name, (h, w, c), filter, stride, native_padding(padding))
             .ok_or_else(|| {
                 format!("a {filter:?} pool does not fit the {h}×{w} input with VALID padding")
@@ -40,6 +45,7 @@ impl MaxPool {
             unreachable!("pools output images")
         };
         let out_shape = [height, width, channels];
+        output_len(&out_shape)?;
         let declared = io.shape(io.output);
         if declared.len() == 4 && declared[1..] != out_shape {
             return Err(format!(
@@ -66,7 +72,8 @@ impl Kernel for MaxPool {
             let batch = batch_of(&tensors[input], &in_shape, "input")?;
             let x = f32_input(tensors, input, "input")?;
             let shape = vec![batch, out_shape[0], out_shape[1], out_shape[2]];
-            let y = out.f32_mut(shape, batch * out_shape.iter().product::<usize>());
+            let len = output_len(&shape)?;
+            let y = out.f32_mut(shape, len);
             layer.forward(x, y, batch, Mode::Infer);
             apply(activation, y);
             Ok(())

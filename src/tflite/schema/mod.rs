@@ -16,3 +16,21 @@
 mod generated;
 
 pub use generated::tflite::*;
+
+/// The bytes of a `.tflite` file holding `model`: the root offset, the file identifier "TFL3",
+/// then the tables.
+pub fn write_model(model: &Model) -> ::std::vec::Vec<u8> {
+    use super::parse::FILE_IDENTIFIER as IDENTIFIER;
+    let mut bytes = planus::Builder::new()
+        .finish(model, Some(IDENTIFIER))
+        .to_vec();
+    // planus 1.3 writes the identifier before the root offset instead of after it (its offset
+    // value is right for the word at byte 4): swap them, and correct the offset for byte 0.
+    if bytes[0..4] == IDENTIFIER {
+        let root = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) + 4;
+        bytes[0..4].copy_from_slice(&root.to_le_bytes());
+        bytes[4..8].copy_from_slice(&IDENTIFIER);
+    }
+    bytes
+}
+pub use planus::ReadAsRoot;
