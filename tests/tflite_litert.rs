@@ -1,0 +1,128 @@
+//! petal's `.tflite` export run by TensorFlow's own runtime, LiteRT: the signature list, and the
+//! logits of 20 flower photos against petal's native model and petal's interpreter.
+//!
+//! Needs a Python with `ai-edge-litert` and `numpy`, named by PETAL_LITERT_PYTHON (`.ci/run`
+//! makes one); without it the test says it is skipped.
+
+mod common;
+
+use petal::data::decode::{decode_file, ColorMode, DEFAULT_MAX_PIXELS};
+use petal::data::resize::{resize_f32, Window};
+use petal::data::Interpolation;
+use petal::nn::{model_file, presets, Mode, Sequential};
+use petal::tflite::{Interpreter, Tensor};
+use std::path::PathBuf;
+use std::process::Command;
+
+const SIZE: usize = 180;
+const IMAGES_PER_CLASS: usize = 4;
+
+fn argmax(v: &[f32]) -> usize {
+    (0..v.len()).fold(0, |best, i| if v[i] > v[best] { i } else { best })
+}
+
+#[test]
+fn litert_runs_petals_export_like_petal() {
+    let Some(python) = std::env::var_os("PETAL_LITERT_PYTHON") else {
+        println!("skipped: set PETAL_LITERT_PYTHON to a Python with ai-edge-litert and numpy");
+        return;
+    };
+    let flowers = common::flowers_dir();
+    let mut classes: Vec<PathBuf> = std::fs::read_dir(&flowers)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    classes.sort();
+    let class_names: Vec<String> = classes
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let mut photos = Vec::new();
+    for class in &classes {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(class)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+            .collect();
+        files.sort();
+        photos.extend(files.into_iter().take(IMAGES_PER_CLASS));
+    }
+    assert_eq!(photos.len(), 20);
+
+    // Untrained Glorot weights from a fixed seed: no training needed to compare two runtimes.
+    let config = presets::preset("tutorial", SIZE, SIZE, class_names.len()).unwrap();
+    let mut model = Sequential::new(&config, 123).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let native_file = dir.path().join("model.safetensors");
+    let tflite_file = dir.path().join("model.tflite");
+    model_file::save(&native_file, &model, &class_names).unwrap();
+    let export = Command::new(env!("CARGO_BIN_EXE_petal"))
+        .args(["export", native_file.to_str().unwrap(), "--out"])
+        .arg(&tflite_file)
+        .output()
+        .unwrap();
+    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+
+    let mut interpreter = Interpreter::from_file(&tflite_file).unwrap();
+    let (mut inputs, mut native, mut ours) = (Vec::new(), Vec::new(), Vec::new());
+    for photo in &photos {
+        let image = decode_file(photo, ColorMode::Rgb, DEFAULT_MAX_PIXELS).unwrap();
+        let x = resize_f32(&image, Window::whole(&image), SIZE, SIZE, Interpolation::Bilinear);
+        native.extend_from_slice(model.forward(&x, 1, Mode::Infer));
+        let mut runner = interpreter.signature_runner("serving_default").unwrap();
+        let out = runner
+            .run(&[("sequential_input", &Tensor::f32(vec![1, SIZE, SIZE, 3], x.clone()))])
+            .unwrap();
+        ours.extend_from_slice(out["outputs"].as_f32().unwrap());
+        inputs.extend(x);
+    }
+    let inputs_file = dir.path().join("inputs.f32");
+    let outputs_file = dir.path().join("outputs.f32");
+    let bytes: Vec<u8> = inputs.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&inputs_file, bytes).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/litert_check.py");
+    let run = Command::new(&python)
+        .arg(script)
+        .args([&tflite_file, &inputs_file, &outputs_file])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let signatures = stdout.lines().next().unwrap();
+    assert_eq!(
+        signatures,
+        r#"{"serving_default": {"inputs": ["sequential_input"], "outputs": ["outputs"]}}"#
+    );
+    let litert: Vec<f32> = std::fs::read(&outputs_file)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    assert_eq!(litert.len(), native.len());
+    let classes = class_names.len();
+    for (name, logits) in [("native", &native), ("interpreter", &ours)] {
+        let diff = logits
+            .iter()
+            .zip(&litert)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        let same_top = logits
+            .chunks_exact(classes)
+            .zip(litert.chunks_exact(classes))
+            .filter(|(a, b)| argmax(a) == argmax(b))
+            .count();
+        println!(
+            "petal {name} vs LiteRT on {} photos: max abs logit diff {diff:.2e}, same top class {same_top}/{}",
+            photos.len(),
+            photos.len()
+        );
+        assert!(diff <= 1e-4, "{name}: max abs diff {diff}");
+        assert_eq!(same_top, photos.len(), "{name}");
+    }
+    println!("{}", stdout.lines().last().unwrap_or(""));
+}
