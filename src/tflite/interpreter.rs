@@ -263,7 +263,7 @@ impl SignatureRunner<'_> {
                     given.data.len()
                 )));
             }
-            it.tensors[*tensor_index] = (*given).clone();
+            it.tensors[*tensor_index].clone_from(given);
         }
         for (n, kernel) in it.kernels.iter_mut().enumerate() {
             if let Err(reason) = kernel.run(&mut it.tensors) {
