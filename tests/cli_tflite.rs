@@ -53,7 +53,9 @@ fn export_info_and_predict_like_the_native_model() {
         "{info}"
     );
     assert!(
-        info.contains("operators: 5 (MUL ×1, CONV_2D ×1, MAX_POOL_2D ×1, RESHAPE ×1, FULLY_CONNECTED ×1)"),
+        info.contains(
+            "operators: 5 (MUL ×1, CONV_2D ×1, MAX_POOL_2D ×1, RESHAPE ×1, FULLY_CONNECTED ×1)"
+        ),
         "{info}"
     );
     assert!(info.contains("class names: bottom, top"), "{info}");
@@ -94,7 +96,8 @@ fn predict_runs_tensorflows_converted_file() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.starts_with("This image most likely belongs to class_") && stdout.contains("percent confidence"),
+        stdout.starts_with("This image most likely belongs to class_")
+            && stdout.contains("percent confidence"),
         "{stdout}"
     );
 }
@@ -107,19 +110,33 @@ fn bad_files_are_named_in_clear_errors() {
     let out = petal(&["tflite", "info", s(&png)]);
     assert!(!out.status.success());
     let e = text(&out.stderr);
-    assert!(e.contains("picture.png") && e.contains("not a TensorFlow Lite model"), "{e}");
+    assert!(
+        e.contains("picture.png") && e.contains("not a TensorFlow Lite model"),
+        "{e}"
+    );
 
     let fake = dir.path().join("fake.tflite");
     std::fs::write(&fake, b"\x10\0\0\0TFL3 and then nothing useful").unwrap();
-    for args in [vec!["tflite", "info", s(&fake)], vec!["predict", s(&fake), s(&png)]] {
+    for args in [
+        vec!["tflite", "info", s(&fake)],
+        vec!["predict", s(&fake), s(&png)],
+    ] {
         let out = petal(&args);
         assert!(!out.status.success());
         let e = text(&out.stderr);
-        assert!(e.contains("fake.tflite") && e.contains("corrupt flatbuffer"), "{e}");
+        assert!(
+            e.contains("fake.tflite") && e.contains("corrupt flatbuffer"),
+            "{e}"
+        );
         assert!(!e.contains("panicked"), "{e}");
     }
 
-    let out = petal(&["export", s(&dir.path().join("none.safetensors")), "--out", s(&fake)]);
+    let out = petal(&[
+        "export",
+        s(&dir.path().join("none.safetensors")),
+        "--out",
+        s(&fake),
+    ]);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("none.safetensors"));
 }

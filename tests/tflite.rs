@@ -16,7 +16,10 @@ fn wave(n: usize, phase: f32) -> Vec<f32> {
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 fn names(n: usize) -> Vec<String> {
@@ -100,13 +103,14 @@ fn export_has_the_tutorials_signature_ops_and_aligned_weights() {
     for buffer in buffers.iter().skip(1) {
         let buffer = buffer.unwrap();
         assert!(buffer.size().unwrap() > 0);
-        assert_eq!(buffer.offset().unwrap() % 16, 0, "weights must be 16-byte aligned");
+        assert_eq!(
+            buffer.offset().unwrap() % 16,
+            0,
+            "weights must be 16-byte aligned"
+        );
     }
     let names = interpreter.metadata(tflite::CLASS_NAMES_METADATA).unwrap();
-    assert_eq!(
-        names,
-        br#"["class0","class1","class2","class3","class4"]"#
-    );
+    assert_eq!(names, br#"["class0","class1","class2","class3","class4"]"#);
 }
 
 /// The fixture's inputs, as `scripts/make_tflite_fixture.py` makes them.
@@ -124,7 +128,14 @@ fn tensorflow_converted_model_runs_like_litert() {
             .unwrap();
     let mut interpreter = Interpreter::from_file(&dir.join("tutorial64_tf.tflite")).unwrap();
     // What TensorFlow's converter makes of Flatten with a dynamic batch, at least.
-    for op in ["SHAPE", "STRIDED_SLICE", "PACK", "RESHAPE", "CONV_2D", "FULLY_CONNECTED"] {
+    for op in [
+        "SHAPE",
+        "STRIDED_SLICE",
+        "PACK",
+        "RESHAPE",
+        "CONV_2D",
+        "FULLY_CONNECTED",
+    ] {
         assert!(interpreter.op_names().contains(&op), "{op}");
     }
     let signature = interpreter.signature_list().remove(0);
@@ -144,7 +155,10 @@ fn tensorflow_converted_model_runs_like_litert() {
         assert!(diff <= 1e-4, "sample {n}: max abs diff {diff} from LiteRT");
     }
     // The batch dimension is dynamic (-1) in TensorFlow's file too.
-    let both: Vec<f32> = fixture_input(0).into_iter().chain(fixture_input(1)).collect();
+    let both: Vec<f32> = fixture_input(0)
+        .into_iter()
+        .chain(fixture_input(1))
+        .collect();
     let mut runner = interpreter.signature_runner(&signature.key).unwrap();
     let got = runner
         .run(&[(input, &Tensor::f32(vec![2, 64, 64, 3], both))])
@@ -172,7 +186,8 @@ fn small_model() -> schema::Model {
     )
     .unwrap();
     let bytes = tflite::export(&Sequential::new(&config, 3).unwrap(), &names(2)).unwrap();
-    let mut model = schema::Model::try_from(schema::ModelRef::read_as_root(&bytes).unwrap()).unwrap();
+    let mut model =
+        schema::Model::try_from(schema::ModelRef::read_as_root(&bytes).unwrap()).unwrap();
     for buffer in model.buffers.iter_mut().flatten() {
         if buffer.offset > 1 {
             let (at, len) = (buffer.offset as usize, buffer.size as usize);
@@ -196,9 +211,13 @@ fn malformed_files_have_clear_errors() {
     let mut wrong_id = good.clone();
     wrong_id[4..8].copy_from_slice(b"TFL2");
     let e = error_of(&wrong_id);
-    assert!(e.starts_with("bad.tflite: ") && e.contains("file identifier"), "{e}");
+    assert!(
+        e.starts_with("bad.tflite: ") && e.contains("file identifier"),
+        "{e}"
+    );
 
-    let cases: Vec<(&str, Box<dyn Fn(&mut schema::Model)>)> = vec![
+    type Alteration = Box<dyn Fn(&mut schema::Model)>;
+    let cases: Vec<(&str, Alteration)> = vec![
         (
             "is not supported by petal",
             Box::new(|m| {
@@ -236,10 +255,7 @@ fn malformed_files_have_clear_errors() {
             "before anything writes it",
             Box::new(|m| subgraph(m).operators.as_mut().unwrap().swap(0, 1)),
         ),
-        (
-            "schema version 2",
-            Box::new(|m| m.version = 2),
-        ),
+        ("schema version 2", Box::new(|m| m.version = 2)),
         (
             "does not fit the input's 2 channels",
             Box::new(|m| {
@@ -273,20 +289,32 @@ fn wrong_inputs_have_clear_errors() {
         runner.run(inputs).unwrap_err().to_string()
     };
     let e = error(&[("image", &image)], &mut runner);
-    assert!(e.contains("no input \"image\"") && e.contains("sequential_input"), "{e}");
+    assert!(
+        e.contains("no input \"image\"") && e.contains("sequential_input"),
+        "{e}"
+    );
     assert!(error(&[], &mut runner).contains("is missing"));
     let e = error(
-        &[("sequential_input", &Tensor::f32(vec![1, 6, 5, 1], vec![0.5; 30]))],
+        &[(
+            "sequential_input",
+            &Tensor::f32(vec![1, 6, 5, 1], vec![0.5; 30]),
+        )],
         &mut runner,
     );
     assert!(e.contains("must be f32 of shape [1,6,6,1]"), "{e}");
     let e = error(
-        &[("sequential_input", &Tensor::i32(vec![1, 6, 6, 1], vec![1; 36]))],
+        &[(
+            "sequential_input",
+            &Tensor::i32(vec![1, 6, 6, 1], vec![1; 36]),
+        )],
         &mut runner,
     );
     assert!(e.contains("got i32"), "{e}");
     let e = error(
-        &[("sequential_input", &Tensor::f32(vec![1, 6, 6, 1], vec![0.5; 35]))],
+        &[(
+            "sequential_input",
+            &Tensor::f32(vec![1, 6, 6, 1], vec![0.5; 35]),
+        )],
         &mut runner,
     );
     assert!(e.contains("35 values"), "{e}");
@@ -338,9 +366,16 @@ fn truncated_and_flipped_files_never_panic() {
     // file; the flatbuffer part of the export (its weights follow it); for TensorFlow's file,
     // whose converter puts the tables at both ends around the weights, a sample of those ends.
     let head = |n: usize| move |i: usize| i < n;
-    let cases: [(&str, &Vec<u8>, usize, &[u8], Box<dyn Fn(usize) -> bool>); 3] = [
+    type Chosen = Box<dyn Fn(usize) -> bool>;
+    let cases: [(&str, &Vec<u8>, usize, &[u8], Chosen); 3] = [
         ("small", &small, 1, &[0xff, 0x01, 0x80], Box::new(|_| true)),
-        ("exported", &exported, 101, &[0xff, 0x80], Box::new(head(3000))),
+        (
+            "exported",
+            &exported,
+            101,
+            &[0xff, 0x80],
+            Box::new(head(3000)),
+        ),
         (
             "tf",
             &tf,
@@ -368,5 +403,8 @@ fn truncated_and_flipped_files_never_panic() {
     }
     assert!(failures.is_empty(), "panics: {failures:?}");
     // Many flips land in weights or names and leave a valid model, which then runs.
-    assert!(accepted > 500, "only {accepted} mutants were accepted and run");
+    assert!(
+        accepted > 500,
+        "only {accepted} mutants were accepted and run"
+    );
 }

@@ -62,17 +62,30 @@ fn litert_runs_petals_export_like_petal() {
         .arg(&tflite_file)
         .output()
         .unwrap();
-    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
 
     let mut interpreter = Interpreter::from_file(&tflite_file).unwrap();
     let (mut inputs, mut native, mut ours) = (Vec::new(), Vec::new(), Vec::new());
     for photo in &photos {
         let image = decode_file(photo, ColorMode::Rgb, DEFAULT_MAX_PIXELS).unwrap();
-        let x = resize_f32(&image, Window::whole(&image), SIZE, SIZE, Interpolation::Bilinear);
+        let x = resize_f32(
+            &image,
+            Window::whole(&image),
+            SIZE,
+            SIZE,
+            Interpolation::Bilinear,
+        );
         native.extend_from_slice(model.forward(&x, 1, Mode::Infer));
         let mut runner = interpreter.signature_runner("serving_default").unwrap();
         let out = runner
-            .run(&[("sequential_input", &Tensor::f32(vec![1, SIZE, SIZE, 3], x.clone()))])
+            .run(&[(
+                "sequential_input",
+                &Tensor::f32(vec![1, SIZE, SIZE, 3], x.clone()),
+            )])
             .unwrap();
         ours.extend_from_slice(out["outputs"].as_f32().unwrap());
         inputs.extend(x);

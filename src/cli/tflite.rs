@@ -30,9 +30,7 @@ pub fn export(args: ExportArgs) -> Result<()> {
 #[derive(Subcommand)]
 pub enum TfliteCommand {
     /// Signatures, operators, tensors and sizes of a .tflite file.
-    Info {
-        file: PathBuf,
-    },
+    Info { file: PathBuf },
 }
 
 pub fn run(cmd: TfliteCommand) -> Result<()> {
@@ -51,7 +49,9 @@ fn tensors(list: &[TensorInfo]) -> String {
 
 fn info(path: &Path) -> Result<()> {
     let interpreter = Interpreter::from_file(path)?;
-    let size = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+    let size = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
     println!("{}: {size} bytes", path.display());
     if !interpreter.description().is_empty() {
         println!("description: {}", interpreter.description());
@@ -127,10 +127,16 @@ impl TfLiteClassifier {
             .ok_or_else(|| error("the model has no signature to run"))?;
         let (input, output) = match (&signature.inputs[..], &signature.outputs[..]) {
             ([input], [output]) => (input.clone(), output.clone()),
-            _ => return Err(error("petal predict needs a signature with one input and one output")),
+            _ => {
+                return Err(error(
+                    "petal predict needs a signature with one input and one output",
+                ))
+            }
         };
         let &[_, h, w, c] = &input.shape[..] else {
-            return Err(error("the model's input is not an image (batch, height, width, channels)"));
+            return Err(error(
+                "the model's input is not an image (batch, height, width, channels)",
+            ));
         };
         let classes = output.shape.last().copied().unwrap_or(0);
         let class_names = class_names(&interpreter)
@@ -161,7 +167,10 @@ impl TfLiteClassifier {
         let image = Tensor::f32(vec![1, h, w, c], pixels);
         let mut runner = self.interpreter.signature_runner(&self.signature)?;
         let outputs = runner.run(&[(&self.input_name, &image)])?;
-        let (_, output) = outputs.into_iter().next().expect("one output, checked at open");
+        let (_, output) = outputs
+            .into_iter()
+            .next()
+            .expect("one output, checked at open");
         Ok(output.as_f32().map(<[f32]>::to_vec).unwrap_or_default())
     }
 }

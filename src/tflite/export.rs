@@ -14,9 +14,7 @@
 //! cache lines and AVX-512 loads).
 
 use super::parse::SCHEMA_VERSION;
-use super::schema::{
-    self, ActivationFunctionType, BuiltinOperator, BuiltinOptions, TensorType,
-};
+use super::schema::{self, ActivationFunctionType, BuiltinOperator, BuiltinOptions, TensorType};
 use crate::fsutil::write_atomically;
 use crate::nn::activation::Activation;
 use crate::nn::layers::{LayerConfig, Padding};
@@ -96,7 +94,13 @@ impl GraphBuilder {
         })
     }
 
-    fn constant(&mut self, name: String, shape: &[usize], type_: TensorType, bytes: Vec<u8>) -> i32 {
+    fn constant(
+        &mut self,
+        name: String,
+        shape: &[usize],
+        type_: TensorType,
+        bytes: Vec<u8>,
+    ) -> i32 {
         self.data.push(bytes);
         let dims: Vec<i32> = shape.iter().map(|&d| d as i32).collect();
         self.push_tensor(schema::Tensor {
@@ -154,9 +158,9 @@ impl GraphBuilder {
             Activation::Sigmoid => (BuiltinOperator::Logistic, None, "Sigmoid"),
             Activation::Softmax => (
                 BuiltinOperator::Softmax,
-                Some(BuiltinOptions::SoftmaxOptions(Box::new(schema::SoftmaxOptions {
-                    beta: 1.0,
-                }))),
+                Some(BuiltinOptions::SoftmaxOptions(Box::new(
+                    schema::SoftmaxOptions { beta: 1.0 },
+                ))),
                 "Softmax",
             ),
         };

@@ -159,9 +159,7 @@ impl Interpreter {
             .position(|s| s.key == key)
             .ok_or_else(|| {
                 let keys: Vec<&str> = self.signatures.iter().map(|s| s.key.as_str()).collect();
-                self.error(format!(
-                    "no signature \"{key}\"; the model has {keys:?}"
-                ))
+                self.error(format!("no signature \"{key}\"; the model has {keys:?}"))
             })?;
         Ok(SignatureRunner {
             interpreter: self,
@@ -213,11 +211,15 @@ pub struct SignatureRunner<'a> {
 
 impl SignatureRunner<'_> {
     pub fn inputs(&self) -> Vec<TensorInfo> {
-        self.interpreter.signature_list()[self.signature].inputs.clone()
+        self.interpreter.signature_list()[self.signature]
+            .inputs
+            .clone()
     }
 
     pub fn outputs(&self) -> Vec<TensorInfo> {
-        self.interpreter.signature_list()[self.signature].outputs.clone()
+        self.interpreter.signature_list()[self.signature]
+            .outputs
+            .clone()
     }
 
     /// Runs the model on `inputs` (every input of the signature, by name). A dimension whose

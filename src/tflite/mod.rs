@@ -10,6 +10,7 @@ pub mod schema;
 mod tensor;
 
 pub use export::{
-    export, export_file, CLASS_NAMES_METADATA, INPUT_NAME, OUTPUT_NAME, SIGNATURE_KEY};
+    export, export_file, CLASS_NAMES_METADATA, INPUT_NAME, OUTPUT_NAME, SIGNATURE_KEY,
+};
 pub use interpreter::{format_shape, Interpreter, SignatureInfo, SignatureRunner, TensorInfo};
 pub use tensor::{DType, Data, Tensor};

@@ -162,7 +162,9 @@ pub fn parse(bytes: &[u8]) -> Result<Graph, String> {
             codes
                 .iter()
                 .enumerate()
-                .map(|(i, code)| operator_code(code.map_err(fb)?).map_err(|e| format!("operator code {i}: {e}")))
+                .map(|(i, code)| {
+                    operator_code(code.map_err(fb)?).map_err(|e| format!("operator code {i}: {e}"))
+                })
                 .collect::<Result<Vec<_>, _>>()
         })
         .transpose()?
@@ -252,7 +254,10 @@ pub fn parse(bytes: &[u8]) -> Result<Graph, String> {
         .map(Option::unwrap_or_default)
     };
     let inputs = index_list("the subgraph's input list", subgraph.inputs().map_err(fb)?)?;
-    let outputs = index_list("the subgraph's output list", subgraph.outputs().map_err(fb)?)?;
+    let outputs = index_list(
+        "the subgraph's output list",
+        subgraph.outputs().map_err(fb)?,
+    )?;
 
     let ops = subgraph
         .operators()
@@ -306,9 +311,13 @@ pub fn parse(bytes: &[u8]) -> Result<Graph, String> {
                     let def = def.map_err(fb)?;
                     let key = def.signature_key().map_err(fb)?.unwrap_or("").to_owned();
                     if def.subgraph_index().map_err(fb)? != 0 {
-                        return Err(format!("signature \"{key}\" refers to a subgraph other than the first"));
+                        return Err(format!(
+                            "signature \"{key}\" refers to a subgraph other than the first"
+                        ));
                     }
-                    let maps = |list: Option<planus::Vector<'_, planus::Result<schema::TensorMapRef<'_>>>>| {
+                    let maps = |list: Option<
+                        planus::Vector<'_, planus::Result<schema::TensorMapRef<'_>>>,
+                    >| {
                         list.map(|l| {
                             l.iter()
                                 .map(|m| {
@@ -431,13 +440,17 @@ fn tensor<'a>(
     }
     let shape = raw_shape
         .iter()
-        .map(|&d| usize::try_from(d).map_err(|_| format!("shape {raw_shape:?} has a negative dimension")))
+        .map(|&d| {
+            usize::try_from(d).map_err(|_| format!("shape {raw_shape:?} has a negative dimension"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let elements = shape
         .iter()
         .try_fold(1usize, |n, &d| n.checked_mul(d))
         .filter(|&n| n <= MAX_TENSOR_ELEMENTS)
-        .ok_or_else(|| format!("shape {shape:?} is larger than petal handles ({MAX_TENSOR_ELEMENTS} values)"))?;
+        .ok_or_else(|| {
+            format!("shape {shape:?} is larger than petal handles ({MAX_TENSOR_ELEMENTS} values)")
+        })?;
     let shape_signature: Vec<i32> = match t.shape_signature().map_err(fb)? {
         Some(s) => s.iter().collect(),
         None => raw_shape.clone(),
@@ -501,7 +514,10 @@ fn positive(what: &str, v: i32) -> Result<usize, String> {
         .ok_or_else(|| format!("{what} must be at least 1, got {v}"))
 }
 
-fn op_kind(code: BuiltinOperator, options: Option<BuiltinOptionsRef<'_>>) -> Result<OpKind, String> {
+fn op_kind(
+    code: BuiltinOperator,
+    options: Option<BuiltinOptionsRef<'_>>,
+) -> Result<OpKind, String> {
     let fb = |e: planus::Error| format!("corrupt flatbuffer ({e})");
     let missing = || format!("its options are missing or of the wrong kind ({options:?})");
     Ok(match code {
@@ -509,7 +525,11 @@ fn op_kind(code: BuiltinOperator, options: Option<BuiltinOptionsRef<'_>>) -> Res
             let Some(BuiltinOptionsRef::Conv2DOptions(o)) = options else {
                 return Err(missing());
             };
-            if (o.dilation_h_factor().map_err(fb)?, o.dilation_w_factor().map_err(fb)?) != (1, 1) {
+            if (
+                o.dilation_h_factor().map_err(fb)?,
+                o.dilation_w_factor().map_err(fb)?,
+            ) != (1, 1)
+            {
                 return Err("dilated convolutions are not supported".into());
             }
             OpKind::Conv2D {
@@ -544,7 +564,9 @@ fn op_kind(code: BuiltinOperator, options: Option<BuiltinOptionsRef<'_>>) -> Res
                 keep_num_dims: false,
             },
             Some(BuiltinOptionsRef::FullyConnectedOptions(o)) => {
-                if o.weights_format().map_err(fb)? != schema::FullyConnectedOptionsWeightsFormat::Default {
+                if o.weights_format().map_err(fb)?
+                    != schema::FullyConnectedOptionsWeightsFormat::Default
+                {
                     return Err("shuffled weight formats are not supported".into());
                 }
                 OpKind::FullyConnected {

@@ -1,6 +1,8 @@
 //! CONV_2D on the native [`Conv2D`] layer (banded im2col + GEMM, bias and ReLU fused).
 
-use super::{output_len, batch_of, f32_input, image_shape, native, native_padding, with_output, Io, Kernel};
+use super::{
+    batch_of, f32_input, image_shape, native, native_padding, output_len, with_output, Io, Kernel,
+};
 use crate::nn::layers::conv2d::Conv2DSpec;
 use crate::nn::layers::{Conv2D, Layer};
 use crate::nn::{Mode, Shape};

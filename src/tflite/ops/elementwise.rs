@@ -42,7 +42,10 @@ impl Kernel for Binary {
     fn run(&mut self, tensors: &mut [Tensor]) -> Result<(), String> {
         let (op, activation, a, b) = (self.op, self.activation, self.a, self.b);
         with_output(tensors, self.output, |tensors, out| {
-            let (x, y) = (f32_input(tensors, a, "first input")?, f32_input(tensors, b, "second input")?);
+            let (x, y) = (
+                f32_input(tensors, a, "first input")?,
+                f32_input(tensors, b, "second input")?,
+            );
             let (sa, sb) = (&tensors[a].shape, &tensors[b].shape);
             let f = |p: f32, q: f32| match op {
                 BinaryOp::Mul => p * q,

@@ -1,6 +1,6 @@
 //! FULLY_CONNECTED on the native [`Dense`] layer (one GEMM, bias and ReLU fused).
 
-use super::{output_len, f32_input, native, with_output, Io, Kernel};
+use super::{f32_input, native, output_len, with_output, Io, Kernel};
 use crate::nn::layers::{Dense, Layer};
 use crate::nn::Mode;
 use crate::tflite::parse::Fused;
@@ -65,7 +65,8 @@ impl FullyConnected {
 
 impl Kernel for FullyConnected {
     fn run(&mut self, tensors: &mut [Tensor]) -> Result<(), String> {
-        let (input, inputs, units, keep) = (self.input, self.inputs, self.units, self.keep_num_dims);
+        let (input, inputs, units, keep) =
+            (self.input, self.inputs, self.units, self.keep_num_dims);
         let layer = &mut self.layer;
         with_output(tensors, self.output, |tensors, out| {
             let x = f32_input(tensors, input, "input")?;

@@ -159,9 +159,12 @@ fn with_output(
 }
 
 fn f32_input<'t>(tensors: &'t [Tensor], t: usize, what: &str) -> Result<&'t [f32], String> {
-    tensors[t]
-        .as_f32()
-        .ok_or_else(|| format!("the {what} must be FLOAT32, got {}", tensors[t].dtype().name()))
+    tensors[t].as_f32().ok_or_else(|| {
+        format!(
+            "the {what} must be FLOAT32, got {}",
+            tensors[t].dtype().name()
+        )
+    })
 }
 
 fn apply(activation: Fused, values: &mut [f32]) {

@@ -1,6 +1,8 @@
 //! MAX_POOL_2D on the native [`MaxPooling2D`] layer.
 
-use super::{output_len, apply, batch_of, f32_input, image_shape, native_padding, with_output, Io, Kernel};
+use super::{
+    apply, batch_of, f32_input, image_shape, native_padding, output_len, with_output, Io, Kernel,
+};
 use crate::nn::layers::{Layer, MaxPooling2D};
 use crate::nn::{Mode, Shape};
 use crate::tflite::parse::{Fused, Padding};

@@ -48,13 +48,9 @@ fn resolve(requested: &[i32], count: usize) -> Result<Vec<usize>, String> {
         }
     }
     match unknown {
-        Some(i) if known > 0 && count % known == 0 => shape[i] = count / known,
+        Some(i) if known > 0 && count.is_multiple_of(known) => shape[i] = count / known,
         None if known == count => {}
-        _ => {
-            return Err(format!(
-                "cannot reshape {count} values to {requested:?}"
-            ))
-        }
+        _ => return Err(format!("cannot reshape {count} values to {requested:?}")),
     }
     Ok(shape)
 }
@@ -158,34 +154,25 @@ impl Kernel for StridedSlice {
                 Some(&[v]) => Ok(v as i64),
                 _ => Err(format!("the {what} must be one INT32 value")),
             };
-            let (b, e, s) = (scalar(begin, "begin")?, scalar(end, "end")?, scalar(strides, "stride")?);
+            let (b, e, s) = (
+                scalar(begin, "begin")?,
+                scalar(end, "end")?,
+                scalar(strides, "stride")?,
+            );
             let from = &tensors[input];
             if from.shape.len() != 1 {
-                return Err(format!("only 1-D inputs are supported, got shape {:?}", from.shape));
+                return Err(format!(
+                    "only 1-D inputs are supported, got shape {:?}",
+                    from.shape
+                ));
             }
-            let n = from.data.len() as i64;
-            if s == 0 {
-                return Err("the stride must not be 0".into());
-            }
-            let wrap = |v: i64| if v < 0 { v + n } else { v };
-            let picked: Vec<usize> = if shrink {
-                let i = wrap(b);
-                if !(0..n).contains(&i) {
-                    return Err(format!("index {b} is out of range for {n} values"));
-                }
-                vec![i as usize]
-            } else {
-                let (lo, hi) = if s > 0 { (0, n) } else { (-1, n - 1) };
-                let start = if begin_mask != 0 { if s > 0 { lo } else { hi } } else { wrap(b).clamp(lo, hi) };
-                let stop = if end_mask != 0 { if s > 0 { hi } else { lo } } else { wrap(e).clamp(lo, hi) };
-                let mut picked = Vec::new();
-                let mut i = start;
-                while (s > 0 && i < stop) || (s < 0 && i > stop) {
-                    picked.push(i as usize);
-                    i += s;
-                }
-                picked
-            };
+            let picked = slice_indices(
+                from.data.len(),
+                (b, e, s),
+                begin_mask != 0,
+                end_mask != 0,
+                shrink,
+            )?;
             let shape = if shrink { vec![] } else { vec![picked.len()] };
             *out = match &from.data {
                 Data::I32(v) => Tensor::i32(shape, picked.iter().map(|&i| v[i]).collect()),
@@ -194,6 +181,62 @@ impl Kernel for StridedSlice {
             Ok(())
         })
     }
+}
+
+/// The positions a 1-D strided slice `(begin, end, stride)` picks from `n` values, with
+/// TensorFlow's rules: negative positions count from the end, out-of-range ones are clamped,
+/// a masked begin or end means "from the start" or "to the end" (in the stride's direction),
+/// and `shrink` takes the single value at `begin`.
+fn slice_indices(
+    n: usize,
+    (begin, end, stride): (i64, i64, i64),
+    begin_masked: bool,
+    end_masked: bool,
+    shrink: bool,
+) -> Result<Vec<usize>, String> {
+    let n = n as i64;
+    if stride == 0 {
+        return Err("the stride must not be 0".into());
+    }
+    let wrap = |v: i64| if v < 0 { v + n } else { v };
+    if shrink {
+        let i = wrap(begin);
+        if !(0..n).contains(&i) {
+            return Err(format!("index {begin} is out of range for {n} values"));
+        }
+        return Ok(vec![i as usize]);
+    }
+    let (first, last) = if stride > 0 { (0, n) } else { (-1, n - 1) };
+    let start = match begin_masked {
+        true if stride > 0 => first,
+        true => last,
+        false => wrap(begin).clamp(first, last),
+    };
+    let stop = match end_masked {
+        true if stride > 0 => last,
+        true => first,
+        false => wrap(end).clamp(first, last),
+    };
+    let mut picked = Vec::new();
+    let mut i = start;
+    while (stride > 0 && i < stop) || (stride < 0 && i > stop) {
+        picked.push(i as usize);
+        i += stride;
+    }
+    Ok(picked)
+}
+
+/// PACK's data: output block (o, k) is input k's block o, blocks of `inner` values.
+fn interleave<T: Copy>(parts: &[&[T]], inner: usize) -> Vec<T> {
+    let outer = parts[0].len() / inner.max(1);
+    (0..outer)
+        .flat_map(|o| {
+            parts
+                .iter()
+                .flat_map(move |p| &p[o * inner..(o + 1) * inner])
+        })
+        .copied()
+        .collect()
 }
 
 pub(super) struct Pack {
@@ -238,31 +281,71 @@ impl Kernel for Pack {
             let rank = first.shape.len() as i32;
             let axis = if axis < 0 { axis + rank + 1 } else { axis };
             if !(0..=rank).contains(&axis) {
-                return Err(format!("axis {} is out of range for rank {rank}", self.axis));
+                return Err(format!(
+                    "axis {} is out of range for rank {rank}",
+                    self.axis
+                ));
             }
             let axis = axis as usize;
             let inner: usize = first.shape[axis..].iter().product();
             let mut shape = first.shape.clone();
             shape.insert(axis, inputs.len());
-            // Output block (o, k) is input k's block o.
-            fn gather<T: Copy>(parts: &[&[T]], inner: usize) -> Vec<T> {
-                let outer = parts[0].len() / inner.max(1);
-                (0..outer)
-                    .flat_map(|o| parts.iter().flat_map(move |p| &p[o * inner..(o + 1) * inner]))
-                    .copied()
-                    .collect()
-            }
             *out = match first.data {
                 Data::I32(_) => {
-                    let parts: Vec<&[i32]> = inputs.iter().filter_map(|&t| tensors[t].as_i32()).collect();
-                    Tensor::i32(shape, gather(&parts, inner))
+                    let parts: Vec<&[i32]> =
+                        inputs.iter().filter_map(|&t| tensors[t].as_i32()).collect();
+                    Tensor::i32(shape, interleave(&parts, inner))
                 }
                 Data::F32(_) => {
-                    let parts: Vec<&[f32]> = inputs.iter().filter_map(|&t| tensors[t].as_f32()).collect();
-                    Tensor::f32(shape, gather(&parts, inner))
+                    let parts: Vec<&[f32]> =
+                        inputs.iter().filter_map(|&t| tensors[t].as_f32()).collect();
+                    Tensor::f32(shape, interleave(&parts, inner))
                 }
             };
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reshape_resolves_one_unknown_dimension() {
+        assert_eq!(resolve(&[-1, 4096], 8192).unwrap(), [2, 4096]);
+        assert_eq!(resolve(&[2, 3], 6).unwrap(), [2, 3]);
+        assert_eq!(resolve(&[], 1).unwrap(), Vec::<usize>::new());
+        assert!(resolve(&[-1, 5], 12).is_err());
+        assert!(resolve(&[-1, -1], 4).is_err());
+        assert!(resolve(&[2, 2], 5).is_err());
+        assert!(resolve(&[-3, 2], 6).is_err());
+        assert!(resolve(&[-1, 0], 0).is_err());
+    }
+
+    #[test]
+    fn strided_slices_follow_tensorflow() {
+        let slice = |b, e, s, bm, em, shrink| slice_indices(4, (b, e, s), bm, em, shrink);
+        // What the converter emits for a Flatten: shape[0:1] as a scalar.
+        assert_eq!(slice(0, 1, 1, false, false, true).unwrap(), [0]);
+        assert_eq!(slice(1, 3, 1, false, false, false).unwrap(), [1, 2]);
+        assert_eq!(slice(-3, -1, 1, false, false, false).unwrap(), [1, 2]);
+        assert_eq!(slice(9, 0, 1, true, true, false).unwrap(), [0, 1, 2, 3]);
+        assert_eq!(slice(0, 0, -1, true, true, false).unwrap(), [3, 2, 1, 0]);
+        assert_eq!(slice(3, 0, -2, false, false, false).unwrap(), [3, 1]);
+        assert_eq!(slice(-9, 99, 3, false, false, false).unwrap(), [0, 3]);
+        assert!(slice(2, 1, 1, false, false, false).unwrap().is_empty());
+        assert!(slice(4, 5, 1, false, false, true).is_err());
+        assert!(slice(0, 1, 0, false, false, false).is_err());
+    }
+
+    #[test]
+    fn pack_interleaves_blocks() {
+        let (a, b) = ([1, 2, 3, 4], [5, 6, 7, 8]);
+        // Two [2, 2] tensors on axis 0, 1 and 2.
+        assert_eq!(interleave(&[&a, &b], 4), [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(interleave(&[&a, &b], 2), [1, 2, 5, 6, 3, 4, 7, 8]);
+        assert_eq!(interleave(&[&a, &b], 1), [1, 5, 2, 6, 3, 7, 4, 8]);
+        assert_eq!(interleave(&[&[7][..], &[9]], 1), [7, 9]);
     }
 }
