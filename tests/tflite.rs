@@ -366,7 +366,8 @@ fn truncated_and_flipped_files_never_panic() {
     // file; the flatbuffer part of the export (its weights follow it); for TensorFlow's file,
     // whose converter puts the tables at both ends around the weights, a sample of those ends.
     let head = |n: usize| move |i: usize| i < n;
-    type Chosen = Box<dyn Fn(usize) -> bool>;
+    type Chosen<'a> = Box<dyn Fn(usize) -> bool + 'a>;
+    let tf_len = tf.len();
     let cases: [(&str, &Vec<u8>, usize, &[u8], Chosen); 3] = [
         ("small", &small, 1, &[0xff, 0x01, 0x80], Box::new(|_| true)),
         (
@@ -381,7 +382,7 @@ fn truncated_and_flipped_files_never_panic() {
             &tf,
             24_001,
             &[0xff],
-            Box::new(|i| (i < 2048 || i + 2048 > tf.len()) && i % 7 == 0),
+            Box::new(move |i| (i < 2048 || i + 2048 > tf_len) && i % 7 == 0),
         ),
     ];
     for (name, file, step, flips, chosen) in cases {
