@@ -352,6 +352,16 @@ fn survives(bytes: &[u8]) -> Result<bool, ()> {
     .map_err(|_| ())
 }
 
+/// Which mutants of `file` to try: truncations every `truncation_step` bytes, and `flips`
+/// XORed into each byte that `chosen` picks.
+struct Mutations<'a> {
+    name: &'a str,
+    file: &'a [u8],
+    truncation_step: usize,
+    flips: &'a [u8],
+    chosen: Box<dyn Fn(usize) -> bool + 'a>,
+}
+
 #[test]
 fn truncated_and_flipped_files_never_panic() {
     let small = schema::write_model(&small_model());
@@ -362,30 +372,41 @@ fn truncated_and_flipped_files_never_panic() {
     .unwrap();
     let tf = std::fs::read(common::golden_dir().join("tflite/tutorial64_tf.tflite")).unwrap();
     let (mut failures, mut accepted) = (Vec::new(), 0);
-    // (file, truncation step, flips tried on each byte, which bytes): every byte of the small
-    // file; the flatbuffer part of the export (its weights follow it); for TensorFlow's file,
-    // whose converter puts the tables at both ends around the weights, a sample of those ends.
-    let head = |n: usize| move |i: usize| i < n;
-    type Chosen<'a> = Box<dyn Fn(usize) -> bool + 'a>;
+    // Every byte of the small file; the flatbuffer part of the export (its weights follow it);
+    // for TensorFlow's file, whose converter puts the tables and small buffers at both ends
+    // around the large weights, a sample of those ends.
     let tf_len = tf.len();
-    let cases: [(&str, &Vec<u8>, usize, &[u8], Chosen); 3] = [
-        ("small", &small, 1, &[0xff, 0x01, 0x80], Box::new(|_| true)),
-        (
-            "exported",
-            &exported,
-            101,
-            &[0xff, 0x80],
-            Box::new(head(3000)),
-        ),
-        (
-            "tf",
-            &tf,
-            24_001,
-            &[0xff],
-            Box::new(move |i| (i < 2048 || i + 2048 > tf_len) && i % 7 == 0),
-        ),
+    let cases = [
+        Mutations {
+            name: "small",
+            file: &small,
+            truncation_step: 1,
+            flips: &[0xff, 0x01, 0x80],
+            chosen: Box::new(|_| true),
+        },
+        Mutations {
+            name: "exported",
+            file: &exported,
+            truncation_step: 101,
+            flips: &[0xff, 0x80],
+            chosen: Box::new(|i| i < 3000),
+        },
+        Mutations {
+            name: "tf",
+            file: &tf,
+            truncation_step: 24_001,
+            flips: &[0xff],
+            chosen: Box::new(move |i| (i < 2048 || i + 2048 > tf_len) && i % 7 == 0),
+        },
     ];
-    for (name, file, step, flips, chosen) in cases {
+    for Mutations {
+        name,
+        file,
+        truncation_step: step,
+        flips,
+        chosen,
+    } in cases
+    {
         let mut check = |what: String, bytes: &[u8]| match survives(bytes) {
             Ok(true) => accepted += 1,
             Ok(false) => {}
@@ -396,7 +417,7 @@ fn truncated_and_flipped_files_never_panic() {
         }
         for at in (0..file.len()).filter(|&i| chosen(i)) {
             for &flip in flips {
-                let mut bytes = file.clone();
+                let mut bytes = file.to_vec();
                 bytes[at] ^= flip;
                 check(format!("byte {at} ^ {flip:#x}"), &bytes);
             }
