@@ -26,19 +26,6 @@ fn names(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("class{i}")).collect()
 }
 
-/// Every layer kind and argument the exporter handles, Dropout included (left out).
-const VARIED: &str = r#"{"input_shape": [9, 11, 2], "layers": [
-    {"type": "Rescaling", "scale": 0.00784313725490196, "offset": -1},
-    {"type": "Conv2D", "filters": 4, "kernel_size": [2, 3], "strides": 2, "activation": "sigmoid", "use_bias": false},
-    {"type": "MaxPooling2D", "pool_size": 3, "strides": 1, "padding": "same"},
-    {"type": "Conv2D", "filters": 3, "kernel_size": 1, "padding": "same", "activation": "relu"},
-    {"type": "MaxPooling2D", "pool_size": 2, "strides": [1, 2]},
-    {"type": "Flatten"},
-    {"type": "Dropout", "rate": 0.5},
-    {"type": "Dense", "units": 6, "activation": "relu"},
-    {"type": "Dense", "units": 3, "activation": "softmax"}
-]}"#;
-
 fn run(interpreter: &mut Interpreter, input: &Tensor) -> Tensor {
     let mut runner = interpreter.signature_runner("serving_default").unwrap();
     let mut outputs = runner.run(&[("sequential_input", input)]).unwrap();
@@ -49,7 +36,7 @@ fn run(interpreter: &mut Interpreter, input: &Tensor) -> Tensor {
 fn exports_run_like_the_native_model_at_batch_one_and_three() {
     let configs = [
         presets::preset("tutorial", 40, 36, 3).unwrap(),
-        ModelConfig::from_json(VARIED).unwrap(),
+        ModelConfig::from_json(common::TFLITE_LAYERS_MODEL).unwrap(),
     ];
     for config in configs {
         let mut model = Sequential::new(&config, 5).unwrap();

@@ -9,9 +9,10 @@ mod common;
 use petal::data::decode::{decode_file, ColorMode, DEFAULT_MAX_PIXELS};
 use petal::data::resize::{resize_f32, Window};
 use petal::data::Interpolation;
-use petal::nn::{model_file, presets, Mode, Sequential};
+use petal::nn::{model_file, presets, Mode, ModelConfig, Sequential};
 use petal::tflite::{Interpreter, Tensor};
-use std::path::PathBuf;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const SIZE: usize = 180;
@@ -21,10 +22,46 @@ fn argmax(v: &[f32]) -> usize {
     (0..v.len()).fold(0, |best, i| if v[i] > v[best] { i } else { best })
 }
 
+fn litert_python() -> Option<OsString> {
+    let python = std::env::var_os("PETAL_LITERT_PYTHON");
+    if python.is_none() {
+        println!("skipped: set PETAL_LITERT_PYTHON to a Python with ai-edge-litert and numpy");
+    }
+    python
+}
+
+/// Runs `scripts/litert_check.py` on `model` with the batch-1 images in `inputs`: its printout
+/// (the signature list first) and LiteRT's outputs.
+fn litert(python: &OsStr, model: &Path, inputs: &[f32]) -> (String, Vec<f32>) {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs_file = dir.path().join("inputs.f32");
+    let outputs_file = dir.path().join("outputs.f32");
+    let bytes: Vec<u8> = inputs.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&inputs_file, bytes).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/litert_check.py");
+    let run = Command::new(python)
+        .arg(script)
+        .arg(model)
+        .args([&inputs_file, &outputs_file])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let outputs = std::fs::read(&outputs_file)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    (stdout, outputs)
+}
+
 #[test]
 fn litert_runs_petals_export_like_petal() {
-    let Some(python) = std::env::var_os("PETAL_LITERT_PYTHON") else {
-        println!("skipped: set PETAL_LITERT_PYTHON to a Python with ai-edge-litert and numpy");
+    let Some(python) = litert_python() else {
         return;
     };
     let flowers = common::flowers_dir();
@@ -90,32 +127,12 @@ fn litert_runs_petals_export_like_petal() {
         ours.extend_from_slice(out["outputs"].as_f32().unwrap());
         inputs.extend(x);
     }
-    let inputs_file = dir.path().join("inputs.f32");
-    let outputs_file = dir.path().join("outputs.f32");
-    let bytes: Vec<u8> = inputs.iter().flat_map(|v| v.to_le_bytes()).collect();
-    std::fs::write(&inputs_file, bytes).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/litert_check.py");
-    let run = Command::new(&python)
-        .arg(script)
-        .args([&tflite_file, &inputs_file, &outputs_file])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let (stdout, litert) = litert(&python, &tflite_file, &inputs);
     let signatures = stdout.lines().next().unwrap();
     assert_eq!(
         signatures,
         r#"{"serving_default": {"inputs": ["sequential_input"], "outputs": ["outputs"]}}"#
     );
-    let litert: Vec<f32> = std::fs::read(&outputs_file)
-        .unwrap()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
     assert_eq!(litert.len(), native.len());
     let classes = class_names.len();
     for (name, logits) in [("native", &native), ("interpreter", &ours)] {
@@ -138,4 +155,31 @@ fn litert_runs_petals_export_like_petal() {
         assert_eq!(same_top, photos.len(), "{name}");
     }
     println!("{}", stdout.lines().last().unwrap_or(""));
+}
+
+#[test]
+fn litert_runs_every_exported_layer_kind_like_petal() {
+    let Some(python) = litert_python() else {
+        return;
+    };
+    let config = ModelConfig::from_json(common::TFLITE_LAYERS_MODEL).unwrap();
+    let mut model = Sequential::new(&config, 21).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("varied.tflite");
+    let classes: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+    petal::tflite::export_file(&model, &classes, &file).unwrap();
+    let samples = 6;
+    let inputs: Vec<f32> = (0..samples * 9 * 11 * 2)
+        .map(|i| ((i as u64 * 2_654_435_761) % 256) as f32)
+        .collect();
+    let native = model.forward(&inputs, samples, Mode::Infer).to_vec();
+    let (_, litert) = litert(&python, &file, &inputs);
+    let diff = native
+        .iter()
+        .zip(&litert)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    println!("petal native vs LiteRT, varied layers: max abs diff {diff:.2e}");
+    assert_eq!(litert.len(), native.len());
+    assert!(diff <= 1e-4, "max abs diff {diff}");
 }
