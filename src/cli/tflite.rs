@@ -141,7 +141,13 @@ impl TfLiteClassifier {
         let classes = output.shape.last().copied().unwrap_or(0);
         let class_names = class_names(&interpreter)
             .filter(|names| names.len() == classes)
-            .unwrap_or_else(|| (0..classes).map(|i| format!("class_{i}")).collect());
+            .unwrap_or_else(|| {
+                eprintln!(
+                    "note: {} carries no class names (petal export writes them); numbering the classes",
+                    path.display()
+                );
+                (0..classes).map(|i| format!("class_{i}")).collect()
+            });
         Ok(TfLiteClassifier {
             probabilities: interpreter.op_names().last() == Some(&"SOFTMAX"),
             interpreter,
