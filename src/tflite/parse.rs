@@ -697,8 +697,10 @@ fn check_dataflow(graph: &Graph) -> Result<(), String> {
             ));
         }
     }
+    let mut is_input = vec![false; graph.tensors.len()];
+    graph.inputs.iter().for_each(|&i| is_input[i] = true);
     for s in &graph.signatures {
-        if let Some((n, t)) = s.inputs.iter().find(|(_, t)| !graph.inputs.contains(t)) {
+        if let Some((n, t)) = s.inputs.iter().find(|(_, t)| !is_input[*t]) {
             return Err(format!(
                 "signature \"{}\" input \"{n}\" is tensor {t}, which is not an input of the subgraph",
                 s.key
