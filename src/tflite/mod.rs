@@ -5,6 +5,7 @@
 mod export;
 mod interpreter;
 mod ops;
+mod options;
 mod parse;
 pub mod schema;
 mod tensor;

@@ -6,7 +6,7 @@ use super::{
 use crate::nn::layers::conv2d::Conv2DSpec;
 use crate::nn::layers::{Conv2D, Layer};
 use crate::nn::{Mode, Shape};
-use crate::tflite::parse::{Fused, Padding};
+use crate::tflite::options::{Fused, Padding};
 use crate::tflite::tensor::Tensor;
 
 pub(super) struct Conv {

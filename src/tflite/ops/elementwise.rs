@@ -2,7 +2,7 @@
 
 use super::{apply, f32_input, with_output, Io, Kernel};
 use crate::nn::activation::softmax_in_place;
-use crate::tflite::parse::Fused;
+use crate::tflite::options::Fused;
 use crate::tflite::tensor::{DType, Tensor};
 
 #[derive(Clone, Copy)]

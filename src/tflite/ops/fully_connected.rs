@@ -3,7 +3,7 @@
 use super::{f32_input, native, output_len, with_output, Io, Kernel};
 use crate::nn::layers::{Dense, Layer};
 use crate::nn::Mode;
-use crate::tflite::parse::Fused;
+use crate::tflite::options::Fused;
 use crate::tflite::tensor::Tensor;
 
 pub(super) struct FullyConnected {

@@ -8,7 +8,8 @@ mod fully_connected;
 mod pool;
 mod shape;
 
-use super::parse::{Fused, Graph, OpKind, OpSpec};
+use super::options::{Fused, OpKind};
+use super::parse::{Graph, OpSpec};
 use super::tensor::{Data, Tensor};
 
 /// Values one op may produce per run: larger outputs are errors, not allocation failures.
@@ -182,10 +183,10 @@ fn native(activation: Fused) -> crate::nn::activation::Activation {
     }
 }
 
-fn native_padding(p: super::parse::Padding) -> crate::nn::layers::Padding {
+fn native_padding(p: super::options::Padding) -> crate::nn::layers::Padding {
     match p {
-        super::parse::Padding::Same => crate::nn::layers::Padding::Same,
-        super::parse::Padding::Valid => crate::nn::layers::Padding::Valid,
+        super::options::Padding::Same => crate::nn::layers::Padding::Same,
+        super::options::Padding::Valid => crate::nn::layers::Padding::Valid,
     }
 }
 

@@ -5,7 +5,7 @@ use super::{
 };
 use crate::nn::layers::{Layer, MaxPooling2D};
 use crate::nn::{Mode, Shape};
-use crate::tflite::parse::{Fused, Padding};
+use crate::tflite::options::{Fused, Padding};
 use crate::tflite::tensor::Tensor;
 
 pub(super) struct MaxPool {
