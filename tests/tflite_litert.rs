@@ -2,7 +2,8 @@
 //! logits of 20 flower photos against petal's native model and petal's interpreter.
 //!
 //! Needs a Python with `ai-edge-litert` and `numpy`, named by PETAL_LITERT_PYTHON (`.ci/run`
-//! makes one); without it the test says it is skipped.
+//! makes one); without it the test says it is skipped. PETAL_LITERT_TRAINED_MODEL may name a
+//! trained tutorial model to compare instead of an untrained one.
 
 mod common;
 
@@ -88,12 +89,23 @@ fn litert_runs_petals_export_like_petal() {
     assert_eq!(photos.len(), 20);
 
     // Untrained Glorot weights from a fixed seed: no training needed to compare two runtimes.
-    let config = presets::preset("tutorial", SIZE, SIZE, class_names.len()).unwrap();
-    let mut model = Sequential::new(&config, 123).unwrap();
+    // PETAL_LITERT_TRAINED_MODEL names a trained tutorial model (`petal train`) to use instead.
     let dir = tempfile::tempdir().unwrap();
-    let native_file = dir.path().join("model.safetensors");
     let tflite_file = dir.path().join("model.tflite");
-    model_file::save(&native_file, &model, &class_names).unwrap();
+    let (native_file, mut model) = match std::env::var_os("PETAL_LITERT_TRAINED_MODEL") {
+        Some(file) => {
+            let saved = model_file::load(Path::new(&file)).unwrap();
+            assert_eq!(saved.class_names, class_names);
+            (PathBuf::from(file), saved.model)
+        }
+        None => {
+            let config = presets::preset("tutorial", SIZE, SIZE, class_names.len()).unwrap();
+            let model = Sequential::new(&config, 123).unwrap();
+            let file = dir.path().join("model.safetensors");
+            model_file::save(&file, &model, &class_names).unwrap();
+            (file, model)
+        }
+    };
     let export = Command::new(env!("CARGO_BIN_EXE_petal"))
         .args(["export", native_file.to_str().unwrap(), "--out"])
         .arg(&tflite_file)
