@@ -35,6 +35,11 @@ pub enum Error {
     #[error("{}: {reason}", path.display())]
     ModelFile { path: PathBuf, reason: String },
 
+    /// A TensorFlow Lite model that cannot be read, written or run; `origin` is its file (or
+    /// what the bytes came from).
+    #[error("{origin}: {reason}")]
+    TfLite { origin: String, reason: String },
+
     #[error(transparent)]
     Image(#[from] ImageError),
 

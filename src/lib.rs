@@ -9,6 +9,7 @@ mod error;
 pub mod fsutil;
 pub mod nn;
 pub mod report;
+pub mod tflite;
 pub mod viz;
 
 pub use error::{Error, ImageError, ImageErrorKind, Result};

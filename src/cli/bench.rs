@@ -7,6 +7,7 @@ use petal::data::CacheMode;
 use petal::nn::optim::{Optimizer, OptimizerConfig};
 use petal::nn::{presets, Mode, Sequential};
 use petal::Result;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(Subcommand)]
@@ -39,6 +40,10 @@ pub enum BenchCommand {
         /// Timed runs per measurement.
         #[arg(long, default_value_t = 50)]
         runs: usize,
+        /// Also time petal's TensorFlow Lite interpreter on this .tflite file at batch size 1
+        /// (e.g. `petal export` of a tutorial model).
+        #[arg(long)]
+        tflite: Option<PathBuf>,
     },
 }
 
@@ -58,7 +63,13 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             };
             bench_train(&presets, plan)
         }
-        BenchCommand::Infer { runs } => bench_infer(runs.max(1)),
+        BenchCommand::Infer { runs, tflite } => {
+            bench_infer(runs.max(1))?;
+            match tflite {
+                Some(path) => bench_tflite(&path, runs.max(1)),
+                None => Ok(()),
+            }
+        }
     }
 }
 
@@ -145,18 +156,27 @@ fn bench_train(names: &[String], plan: TrainPlan) -> Result<()> {
     Ok(())
 }
 
+/// Milliseconds of each of `runs` calls of `f`, after three warm-up calls, sorted.
+fn latencies(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
+    let mut times = Vec::with_capacity(runs);
+    for i in 0..runs + 3 {
+        let start = Instant::now();
+        f()?;
+        if i >= 3 {
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times)
+}
+
 fn bench_infer(runs: usize) -> Result<()> {
     let mut model = tutorial_model()?;
     let one = random_images(1);
-    let mut latencies: Vec<f64> = (0..runs + 3)
-        .map(|_| {
-            let start = Instant::now();
-            model.forward(&one, 1, Mode::Infer);
-            start.elapsed().as_secs_f64() * 1e3
-        })
-        .skip(3)
-        .collect();
-    latencies.sort_by(f64::total_cmp);
+    let latencies = latencies(runs, || {
+        model.forward(&one, 1, Mode::Infer);
+        Ok(())
+    })?;
     let batch = random_images(32);
     model.forward(&batch, 32, Mode::Infer);
     let rounds = runs.div_ceil(10).max(3);
@@ -167,6 +187,23 @@ fn bench_infer(runs: usize) -> Result<()> {
     let throughput = (32 * rounds) as f64 / start.elapsed().as_secs_f64();
     println!(
         "petal bench infer: tutorial model, batch 1: {:.2} ms median ({:.2} ms best); batch 32: {throughput:.0} images/s ({} threads)",
+        latencies[latencies.len() / 2],
+        latencies[0],
+        rayon::current_num_threads()
+    );
+    Ok(())
+}
+
+fn bench_tflite(path: &Path, runs: usize) -> Result<()> {
+    let mut classifier = super::tflite::TfLiteClassifier::open(path)?;
+    let (h, w, c) = classifier.input;
+    let pixels: Vec<f32> = (0..h * w * c)
+        .map(|i| ((i as u64 * 2_654_435_761) % 256) as f32)
+        .collect();
+    let latencies = latencies(runs, || classifier.scores(pixels.clone()).map(|_| ()))?;
+    println!(
+        "petal bench infer: {} in petal's TFLite interpreter, batch 1: {:.2} ms median ({:.2} ms best) ({} threads)",
+        path.display(),
         latencies[latencies.len() / 2],
         latencies[0],
         rayon::current_num_threads()

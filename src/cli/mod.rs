@@ -5,6 +5,7 @@ mod data;
 mod dataset_args;
 mod model;
 mod progress;
+mod tflite;
 mod train;
 mod tutorial;
 
@@ -40,6 +41,11 @@ enum Command {
     Predict(model::PredictArgs),
     /// Loss, accuracy, per-class precision and recall, and the confusion matrix on a folder.
     Evaluate(model::EvaluateArgs),
+    /// Write a trained model as a TensorFlow Lite file (.tflite).
+    Export(tflite::ExportArgs),
+    /// Look into TensorFlow Lite files.
+    #[command(subcommand)]
+    Tflite(tflite::TfliteCommand),
     /// Measure petal's speed.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -63,6 +69,8 @@ pub fn main() -> ExitCode {
         Command::Summary(args) => model::summary(args),
         Command::Predict(args) => model::predict(args),
         Command::Evaluate(args) => model::evaluate_command(args),
+        Command::Export(args) => tflite::export(args),
+        Command::Tflite(cmd) => tflite::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
     };
     match result {

@@ -33,6 +33,7 @@ pub fn summary(args: SummaryArgs) -> Result<()> {
 
 #[derive(Args)]
 pub struct PredictArgs {
+    /// A model file written by `petal train`, or a TensorFlow Lite file (.tflite).
     pub model: PathBuf,
     /// Images to classify.
     #[arg(required = true)]
@@ -42,25 +43,62 @@ pub struct PredictArgs {
     pub json: bool,
 }
 
+/// What `petal predict` runs: a native model or a TensorFlow Lite file.
+enum Classifier {
+    Native {
+        model: Sequential,
+        probabilities_out: bool,
+    },
+    TfLite(super::tflite::TfLiteClassifier),
+}
+
+impl Classifier {
+    /// Probabilities of each class for one image.
+    fn probabilities(&mut self, x: Vec<f32>) -> Result<Vec<f32>> {
+        match self {
+            Classifier::Native {
+                model,
+                probabilities_out,
+            } => {
+                let mut scores = model.forward(&x, 1, Mode::Infer).to_vec();
+                if !*probabilities_out {
+                    petal::nn::activation::softmax_in_place(&mut scores);
+                }
+                Ok(scores)
+            }
+            Classifier::TfLite(classifier) => classifier.probabilities(x),
+        }
+    }
+}
+
 pub fn predict(args: PredictArgs) -> Result<()> {
-    let SavedModel {
-        mut model,
-        class_names,
-    } = model_file::load(&args.model)?;
-    let Shape::Image {
-        height,
-        width,
-        channels,
-    } = model.input_shape()
-    else {
-        return Err(Error::Model("the model does not take images".into()));
-    };
+    let (mut classifier, class_names, (height, width, channels)) =
+        if super::tflite::is_tflite(&args.model) {
+            let classifier = super::tflite::TfLiteClassifier::open(&args.model)?;
+            let (names, input) = (classifier.class_names.clone(), classifier.input);
+            (Classifier::TfLite(classifier), names, input)
+        } else {
+            let SavedModel { model, class_names } = model_file::load(&args.model)?;
+            let Shape::Image {
+                height,
+                width,
+                channels,
+            } = model.input_shape()
+            else {
+                return Err(Error::Model("the model does not take images".into()));
+            };
+            let probabilities_out = model.outputs_probabilities();
+            let classifier = Classifier::Native {
+                model,
+                probabilities_out,
+            };
+            (classifier, class_names, (height, width, channels))
+        };
     let mode = match channels {
         1 => ColorMode::Grayscale,
         4 => ColorMode::Rgba,
         _ => ColorMode::Rgb,
     };
-    let probabilities_out = model.outputs_probabilities();
     let mut failures = 0;
     for path in &args.images {
         let image = match decode_file(path, mode, DEFAULT_MAX_PIXELS) {
@@ -88,10 +126,7 @@ pub fn predict(args: PredictArgs) -> Result<()> {
             Interpolation::Nearest,
         );
         let x: Vec<f32> = input.pixels.iter().map(|&v| v as f32).collect();
-        let mut scores = model.forward(&x, 1, Mode::Infer).to_vec();
-        if !probabilities_out {
-            petal::nn::activation::softmax_in_place(&mut scores);
-        }
+        let scores = classifier.probabilities(x)?;
         let best = argmax(&scores);
         if args.json {
             let probabilities: serde_json::Map<String, serde_json::Value> = class_names

@@ -62,3 +62,18 @@ pub fn make_dataset(root: &Path, classes: &[&str], per_class: usize) {
         }
     }
 }
+
+/// A model with every layer kind and argument the TFLite exporter handles: a rescaling offset,
+/// strides, VALID and SAME, overlapping pools, no bias, sigmoid and softmax, and a Dropout that
+/// the export leaves out.
+pub const TFLITE_LAYERS_MODEL: &str = r#"{"input_shape": [9, 11, 2], "layers": [
+    {"type": "Rescaling", "scale": 0.00784313725490196, "offset": -1},
+    {"type": "Conv2D", "filters": 4, "kernel_size": [2, 3], "strides": 2, "activation": "sigmoid", "use_bias": false},
+    {"type": "MaxPooling2D", "pool_size": 3, "strides": 1, "padding": "same"},
+    {"type": "Conv2D", "filters": 3, "kernel_size": 1, "padding": "same", "activation": "relu"},
+    {"type": "MaxPooling2D", "pool_size": 2, "strides": [1, 2]},
+    {"type": "Flatten"},
+    {"type": "Dropout", "rate": 0.5},
+    {"type": "Dense", "units": 6, "activation": "relu"},
+    {"type": "Dense", "units": 3, "activation": "softmax"}
+]}"#;

@@ -57,16 +57,34 @@ impl Conv2D {
         spec: Conv2DSpec,
         seed: u32,
     ) -> Option<Self> {
+        let (kh, kw) = spec.kernel;
+        let fan_in = kh * kw * input.2;
+        let values = glorot_uniform(fan_in * spec.filters, fan_in, kh * kw * spec.filters, seed);
+        let bias = spec.use_bias.then(|| vec![0.0; spec.filters]);
+        Self::with_weights(name, input, spec, values, bias)
+    }
+
+    /// A Conv2D with given weights: `kernel` in Keras's (kh, kw, in, filters) layout, `bias`
+    /// (one per filter) when `spec.use_bias`. `None` when the kernel does not fit the input with
+    /// "valid" padding or the weights do not have the spec's sizes.
+    pub fn with_weights(
+        name: String,
+        input: (usize, usize, usize),
+        spec: Conv2DSpec,
+        kernel: Vec<f32>,
+        bias: Option<Vec<f32>>,
+    ) -> Option<Self> {
         let (h, w, c) = input;
         let (kh, kw) = spec.kernel;
         let rows = Axis::new(h, kh, spec.strides.0, spec.padding)?;
         let cols = Axis::new(w, kw, spec.strides.1, spec.padding)?;
-        let fan_in = kh * kw * c;
-        let values = glorot_uniform(fan_in * spec.filters, fan_in, kh * kw * spec.filters, seed);
-        let kernel = Param::new("kernel", vec![kh, kw, c, spec.filters], values);
-        let bias = spec
-            .use_bias
-            .then(|| Param::new("bias", vec![spec.filters], vec![0.0; spec.filters]));
+        let sizes_fit = kernel.len() == kh * kw * c * spec.filters
+            && bias.as_ref().map(Vec::len) == spec.use_bias.then_some(spec.filters);
+        if !sizes_fit {
+            return None;
+        }
+        let kernel = Param::new("kernel", vec![kh, kw, c, spec.filters], kernel);
+        let bias = bias.map(|b| Param::new("bias", vec![spec.filters], b));
         Some(Conv2D {
             name,
             channels: c,

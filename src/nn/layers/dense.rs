@@ -24,20 +24,35 @@ impl Dense {
         use_bias: bool,
         seed: u32,
     ) -> Self {
-        let kernel = Param::new(
-            "kernel",
-            vec![inputs, units],
-            glorot_uniform(inputs * units, inputs, units, seed),
-        );
-        let bias = use_bias.then(|| Param::new("bias", vec![units], vec![0.0; units]));
-        Dense {
+        let kernel = glorot_uniform(inputs * units, inputs, units, seed);
+        let bias = use_bias.then(|| vec![0.0; units]);
+        Self::with_weights(name, inputs, units, activation, kernel, bias)
+            .expect("the initialiser makes weights of the layer's sizes")
+    }
+
+    /// A Dense layer with given weights: `kernel` in Keras's (inputs, units) layout, `bias` one
+    /// per unit. `None` when their sizes do not fit.
+    pub fn with_weights(
+        name: String,
+        inputs: usize,
+        units: usize,
+        activation: Activation,
+        kernel: Vec<f32>,
+        bias: Option<Vec<f32>>,
+    ) -> Option<Self> {
+        if kernel.len() != inputs * units || bias.as_ref().is_some_and(|b| b.len() != units) {
+            return None;
+        }
+        let kernel = Param::new("kernel", vec![inputs, units], kernel);
+        let bias = bias.map(|b| Param::new("bias", vec![units], b));
+        Some(Dense {
             name,
             inputs,
             units,
             activation,
             kernel,
             bias,
-        }
+        })
     }
 }
 

@@ -1,0 +1,17 @@
+//! TensorFlow Lite: petal's models exported as `.tflite` files that TensorFlow's runtime (LiteRT)
+//! runs, and an interpreter that runs such files, petal's and TensorFlow's converter's, with the
+//! native engine's kernels.
+
+mod export;
+mod interpreter;
+mod ops;
+mod options;
+mod parse;
+pub mod schema;
+mod tensor;
+
+pub use export::{
+    export, export_file, CLASS_NAMES_METADATA, INPUT_NAME, OUTPUT_NAME, SIGNATURE_KEY,
+};
+pub use interpreter::{format_shape, Interpreter, SignatureInfo, SignatureRunner, TensorInfo};
+pub use tensor::{DType, Data, Tensor};

@@ -1,0 +1,142 @@
+//! `petal export`, `petal tflite info`, and `petal predict` on `.tflite` files, end to end.
+
+mod common;
+
+use petal::nn::{model_file, ModelConfig, Sequential};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn petal(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_petal"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+const TINY_MODEL: &str = r#"{"input_shape": [16, 16, 3], "layers": [
+    {"type": "Rescaling", "scale": 0.00392156862745098},
+    {"type": "Conv2D", "filters": 4, "kernel_size": 3, "padding": "same", "activation": "relu"},
+    {"type": "MaxPooling2D"},
+    {"type": "Flatten"},
+    {"type": "Dropout", "rate": 0.3},
+    {"type": "Dense", "units": 2}
+]}"#;
+
+#[test]
+fn export_info_and_predict_like_the_native_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let native = dir.path().join("model.safetensors");
+    let tflite = dir.path().join("out/model.tflite");
+    let model = Sequential::new(&ModelConfig::from_json(TINY_MODEL).unwrap(), 4).unwrap();
+    let classes = vec!["bottom".to_string(), "top".to_string()];
+    model_file::save(&native, &model, &classes).unwrap();
+
+    let export = petal(&["export", s(&native), "--out", s(&tflite)]);
+    assert!(export.status.success(), "{}", text(&export.stderr));
+    assert!(text(&export.stdout).contains("Wrote"));
+
+    let info = petal(&["tflite", "info", s(&tflite)]);
+    assert!(info.status.success(), "{}", text(&info.stderr));
+    let info = text(&info.stdout);
+    assert!(
+        info.contains(
+            "signatures: serving_default  inputs: [sequential_input f32 [1,16,16,3]]  outputs: [outputs f32 [1,2]]"
+        ),
+        "{info}"
+    );
+    assert!(
+        info.contains(
+            "operators: 5 (MUL ×1, CONV_2D ×1, MAX_POOL_2D ×1, RESHAPE ×1, FULLY_CONNECTED ×1)"
+        ),
+        "{info}"
+    );
+    assert!(info.contains("class names: bottom, top"), "{info}");
+
+    let images: Vec<_> = (0..3)
+        .map(|i| {
+            let path = dir.path().join(format!("img{i}.png"));
+            common::write_image(&path, 20 + i * 3, 18, 40 + 70 * i as u8);
+            path
+        })
+        .collect();
+    for json in [false, true] {
+        let run = |model: &Path| {
+            let mut args = vec!["predict", s(model)];
+            args.extend(images.iter().map(|p| s(p)));
+            if json {
+                args.push("--json");
+            }
+            let out = petal(&args);
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            text(&out.stdout)
+        };
+        let (from_native, from_tflite) = (run(&native), run(&tflite));
+        assert!(from_native.contains("bottom") || from_native.contains("top"));
+        assert_eq!(from_native, from_tflite);
+    }
+}
+
+#[test]
+fn predict_runs_tensorflows_converted_file() {
+    let fixture = common::golden_dir().join("tflite/tutorial64_tf.tflite");
+    let photo = std::fs::read_dir(common::flowers_dir().join("daisy"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .unwrap();
+    let out = petal(&["predict", s(&fixture), s(&photo)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("This image most likely belongs to class_")
+            && stdout.contains("percent confidence"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn bad_files_are_named_in_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("picture.png");
+    common::write_image(&png, 8, 8, 10);
+    let out = petal(&["tflite", "info", s(&png)]);
+    assert!(!out.status.success());
+    let e = text(&out.stderr);
+    assert!(
+        e.contains("picture.png") && e.contains("not a TensorFlow Lite model"),
+        "{e}"
+    );
+
+    let fake = dir.path().join("fake.tflite");
+    std::fs::write(&fake, b"\x10\0\0\0TFL3 and then nothing useful").unwrap();
+    for args in [
+        vec!["tflite", "info", s(&fake)],
+        vec!["predict", s(&fake), s(&png)],
+    ] {
+        let out = petal(&args);
+        assert!(!out.status.success());
+        let e = text(&out.stderr);
+        assert!(
+            e.contains("fake.tflite") && e.contains("corrupt flatbuffer"),
+            "{e}"
+        );
+        assert!(!e.contains("panicked"), "{e}");
+    }
+
+    let out = petal(&[
+        "export",
+        s(&dir.path().join("none.safetensors")),
+        "--out",
+        s(&fake),
+    ]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("none.safetensors"));
+}
