@@ -36,6 +36,8 @@ fn run(interpreter: &mut Interpreter, input: &Tensor) -> Tensor {
 fn exports_run_like_the_native_model_at_batch_one_and_three() {
     let configs = [
         presets::preset("tutorial", 40, 36, 3).unwrap(),
+        // Augmentation and Dropout are left out of the inference graph.
+        presets::preset("tutorial-augmented", 40, 36, 3).unwrap(),
         ModelConfig::from_json(common::TFLITE_LAYERS_MODEL).unwrap(),
     ];
     for config in configs {

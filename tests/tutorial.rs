@@ -41,6 +41,7 @@ fn quick_tutorial_runs_every_step_and_reports() {
         "Using 2936 files for training.",
         "Epoch 1/1",
         "This image most likely belongs to",
+        "TensorFlow Lite: this image most likely belongs to",
         "report.html",
     ] {
         assert!(stdout.contains(words), "{words:?} missing from\n{stdout}");
@@ -76,6 +77,17 @@ fn quick_tutorial_runs_every_step_and_reports() {
         .sum();
     assert_eq!(counted, 734);
     assert_eq!(results["prediction"]["photo"], photo.display().to_string());
+    let lite = &results["tflite"];
+    assert!(
+        lite["max_abs_logit_difference"].as_f64().unwrap() <= 1e-4,
+        "{lite}"
+    );
+    assert_eq!(lite["class"], results["prediction"]["class"]);
+    assert!(lite["signatures"]
+        .as_str()
+        .unwrap()
+        .contains("'serving_default'"));
+    assert!(out.path().join("model.tflite").is_file());
     assert!(results["total_seconds"].as_f64().unwrap() > 0.0);
     check_report(&out.path().join("report.html"));
 }

@@ -10,8 +10,11 @@ use petal::nn::activation::softmax_in_place;
 use petal::nn::optim::{Optimizer, OptimizerConfig};
 use petal::nn::train::{argmax, evaluate, History};
 use petal::nn::{model_file, presets, Mode, Sequential, Shape};
-use petal::report::results::{DataFacts, EvaluationFacts, ModelRun, PhotoPrediction, StepTime};
+use petal::report::results::{
+    DataFacts, EvaluationFacts, ModelRun, PhotoPrediction, StepTime, TfliteCheck,
+};
 use petal::report::{render_report, Pictures, TutorialResults};
+use petal::tflite::{export_file, Interpreter, SignatureInfo, Tensor};
 use petal::viz::{augmentation_previews, first_images, history_plot, image_grid, save_png, Tile};
 use petal::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -100,8 +103,11 @@ impl Tutorial {
         self.step("evaluate on the validation set", |t| {
             t.evaluate(&mut model, &split.val)
         })?;
-        self.step("predict on new data", |t| {
+        let photo = self.step("predict on new data", |t| {
             t.predict(&mut model, &split, args.photo.as_deref())
+        })?;
+        self.step("convert to TensorFlow Lite and run it", |t| {
+            t.tflite(&model, split.train.class_names(), &photo)
         })?;
         Ok(())
     }
@@ -252,7 +258,7 @@ impl Tutorial {
         model: &mut Sequential,
         split: &Split,
         photo: Option<&str>,
-    ) -> Result<()> {
+    ) -> Result<PathBuf> {
         let path = self.photo(photo, &split.val)?;
         let Shape::Image {
             height,
@@ -281,6 +287,73 @@ impl Tutorial {
             logits,
             class_names,
             probabilities,
+        });
+        Ok(path)
+    }
+
+    /// The tutorial's last part: convert, list the signatures, run the photo through a
+    /// signature runner, and compare with the native model's logits.
+    fn tflite(&mut self, model: &Sequential, class_names: &[String], photo: &Path) -> Result<()> {
+        let path = self.out.join("model.tflite");
+        export_file(model, class_names, &path)?;
+        let bytes = std::fs::metadata(&path)
+            .map_err(|e| Error::io(&path, e))?
+            .len();
+        let mut interpreter = Interpreter::from_file(&path)?;
+        let signatures = signature_text(&interpreter.signature_list());
+        println!(
+            "Wrote {} ({bytes} bytes). Signatures: {signatures}",
+            path.display()
+        );
+        let mut runner = interpreter.signature_runner("serving_default")?;
+        let (input, output) = match (runner.inputs().first(), runner.outputs().first()) {
+            (Some(i), Some(o)) => (i.clone(), o.name.clone()),
+            _ => {
+                return Err(Error::Model(
+                    "the exported signature has no input or output".into(),
+                ))
+            }
+        };
+        let &[_, height, width, channels] = &input.shape[..] else {
+            return Err(Error::Model(format!(
+                "unexpected input shape {:?}",
+                input.shape
+            )));
+        };
+        let image = load_img(photo, height, width, channels)?;
+        let tensor = Tensor::f32(vec![1, height, width, channels], image.pixels);
+        let outputs = runner.run(&[(input.name.as_str(), &tensor)])?;
+        let lite = outputs
+            .get(&output)
+            .and_then(Tensor::as_f32)
+            .ok_or_else(|| Error::Model("the TensorFlow Lite model gave no float output".into()))?
+            .to_vec();
+        let mut probabilities = lite.clone();
+        softmax_in_place(&mut probabilities);
+        let best = argmax(&probabilities);
+        let native = self
+            .results
+            .prediction
+            .as_ref()
+            .map_or(&[][..], |p| &p.logits[..]);
+        let difference = native
+            .iter()
+            .zip(&lite)
+            .map(|(a, b)| f64::from((a - b).abs()))
+            .fold(0.0, f64::max);
+        println!(
+            "TensorFlow Lite: this image most likely belongs to {} with a {:.2} percent confidence.",
+            class_names[best],
+            100.0 * probabilities[best]
+        );
+        println!("Largest difference from the native model's logits: {difference:.2e}");
+        self.results.tflite = Some(TfliteCheck {
+            file: path.display().to_string(),
+            bytes,
+            signatures,
+            class: class_names[best].clone(),
+            confidence: f64::from(probabilities[best]),
+            max_abs_logit_difference: difference,
         });
         Ok(())
     }
@@ -335,6 +408,26 @@ fn data_directory(given: Option<&Path>) -> Result<PathBuf> {
     let dir = fetch(&request, &home, &mut super::progress::DownloadBar::new())?;
     println!("{}", dir.display());
     Ok(dir)
+}
+
+/// The signature list as Python's `get_signature_list()` prints it.
+fn signature_text(signatures: &[SignatureInfo]) -> String {
+    let names = |tensors: &[petal::tflite::TensorInfo]| {
+        let quoted: Vec<String> = tensors.iter().map(|t| format!("'{}'", t.name)).collect();
+        quoted.join(", ")
+    };
+    let entries: Vec<String> = signatures
+        .iter()
+        .map(|s| {
+            format!(
+                "'{}': {{'inputs': [{}], 'outputs': [{}]}}",
+                s.key,
+                names(&s.inputs),
+                names(&s.outputs)
+            )
+        })
+        .collect();
+    format!("{{{}}}", entries.join(", "))
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
