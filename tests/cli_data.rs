@@ -2,16 +2,9 @@
 
 mod common;
 
-use common::{flowers_dir, golden_split, make_dataset};
+use common::{flowers_dir, golden_split, make_dataset, petal};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn petal(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_petal"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use std::process::Output;
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()

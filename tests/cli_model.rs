@@ -2,23 +2,9 @@
 
 mod common;
 
+use common::{petal, s, text};
+
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn petal(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_petal"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 const TINY_MODEL: &str = r#"{"input_shape": [16, 16, 3], "layers": [
     {"type": "Rescaling", "scale": 0.00392156862745098},

@@ -2,9 +2,8 @@
 
 use super::dataset_args::DatasetArgs;
 use clap::Args;
-use petal::data::decode::{decode_file, ColorMode, DEFAULT_MAX_PIXELS};
-use petal::data::resize::{resize, Window};
-use petal::data::{CacheMode, Interpolation, Subset};
+use petal::data::load_img::load_img;
+use petal::data::{CacheMode, Subset};
 use petal::nn::model_file::{self, SavedModel};
 use petal::nn::train::{argmax, evaluate};
 use petal::nn::{presets, Mode, Sequential, Shape};
@@ -94,14 +93,9 @@ pub fn predict(args: PredictArgs) -> Result<()> {
             };
             (classifier, class_names, (height, width, channels))
         };
-    let mode = match channels {
-        1 => ColorMode::Grayscale,
-        4 => ColorMode::Rgba,
-        _ => ColorMode::Rgb,
-    };
     let mut failures = 0;
     for path in &args.images {
-        let image = match decode_file(path, mode, DEFAULT_MAX_PIXELS) {
+        let image = match load_img(path, height, width, channels) {
             Ok(image) => image,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -109,23 +103,14 @@ pub fn predict(args: PredictArgs) -> Result<()> {
                 continue;
             }
         };
-        if (image.height, image.width) != (height, width) && !args.json {
+        if image.was_resized(height, width) && !args.json {
+            let (w, h) = image.original;
             eprintln!(
-                "note: {} is {}×{}; resized to {width}×{height} as Keras's load_img(target_size=…) does",
+                "note: {} is {w}×{h}; resized to {width}×{height} as Keras's load_img(target_size=…) does",
                 path.display(),
-                image.width,
-                image.height
             );
         }
-        // Keras's load_img resizes with nearest-neighbour by default.
-        let input = resize(
-            &image,
-            Window::whole(&image),
-            height,
-            width,
-            Interpolation::Nearest,
-        );
-        let x: Vec<f32> = input.pixels.iter().map(|&v| v as f32).collect();
+        let x = image.pixels;
         let scores = classifier.probabilities(x)?;
         let best = argmax(&scores);
         if args.json {

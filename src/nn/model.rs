@@ -6,10 +6,12 @@ use super::layers::augment::{
     self, Brightness, Contrast, Flip, ImageSize, RandomLayer, Rotation, Sampling, Translation, Zoom,
 };
 use super::layers::conv2d::Conv2DSpec;
+use super::layers::FillMode;
 use super::layers::{
     Conv2D, Dense, Dropout, Flatten, Layer, LayerConfig, MaxPooling2D, Mode, Param, Rescaling,
 };
 use super::shape::Shape;
+use crate::data::resize::Interpolation;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -440,6 +442,14 @@ fn image_size(shape: Shape) -> ImageSize {
     }
 }
 
+fn sampling(fill_mode: FillMode, fill_value: f32, interpolation: Interpolation) -> Sampling {
+    Sampling {
+        fill_mode,
+        fill_value,
+        interpolation,
+    }
+}
+
 fn random<A: augment::Augmentation + 'static>(
     name: String,
     input: Shape,
@@ -586,11 +596,7 @@ fn build_layer(
             seed: own_seed,
             ..
         } => {
-            let sampling = Sampling {
-                fill_mode: *fill_mode,
-                fill_value: *fill_value,
-                interpolation: *interpolation,
-            };
+            let sampling = sampling(*fill_mode, *fill_value, *interpolation);
             let rotation = Rotation::new(*factor, sampling)?;
             random(name, input, rotation, *own_seed, seed)?
         }
@@ -603,11 +609,7 @@ fn build_layer(
             seed: own_seed,
             ..
         } => {
-            let sampling = Sampling {
-                fill_mode: *fill_mode,
-                fill_value: *fill_value,
-                interpolation: *interpolation,
-            };
+            let sampling = sampling(*fill_mode, *fill_value, *interpolation);
             let zoom = Zoom::new(*height_factor, *width_factor, sampling)?;
             random(name, input, zoom, *own_seed, seed)?
         }
@@ -620,11 +622,7 @@ fn build_layer(
             seed: own_seed,
             ..
         } => {
-            let sampling = Sampling {
-                fill_mode: *fill_mode,
-                fill_value: *fill_value,
-                interpolation: *interpolation,
-            };
+            let sampling = sampling(*fill_mode, *fill_value, *interpolation);
             let translation = Translation::new(*height_factor, *width_factor, sampling)?;
             random(name, input, translation, *own_seed, seed)?
         }

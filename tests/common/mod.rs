@@ -1,6 +1,23 @@
 #![allow(dead_code)] // each test binary uses its own share of these helpers
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs the `petal` binary with `args`.
+pub fn petal(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_petal"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
 
 /// The tutorial's data set, beside the repository as CI lays it out (override with PETAL_FLOWERS).
 pub fn flowers_dir() -> PathBuf {
