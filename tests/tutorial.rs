@@ -147,3 +147,46 @@ fn check_report(page: &Path) {
         colours.len()
     );
 }
+
+#[test]
+fn a_failed_step_is_named_and_the_report_of_what_ran_is_kept() {
+    let out = tempfile::tempdir().unwrap();
+    let missing = out.path().join("no_photos_here");
+    let run = Command::new(env!("CARGO_BIN_EXE_petal"))
+        .args(["tutorial", "--quick", "--data"])
+        .arg(&missing)
+        .arg("--out")
+        .arg(out.path().join("run"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no_photos_here") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("run/results.json")).unwrap())
+            .unwrap();
+    assert!(results["notes"][0]
+        .as_str()
+        .unwrap()
+        .contains("The run stopped"));
+    assert!(out.path().join("run/report.html").is_file());
+
+    let blocker = out.path().join("file");
+    std::fs::write(&blocker, b"x").unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_petal"))
+        .args(["tutorial", "--quick", "--data"])
+        .arg(&missing)
+        .arg("--out")
+        .arg(blocker.join("run"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("file/run"),
+        "an unwritable --out is named: {stderr}"
+    );
+}
