@@ -134,10 +134,10 @@ impl MaxPooling2D {
                         .zip(candidate)
                         .enumerate()
                     {
-                        if v > *b {
-                            *b = v;
-                            *i = (corner + ch) as u32;
-                        }
+                        // Selects, not a branch: on photos which corner wins is unpredictable.
+                        let better = v > *b;
+                        *b = if better { v } else { *b };
+                        *i = if better { (corner + ch) as u32 } else { *i };
                     }
                 }
             }
