@@ -301,3 +301,36 @@ fn failed_fetches_say_why_and_leave_nothing() {
     let unknown = petal(home.path(), &["data", "fetch", "tulip_photos"]);
     assert!(text(&unknown.stderr).contains("neither a known data set"));
 }
+
+#[test]
+fn known_data_sets_use_the_cache_or_a_mirror_and_keep_their_checksum() {
+    let mut routes = HashMap::new();
+    routes.insert("/flower_photos.tgz", ok(flowers_tgz()));
+    let (base, requests) = serve(routes);
+    let home = tempfile::tempdir().unwrap();
+    let fetch = |home: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_petal"))
+            .env("PETAL_HOME", home)
+            .env("PETAL_MIRROR", &base)
+            .args(["data", "fetch", "flower_photos"])
+            .output()
+            .unwrap()
+    };
+    // The mirror serves another archive than TensorFlow's: its size and checksum give it away.
+    let out = fetch(home.path());
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("not the expected file"), "{err}");
+    assert_eq!(requests.load(Ordering::SeqCst), 1);
+    assert_eq!(tree(&home.path().join("datasets")), Vec::<PathBuf>::new());
+    // A finished fetch in the cache is used without asking anyone.
+    let cached = home.path().join("datasets/flower_photos/daisy");
+    std::fs::create_dir_all(&cached).unwrap();
+    let out = fetch(home.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        home.path().join("datasets/flower_photos").to_str().unwrap()
+    );
+    assert_eq!(requests.load(Ordering::SeqCst), 1);
+}

@@ -27,10 +27,15 @@ pub struct Fetch {
     pub extract: bool,
 }
 
-const FLOWERS_URL: &str =
-    "https://storage.googleapis.com/download.tensorflow.org/example_images/flower_photos.tgz";
-const SUNFLOWER_URL: &str =
-    "https://storage.googleapis.com/download.tensorflow.org/example_images/592px-Red_sunflower.jpg";
+/// Where TensorFlow publishes the tutorial's files; `$PETAL_MIRROR` replaces it (a local mirror,
+/// or the tests' server), the checks staying the same.
+const TUTORIAL_ORIGIN: &str =
+    "https://storage.googleapis.com/download.tensorflow.org/example_images";
+
+fn tutorial_url(file: &str) -> String {
+    let origin = std::env::var("PETAL_MIRROR").unwrap_or_else(|_| TUTORIAL_ORIGIN.into());
+    format!("{}/{file}", origin.trim_end_matches('/'))
+}
 
 impl Fetch {
     /// A plain download of `url`, named after its last path segment.
@@ -57,7 +62,7 @@ impl Fetch {
     pub fn known(name: &str) -> Option<Fetch> {
         match name {
             "flower_photos" => Some(Fetch {
-                url: FLOWERS_URL.into(),
+                url: tutorial_url("flower_photos.tgz"),
                 name: "flower_photos.tgz".into(),
                 sha256: Some(
                     "4c54ace7911aaffe13a365c34f650e71dd5bf1be0a58b464e5a7183e3e595d9c".into(),
@@ -66,7 +71,7 @@ impl Fetch {
                 extract: true,
             }),
             "sunflower" => Some(Fetch {
-                url: SUNFLOWER_URL.into(),
+                url: tutorial_url("592px-Red_sunflower.jpg"),
                 name: "Red_sunflower.jpg".into(),
                 sha256: None,
                 size: None,
