@@ -293,7 +293,7 @@ fn run_grid(
     subset: Subset,
     count: usize,
     columns: usize,
-    out: &PathBuf,
+    out: &Path,
 ) -> Result<()> {
     if count == 0 {
         return Err(Error::InvalidArgument("--count must be at least 1".into()));

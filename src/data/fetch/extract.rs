@@ -71,7 +71,7 @@ pub fn extract_into_place(archive: &Path, name: &str, destination: &Path) -> Res
             ArchiveKind::Tar => unpack_tar(open(archive)?, &tmp),
             ArchiveKind::Zip => unpack_zip(archive, &tmp),
         };
-        unpacked.map_err(|reason| fail(reason))?;
+        unpacked.map_err(fail)?;
         let contents = single_top_folder(&tmp)?.unwrap_or_else(|| tmp.clone());
         std::fs::rename(&contents, destination).map_err(|e| Error::io(destination, e))
     })();
