@@ -1,8 +1,13 @@
 //! petal: the Keras image-classification tutorial as a Rust library and one binary.
 //!
-//! - [`data`]: index a class-per-folder image directory, split it exactly as Keras's
-//!   `image_dataset_from_directory` does, decode, resize, cache, shuffle, batch and prefetch.
-//! - [`viz`]: PNG pictures of the data (sample grids with titles).
+//! - [`data`]: fetch a data set, index a class-per-folder image directory, split it exactly as
+//!   Keras's `image_dataset_from_directory` does, decode, resize, cache, shuffle, batch and
+//!   prefetch.
+//! - [`nn`]: Keras's `Sequential` with its layers (augmentation included), training with Adam,
+//!   evaluation, model files.
+//! - [`tflite`]: TensorFlow Lite export and interpreter.
+//! - [`viz`]: PNG pictures (sample grids, augmentation previews, training curves).
+//! - [`report`]: the tutorial's `results.json` and self-contained HTML report.
 
 pub mod data;
 mod error;
