@@ -376,12 +376,17 @@ impl Layer for Conv2D {
         let (x, y) = (&x[..batch * in_size], &mut y[..batch * out_size]);
         let band_out = band_rows * cols.output * filters;
         if batch < self.scratch.len() {
-            // Fewer images than threads (batch-1 inference): spread one image's bands instead.
+            // Fewer images than threads (batch-1 inference): spread one image's bands over the
+            // workers instead, each with its own scratch, so no band allocates or zeroes memory.
+            let per_worker = bands.len().div_ceil(self.scratch.len());
             for (out, image) in y.chunks_exact_mut(out_size).zip(x.chunks_exact(in_size)) {
-                out.par_chunks_mut(band_out)
-                    .zip(bands.par_iter())
-                    .for_each_init(Vec::new, |columns, (out, band)| {
-                        run_band(image, band, out, columns)
+                out.par_chunks_mut(per_worker * band_out)
+                    .zip(bands.par_chunks(per_worker))
+                    .zip(self.scratch.par_iter_mut())
+                    .for_each(|((out, bands), scratch)| {
+                        for (out, band) in out.chunks_mut(band_out).zip(bands) {
+                            run_band(image, band, out, &mut scratch.columns);
+                        }
                     });
             }
             return;
