@@ -78,14 +78,7 @@ pub fn predict(args: PredictArgs) -> Result<()> {
             (Classifier::TfLite(classifier), names, input)
         } else {
             let SavedModel { model, class_names } = model_file::load(&args.model)?;
-            let Shape::Image {
-                height,
-                width,
-                channels,
-            } = model.input_shape()
-            else {
-                return Err(Error::Model("the model does not take images".into()));
-            };
+            let (height, width, channels) = model.image_input()?;
             let probabilities_out = model.outputs_probabilities();
             let classifier = Classifier::Native {
                 model,

@@ -9,7 +9,7 @@ use petal::data::{CacheMode, Dataset, ImageDatasetBuilder};
 use petal::nn::activation::softmax_in_place;
 use petal::nn::optim::{Optimizer, OptimizerConfig};
 use petal::nn::train::{argmax, evaluate, History};
-use petal::nn::{model_file, presets, Mode, Sequential, Shape};
+use petal::nn::{model_file, presets, Mode, Sequential};
 use petal::report::results::{
     DataFacts, EvaluationFacts, ModelRun, PhotoPrediction, StepTime, TfliteCheck,
 };
@@ -260,14 +260,7 @@ impl Tutorial {
         photo: Option<&str>,
     ) -> Result<PathBuf> {
         let path = self.photo(photo, &split.val)?;
-        let Shape::Image {
-            height,
-            width,
-            channels,
-        } = model.input_shape()
-        else {
-            return Err(Error::Model("the model does not take images".into()));
-        };
+        let (height, width, channels) = model.image_input()?;
         let image = load_img(&path, height, width, channels)?;
         let logits = model.forward(&image.pixels, 1, Mode::Infer).to_vec();
         let mut probabilities = logits.clone();

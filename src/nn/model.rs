@@ -197,6 +197,18 @@ impl Sequential {
         self.input
     }
 
+    /// Height, width and channels of the images the model takes.
+    pub fn image_input(&self) -> Result<(usize, usize, usize)> {
+        match self.input {
+            Shape::Image {
+                height,
+                width,
+                channels,
+            } => Ok((height, width, channels)),
+            Shape::Vector(_) => Err(Error::Model("the model does not take images".into())),
+        }
+    }
+
     pub fn output_shape(&self) -> Shape {
         self.layers.last().map_or(self.input, |l| l.output_shape())
     }

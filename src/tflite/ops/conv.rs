@@ -1,11 +1,12 @@
 //! CONV_2D on the native [`Conv2D`] layer (banded im2col + GEMM, bias and ReLU fused).
 
 use super::{
-    batch_of, f32_input, image_shape, native, native_padding, output_len, with_output, Io, Kernel,
+    batch_of, checked_image_output, f32_input, image_shape, native, native_padding, output_len,
+    with_output, Io, Kernel,
 };
 use crate::nn::layers::conv2d::Conv2DSpec;
 use crate::nn::layers::{Conv2D, Layer};
-use crate::nn::{Mode, Shape};
+use crate::nn::Mode;
 use crate::tflite::options::{Fused, Padding};
 use crate::tflite::tensor::Tensor;
 
@@ -70,22 +71,7 @@ impl Conv {
         let layer = Conv2D::with_weights(name, (h, w, c), spec, kernel, bias).ok_or_else(|| {
             format!("a ({kh}, {kw}) filter does not fit the {h}×{w} input with VALID padding")
         })?;
-        let Shape::Image {
-            height,
-            width,
-            channels,
-        } = layer.output_shape()
-        else {
-            unreachable!("convolutions output images")
-        };
-        let out_shape = [height, width, channels];
-        output_len(&out_shape)?;
-        let declared = io.shape(io.output);
-        if declared.len() == 4 && declared[1..] != out_shape {
-            return Err(format!(
-                "the output tensor is declared {declared:?}, but the convolution makes [N, {height}, {width}, {channels}]"
-            ));
-        }
+        let out_shape = checked_image_output(&layer, &io, "convolution")?;
         Ok(Conv {
             layer,
             input,

@@ -11,6 +11,8 @@ mod shape;
 use super::options::{Fused, OpKind};
 use super::parse::{Graph, OpSpec};
 use super::tensor::{Data, Tensor};
+use crate::nn::layers::Layer;
+use crate::nn::Shape;
 
 /// Values one op may produce per run: larger outputs are errors, not allocation failures.
 const MAX_OUTPUT_VALUES: usize = 1 << 28;
@@ -20,6 +22,28 @@ fn output_len(shape: &[usize]) -> Result<usize, String> {
     Tensor::elements(shape)
         .filter(|&n| n <= MAX_OUTPUT_VALUES)
         .ok_or_else(|| format!("an output of shape {shape:?} is larger than petal handles"))
+}
+
+/// The height, width and channels of `layer`'s output, checked against the size limit and
+/// against the output tensor's declared shape; `what` names the operator in errors.
+fn checked_image_output(layer: &dyn Layer, io: &Io, what: &str) -> Result<[usize; 3], String> {
+    let Shape::Image {
+        height,
+        width,
+        channels,
+    } = layer.output_shape()
+    else {
+        unreachable!("{what}s output images")
+    };
+    let out_shape = [height, width, channels];
+    output_len(&out_shape)?;
+    let declared = io.shape(io.output);
+    if declared.len() == 4 && declared[1..] != out_shape {
+        return Err(format!(
+            "the output tensor is declared {declared:?}, but the {what} makes [N, {height}, {width}, {channels}]"
+        ));
+    }
+    Ok(out_shape)
 }
 
 /// One operator, ready to run: it reads its inputs from `tensors` and writes its outputs there.

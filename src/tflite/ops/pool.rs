@@ -1,10 +1,11 @@
 //! MAX_POOL_2D on the native [`MaxPooling2D`] layer.
 
 use super::{
-    apply, batch_of, f32_input, image_shape, native_padding, output_len, with_output, Io, Kernel,
+    apply, batch_of, checked_image_output, f32_input, image_shape, native_padding, output_len,
+    with_output, Io, Kernel,
 };
 use crate::nn::layers::{Layer, MaxPooling2D};
-use crate::nn::{Mode, Shape};
+use crate::nn::Mode;
 use crate::tflite::options::{Fused, Padding};
 use crate::tflite::tensor::Tensor;
 
@@ -38,22 +39,7 @@ impl MaxPool {
             .ok_or_else(|| {
                 format!("a {filter:?} pool does not fit the {h}×{w} input with VALID padding")
             })?;
-        let Shape::Image {
-            height,
-            width,
-            channels,
-        } = layer.output_shape()
-        else {
-            unreachable!("pools output images")
-        };
-        let out_shape = [height, width, channels];
-        output_len(&out_shape)?;
-        let declared = io.shape(io.output);
-        if declared.len() == 4 && declared[1..] != out_shape {
-            return Err(format!(
-                "the output tensor is declared {declared:?}, but the pool makes [N, {height}, {width}, {channels}]"
-            ));
-        }
+        let out_shape = checked_image_output(&layer, &io, "pool")?;
         Ok(MaxPool {
             layer,
             activation,
