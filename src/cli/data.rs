@@ -239,6 +239,8 @@ fn run_fetch(
     Ok(())
 }
 
+const MAX_PREVIEWS: usize = 100;
+
 struct Preview {
     count: usize,
     columns: usize,
@@ -251,8 +253,12 @@ fn run_augment(
     preview: Preview,
     out: &Path,
 ) -> Result<()> {
-    if preview.count == 0 {
-        return Err(Error::InvalidArgument("--count must be at least 1".into()));
+    // Every preview is one image in one batch: a bound keeps a typo from exhausting memory.
+    if !(1..=MAX_PREVIEWS).contains(&preview.count) {
+        return Err(Error::InvalidArgument(format!(
+            "--count must be between 1 and {MAX_PREVIEWS}, got {}",
+            preview.count
+        )));
     }
     let dataset = args
         .builder(CacheMode::None)

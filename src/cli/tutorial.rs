@@ -171,8 +171,8 @@ impl Tutorial {
 
     fn samples(&mut self, split: &Split) -> Result<()> {
         let path = self.out.join("samples.png");
-        save_png(&image_grid(&first_images(&split.train, 9), 3), &path)?;
-        self.pictures.samples = Some(read(&path)?);
+        let png = save_png(&image_grid(&first_images(&split.train, 9), 3), &path)?;
+        self.pictures.samples = Some(png);
         println!("Wrote {}.", path.display());
         Ok(())
     }
@@ -201,8 +201,8 @@ impl Tutorial {
         let file = self.out.join(format!("model_{stem}.safetensors"));
         model_file::save(&file, &model, split.train.class_names())?;
         let curves = self.out.join(format!("history_{stem}.png"));
-        save_png(&history_plot(&history), &curves)?;
-        self.pictures.curves.push(read(&curves)?);
+        let png = save_png(&history_plot(&history), &curves)?;
+        self.pictures.curves.push(png);
         self.results.models.push(model_run(
             name, preset, &model, summary, &history, seconds, &file,
         ));
@@ -229,8 +229,8 @@ impl Tutorial {
             })
             .collect();
         let path = self.out.join("augmented.png");
-        save_png(&image_grid(&tiles, 3), &path)?;
-        self.pictures.augmentation = Some(read(&path)?);
+        let png = save_png(&image_grid(&tiles, 3), &path)?;
+        self.pictures.augmentation = Some(png);
         println!("Wrote {}.", path.display());
         Ok(())
     }
@@ -421,10 +421,6 @@ fn signature_text(signatures: &[SignatureInfo]) -> String {
         })
         .collect();
     format!("{{{}}}", entries.join(", "))
-}
-
-fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::io(path, e))
 }
 
 fn model_run(

@@ -1,12 +1,10 @@
 //! CONV_2D on the native [`Conv2D`] layer (banded im2col + GEMM, bias and ReLU fused).
 
 use super::{
-    batch_of, checked_image_output, f32_input, image_shape, native, native_padding, output_len,
-    with_output, Io, Kernel,
+    checked_image_output, image_shape, native, native_padding, run_image_layer, Io, Kernel,
 };
 use crate::nn::layers::conv2d::Conv2DSpec;
-use crate::nn::layers::{Conv2D, Layer};
-use crate::nn::Mode;
+use crate::nn::layers::Conv2D;
 use crate::tflite::options::{Fused, Padding};
 use crate::tflite::tensor::Tensor;
 
@@ -84,16 +82,9 @@ impl Conv {
 
 impl Kernel for Conv {
     fn run(&mut self, tensors: &mut [Tensor]) -> Result<(), String> {
-        let (input, out_shape, in_shape) = (self.input, self.out_shape, self.in_shape);
-        let layer = &mut self.layer;
-        with_output(tensors, self.output, |tensors, out| {
-            let batch = batch_of(&tensors[input], &in_shape, "input")?;
-            let x = f32_input(tensors, input, "input")?;
-            let shape = vec![batch, out_shape[0], out_shape[1], out_shape[2]];
-            let len = output_len(&shape)?;
-            let y = out.f32_mut(shape, len);
-            layer.forward(x, y, batch, Mode::Infer);
-            Ok(())
-        })
+        let ends = [self.input, self.output];
+        let shapes = [self.in_shape, self.out_shape];
+        // The native layer fuses bias and activation itself.
+        run_image_layer(&mut self.layer, tensors, ends, shapes, Fused::None)
     }
 }

@@ -46,6 +46,27 @@ fn checked_image_output(layer: &dyn Layer, io: &Io, what: &str) -> Result<[usize
     Ok(out_shape)
 }
 
+/// Runs a native image layer (convolution, pool) on the batch in tensor `input`, writing
+/// tensor `output`, then applies `activation` where the layer does not fuse it itself.
+fn run_image_layer(
+    layer: &mut dyn Layer,
+    tensors: &mut [Tensor],
+    [input, output]: [usize; 2],
+    [in_shape, out_shape]: [[usize; 3]; 2],
+    activation: Fused,
+) -> Result<(), String> {
+    with_output(tensors, output, |tensors, out| {
+        let batch = batch_of(&tensors[input], &in_shape, "input")?;
+        let x = f32_input(tensors, input, "input")?;
+        let shape = vec![batch, out_shape[0], out_shape[1], out_shape[2]];
+        let len = output_len(&shape)?;
+        let y = out.f32_mut(shape, len);
+        layer.forward(x, y, batch, crate::nn::Mode::Infer);
+        apply(activation, y);
+        Ok(())
+    })
+}
+
 /// One operator, ready to run: it reads its inputs from `tensors` and writes its outputs there.
 pub(crate) trait Kernel: Send {
     fn run(&mut self, tensors: &mut [Tensor]) -> Result<(), String>;

@@ -1,11 +1,7 @@
 //! MAX_POOL_2D on the native [`MaxPooling2D`] layer.
 
-use super::{
-    apply, batch_of, checked_image_output, f32_input, image_shape, native_padding, output_len,
-    with_output, Io, Kernel,
-};
-use crate::nn::layers::{Layer, MaxPooling2D};
-use crate::nn::Mode;
+use super::{checked_image_output, image_shape, native_padding, run_image_layer, Io, Kernel};
+use crate::nn::layers::MaxPooling2D;
 use crate::tflite::options::{Fused, Padding};
 use crate::tflite::tensor::Tensor;
 
@@ -53,18 +49,8 @@ impl MaxPool {
 
 impl Kernel for MaxPool {
     fn run(&mut self, tensors: &mut [Tensor]) -> Result<(), String> {
-        let (input, out_shape, in_shape, activation) =
-            (self.input, self.out_shape, self.in_shape, self.activation);
-        let layer = &mut self.layer;
-        with_output(tensors, self.output, |tensors, out| {
-            let batch = batch_of(&tensors[input], &in_shape, "input")?;
-            let x = f32_input(tensors, input, "input")?;
-            let shape = vec![batch, out_shape[0], out_shape[1], out_shape[2]];
-            let len = output_len(&shape)?;
-            let y = out.f32_mut(shape, len);
-            layer.forward(x, y, batch, Mode::Infer);
-            apply(activation, y);
-            Ok(())
-        })
+        let ends = [self.input, self.output];
+        let shapes = [self.in_shape, self.out_shape];
+        run_image_layer(&mut self.layer, tensors, ends, shapes, self.activation)
     }
 }
