@@ -5,7 +5,7 @@ use super::progress;
 use clap::Subcommand;
 use petal::data::CacheMode;
 use petal::nn::optim::{Optimizer, OptimizerConfig};
-use petal::nn::{presets, Mode, Sequential};
+use petal::nn::{presets, LayerTime, Mode, Sequential};
 use petal::Result;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -34,6 +34,9 @@ pub enum BenchCommand {
         /// Rounds per preset; the figure is the best round's.
         #[arg(long, default_value_t = 1)]
         rounds: usize,
+        /// Also print each layer's forward and backward milliseconds per step.
+        #[arg(long)]
+        layers: bool,
     },
     /// Inference latency at batch size 1 and throughput at batch size 32, tutorial model.
     Infer {
@@ -55,11 +58,13 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             steps,
             presets,
             rounds,
+            layers,
         } => {
             let plan = TrainPlan {
                 batch: batch_size.max(1),
                 steps: steps.max(1),
                 rounds: rounds.max(1),
+                layers,
             };
             bench_train(&presets, plan)
         }
@@ -88,6 +93,7 @@ struct TrainPlan {
     batch: usize,
     steps: usize,
     rounds: usize,
+    layers: bool,
 }
 
 /// A model, its optimiser and one batch, ready to take training steps.
@@ -132,6 +138,9 @@ fn bench_train(names: &[String], plan: TrainPlan) -> Result<()> {
         .iter()
         .map(|name| Trainer::new(name, plan.batch))
         .collect::<Result<Vec<_>>>()?;
+    for trainer in &mut trainers {
+        trainer.model.set_profiling(plan.layers);
+    }
     let mut best = vec![f64::INFINITY; names.len()];
     for _ in 0..plan.rounds {
         for (trainer, best) in trainers.iter_mut().zip(&mut best) {
@@ -153,7 +162,27 @@ fn bench_train(names: &[String], plan: TrainPlan) -> Result<()> {
             rayon::current_num_threads()
         );
     }
+    for (name, trainer) in names.iter().zip(&trainers) {
+        if let Some(times) = trainer.model.layer_times() {
+            print_layer_times(name, &trainer.model, times, plan.steps * plan.rounds);
+        }
+    }
     Ok(())
+}
+
+fn print_layer_times(name: &str, model: &Sequential, times: &[LayerTime], steps: usize) {
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3 / steps as f64;
+    let total: f64 = times.iter().map(|t| ms(t.forward) + ms(t.backward)).sum();
+    println!("{name} model, milliseconds per step:");
+    println!("{:<24} {:>9} {:>9} {:>7}", "layer", "forward", "backward", "share");
+    for (layer, time) in model.layers().iter().zip(times) {
+        let (f, b) = (ms(time.forward), ms(time.backward));
+        println!(
+            "{:<24} {f:>9.1} {b:>9.1} {:>6.1}%",
+            layer.name(),
+            100.0 * (f + b) / total
+        );
+    }
 }
 
 /// Milliseconds of each of `runs` calls of `f`, after three warm-up calls, sorted.

@@ -14,5 +14,5 @@ pub mod shape;
 pub mod train;
 
 pub use layers::Mode;
-pub use model::{ModelConfig, Sequential};
+pub use model::{LayerTime, ModelConfig, Sequential};
 pub use shape::Shape;

@@ -15,6 +15,7 @@ use crate::data::resize::Interpolation;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 /// A model description: the input shape and the layers with Keras's arguments.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,6 +87,15 @@ pub struct Sequential {
     /// as large as the largest layer output: backward never needs more than two at once.
     gradient: Vec<f32>,
     input_gradient: Vec<f32>,
+    /// Time spent in each layer's forward and backward since profiling was turned on.
+    profile: Option<Vec<LayerTime>>,
+}
+
+/// Where a layer's time goes, summed over the passes since [`Sequential::set_profiling`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LayerTime {
+    pub forward: Duration,
+    pub backward: Duration,
 }
 
 impl Sequential {
@@ -175,6 +185,7 @@ impl Sequential {
             outputs: Vec::new(),
             gradient: Vec::new(),
             input_gradient: Vec::new(),
+            profile: None,
         })
     }
 
@@ -258,6 +269,17 @@ impl Sequential {
             .collect()
     }
 
+    /// Starts (afresh) or stops timing each layer's passes, for `petal bench train --layers`.
+    pub fn set_profiling(&mut self, on: bool) {
+        self.profile = on.then(|| vec![LayerTime::default(); self.layers.len()]);
+    }
+
+    /// Each layer's time since profiling was turned on (a run of augmentation layers is
+    /// counted on its first layer).
+    pub fn layer_times(&self) -> Option<&[LayerTime]> {
+        self.profile.as_deref()
+    }
+
     fn reserve(&mut self, batch: usize) {
         if self.outputs.len() != self.layers.len() {
             self.outputs = vec![Vec::new(); self.layers.len()];
@@ -286,6 +308,7 @@ impl Sequential {
         self.reserve(batch);
         let mut i = 0;
         while i < self.layers.len() {
+            let started = Instant::now();
             let run = self.augmentation_runs[i].max(1);
             let last = i + run - 1;
             let (before, rest) = self.outputs.split_at_mut(last);
@@ -307,6 +330,9 @@ impl Sequential {
                     let n = batch * self.layers[last].output_shape().size();
                     output[..n].copy_from_slice(&input[..n]);
                 }
+            }
+            if let Some(profile) = self.profile.as_mut() {
+                profile[i].forward += started.elapsed();
             }
             i += run;
         }
@@ -335,7 +361,11 @@ impl Sequential {
             let input = if i == 0 { x } else { &self.outputs[i - 1][..] };
             let wants_dx = i > 0 && self.needs_input_grad[i];
             let dx = wants_dx.then_some(&mut self.input_gradient[..]);
+            let started = Instant::now();
             self.layers[i].backward(input, &self.outputs[i], &mut self.gradient, dx, batch);
+            if let Some(profile) = self.profile.as_mut() {
+                profile[i].backward += started.elapsed();
+            }
             if !wants_dx {
                 break; // no earlier layer has weights
             }

@@ -1,0 +1,640 @@
+//! Conv2D with the images of a batch spread over the worker threads. Each image is convolved
+//! directly by AVX-512 kernels when the processor and the shape allow (`direct.rs`), otherwise as
+//! im2col + GEMM (`im2col.rs`); bias and activation are fused into the output pass either way.
+//! Kernel layout is Keras's (kh, kw, in, filters).
+
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod direct;
+mod im2col;
+
+use super::window::Axis;
+use super::{
+    add_bias, kernel_and_bias, kernel_and_bias_mut, workers, Layer, LayerConfig, Mode, Padding,
+    Pair, Param,
+};
+use crate::nn::activation::Activation;
+use crate::nn::gemm::{matmul, Mat, Threads};
+use crate::nn::init::glorot_uniform;
+use crate::nn::shape::Shape;
+use rayon::prelude::*;
+use direct::Geometry;
+use im2col::{col2im, im2col};
+use std::ops::Range;
+
+/// Output rows are processed in bands whose im2col matrix fits in a core's L2 cache (about
+/// 512 KB), so the GEMM reads what im2col just wrote from cache instead of memory.
+const BAND_VALUES: usize = 128 * 1024;
+
+pub struct Conv2D {
+    name: String,
+    channels: usize,
+    filters: usize,
+    rows: Axis,
+    cols: Axis,
+    padding: Padding,
+    activation: Activation,
+    kernel: Param,
+    bias: Option<Param>,
+    /// The direct kernels' plan, when they handle this layer on this processor.
+    direct: Option<DirectPlan>,
+    /// The kernel flipped and transposed for the direct input gradient, rebuilt each backward.
+    flipped: Vec<f32>,
+    scratch: Vec<Scratch>,
+}
+
+/// How the direct kernels see this layer.
+struct DirectPlan {
+    /// The forward pass over the zero-padded input.
+    geometry: Geometry,
+    /// Zero rows above and columns left of the image in the padded input.
+    pad: (usize, usize),
+    /// The input gradient as a convolution of the padded output gradient, for stride 1 and
+    /// input channels in whole vectors; otherwise the input gradient takes the GEMM path.
+    input_grad: Option<InputGradPlan>,
+    /// Zeros standing in for a bias where there is none.
+    zeros: Vec<f32>,
+}
+
+struct InputGradPlan {
+    geometry: Geometry,
+    /// Where the output gradient sits in its padded copy: (kh−1−top, kw−1−left).
+    offset: (usize, usize),
+}
+
+/// One worker's buffers, kept across steps.
+#[derive(Default)]
+struct Scratch {
+    columns: Vec<f32>,
+    dcolumns: Vec<f32>,
+    /// The image, zero-padded (direct path).
+    padded: Vec<f32>,
+    /// The output gradient, zero-padded (direct path's input gradient).
+    padded_grad: Vec<f32>,
+    dkernel: Vec<f32>,
+    dbias: Vec<f32>,
+}
+
+/// The geometry and arguments of a Conv2D, checked.
+pub struct Conv2DSpec {
+    pub filters: usize,
+    pub kernel: (usize, usize),
+    pub strides: (usize, usize),
+    pub padding: Padding,
+    pub activation: Activation,
+    pub use_bias: bool,
+}
+
+impl Conv2D {
+    /// `None` when the kernel does not fit the input with "valid" padding.
+    pub fn new(
+        name: String,
+        input: (usize, usize, usize),
+        spec: Conv2DSpec,
+        seed: u32,
+    ) -> Option<Self> {
+        let (kh, kw) = spec.kernel;
+        let fan_in = kh * kw * input.2;
+        let values = glorot_uniform(fan_in * spec.filters, fan_in, kh * kw * spec.filters, seed);
+        let bias = spec.use_bias.then(|| vec![0.0; spec.filters]);
+        Self::with_weights(name, input, spec, values, bias)
+    }
+
+    /// A Conv2D with given weights: `kernel` in Keras's (kh, kw, in, filters) layout, `bias`
+    /// (one per filter) when `spec.use_bias`. `None` when the kernel does not fit the input with
+    /// "valid" padding or the weights do not have the spec's sizes.
+    pub fn with_weights(
+        name: String,
+        input: (usize, usize, usize),
+        spec: Conv2DSpec,
+        kernel: Vec<f32>,
+        bias: Option<Vec<f32>>,
+    ) -> Option<Self> {
+        let (h, w, c) = input;
+        let (kh, kw) = spec.kernel;
+        let rows = Axis::new(h, kh, spec.strides.0, spec.padding)?;
+        let cols = Axis::new(w, kw, spec.strides.1, spec.padding)?;
+        let sizes_fit = kernel.len() == kh * kw * c * spec.filters
+            && bias.as_ref().map(Vec::len) == spec.use_bias.then_some(spec.filters);
+        if !sizes_fit {
+            return None;
+        }
+        let kernel = Param::new("kernel", vec![kh, kw, c, spec.filters], kernel);
+        let bias = bias.map(|b| Param::new("bias", vec![spec.filters], b));
+        let direct = DirectPlan::new(rows, cols, c, spec.filters);
+        Some(Conv2D {
+            name,
+            channels: c,
+            filters: spec.filters,
+            rows,
+            cols,
+            padding: spec.padding,
+            activation: spec.activation,
+            kernel,
+            bias,
+            direct,
+            flipped: Vec::new(),
+            scratch: Vec::new(),
+        })
+    }
+
+    fn ensure_scratch(&mut self) {
+        let n = workers();
+        if self.scratch.len() != n {
+            self.scratch = (0..n).map(|_| Scratch::default()).collect();
+        }
+    }
+}
+
+impl DirectPlan {
+    fn new(rows: Axis, cols: Axis, channels: usize, filters: usize) -> Option<Self> {
+        let geometry = Geometry {
+            kh: rows.window,
+            kw: cols.window,
+            channels,
+            filters,
+            sy: rows.stride,
+            sx: cols.stride,
+            in_h: (rows.output - 1) * rows.stride + rows.window,
+            in_w: (cols.output - 1) * cols.stride + cols.window,
+            out_h: rows.output,
+            out_w: cols.output,
+        };
+        if !direct::available() || !direct::supports(&geometry) {
+            return None;
+        }
+        let input_grad = (rows.stride == 1 && cols.stride == 1)
+            .then(|| InputGradPlan {
+                geometry: Geometry {
+                    channels: filters,
+                    filters: channels,
+                    in_h: rows.input + rows.window - 1,
+                    in_w: cols.input + cols.window - 1,
+                    out_h: rows.input,
+                    out_w: cols.input,
+                    ..geometry
+                },
+                offset: (
+                    rows.window - 1 - rows.pad_before,
+                    cols.window - 1 - cols.pad_before,
+                ),
+            })
+            .filter(|plan| direct::supports(&plan.geometry));
+        Some(DirectPlan {
+            geometry,
+            pad: (rows.pad_before, cols.pad_before),
+            input_grad,
+            zeros: vec![0.0; filters.max(channels)],
+        })
+    }
+}
+
+/// Output rows of the kernel gradient's blocks: a band whose output gradient and input stay in
+/// a core's L2 cache while each block of kernel rows passes over it.
+const GRAD_BAND_ROWS: usize = 8;
+
+/// What every worker reads during one pass: the layer's geometry and weights.
+struct Pass<'a> {
+    rows: Axis,
+    cols: Axis,
+    channels: usize,
+    filters: usize,
+    activation: Activation,
+    kernel: &'a [f32],
+    bias: Option<&'a [f32]>,
+    direct: Option<&'a DirectPlan>,
+    /// The flipped kernel of the direct input gradient (backward only).
+    flipped: &'a [f32],
+}
+
+impl Pass<'_> {
+    fn in_size(&self) -> usize {
+        self.rows.input * self.cols.input * self.channels
+    }
+
+    fn out_size(&self) -> usize {
+        self.rows.output * self.cols.output * self.filters
+    }
+
+    fn patch_len(&self) -> usize {
+        self.rows.window * self.cols.window * self.channels
+    }
+
+    /// Output rows per im2col band.
+    fn band_rows(&self) -> usize {
+        (BAND_VALUES / (self.cols.output * self.patch_len()).max(1)).clamp(1, self.rows.output)
+    }
+
+    /// The output rows of each im2col band.
+    fn bands(&self) -> Vec<Range<usize>> {
+        let (step, end) = (self.band_rows(), self.rows.output);
+        (0..end)
+            .step_by(step)
+            .map(|start| start..(start + step).min(end))
+            .collect()
+    }
+
+    /// Writes `image` zero-padded into `padded` for the direct kernels.
+    fn pad(&self, plan: &DirectPlan, image: &[f32], padded: &mut Vec<f32>) {
+        let g = &plan.geometry;
+        padded.resize(g.input_len(), 0.0);
+        let size = (self.rows.input, self.cols.input, self.channels);
+        direct::pad_image(image, size, plan.pad, (g.in_h, g.in_w), padded);
+    }
+
+    /// Output rows `rows` of the image whose padded copy is `padded`: `out` holds just them.
+    fn forward_direct(&self, plan: &DirectPlan, padded: &[f32], rows: Range<usize>, out: &mut [f32]) {
+        let relu = self.activation == Activation::Relu;
+        let bias = self.bias.unwrap_or(&plan.zeros);
+        direct::forward(&plan.geometry, padded, self.kernel, bias, relu, rows, out);
+        if !relu {
+            self.activation.forward(out, self.filters);
+        }
+    }
+
+    /// One band of one image by im2col, GEMM, bias and activation, all while in cache.
+    fn forward_band(&self, image: &[f32], band: Range<usize>, out: &mut [f32], columns: &mut Vec<f32>) {
+        let patch = self.patch_len();
+        let pixels = band.len() * self.cols.output;
+        columns.resize(pixels * patch, 0.0);
+        im2col(image, &self.rows, &self.cols, self.channels, band, columns);
+        let kernel = Mat::new(self.kernel, patch, self.filters);
+        matmul(out, Mat::new(columns, pixels, patch), kernel, false, Threads::One);
+        if let Some(bias) = self.bias {
+            add_bias(&mut out[..pixels * self.filters], bias);
+        }
+        self.activation.forward(&mut out[..pixels * self.filters], self.filters);
+    }
+
+    fn forward_image(&self, image: &[f32], out: &mut [f32], scratch: &mut Scratch) {
+        match self.direct {
+            Some(plan) => {
+                self.pad(plan, image, &mut scratch.padded);
+                self.forward_direct(plan, &scratch.padded, 0..self.rows.output, out);
+            }
+            None => {
+                let band_out = self.band_rows() * self.cols.output * self.filters;
+                for (out, band) in out.chunks_mut(band_out).zip(self.bands()) {
+                    self.forward_band(image, band, out, &mut scratch.columns);
+                }
+            }
+        }
+    }
+
+    /// One image with its output rows spread over the workers (fewer images than workers).
+    fn forward_spread(&self, image: &[f32], out: &mut [f32], scratch: &mut [Scratch]) {
+        let row_len = self.cols.output * self.filters;
+        let workers = scratch.len();
+        match self.direct {
+            Some(plan) => {
+                let padded = &mut scratch[0].padded;
+                self.pad(plan, image, padded);
+                let per_worker = self.rows.output.div_ceil(workers);
+                out.par_chunks_mut(per_worker * row_len)
+                    .enumerate()
+                    .for_each(|(i, out)| {
+                        let first = i * per_worker;
+                        let rows = first..first + out.len() / row_len;
+                        self.forward_direct(plan, padded, rows, out);
+                    });
+            }
+            None => {
+                // Each worker takes whole bands with its own scratch, so no band allocates.
+                let bands = self.bands();
+                let band_out = self.band_rows() * row_len;
+                let per_worker = bands.len().div_ceil(workers);
+                out.par_chunks_mut(per_worker * band_out)
+                    .zip(bands.par_chunks(per_worker))
+                    .zip(scratch.par_iter_mut())
+                    .for_each(|((out, bands), scratch)| {
+                        for (out, band) in out.chunks_mut(band_out).zip(bands) {
+                            self.forward_band(image, band.clone(), out, &mut scratch.columns);
+                        }
+                    });
+            }
+        }
+    }
+
+    /// Adds one image's kernel and bias gradients to the worker's and, with `dimage`, writes
+    /// its input gradient. `dout` turns from d loss / d output into d loss / d pre-activation.
+    fn backward_image(
+        &self,
+        image: &[f32],
+        out: &[f32],
+        dout: &mut [f32],
+        dimage: Option<&mut [f32]>,
+        scratch: &mut Scratch,
+    ) {
+        self.activation.backward(out, dout, self.filters);
+        if self.bias.is_some() {
+            for row in dout.chunks_exact(self.filters) {
+                scratch.dbias.iter_mut().zip(row).for_each(|(b, g)| *b += g);
+            }
+        }
+        let Some(plan) = self.direct else {
+            return self.backward_im2col(image, dout, dimage, scratch);
+        };
+        self.pad(plan, image, &mut scratch.padded);
+        let g = &plan.geometry;
+        let row_len = g.out_w * g.filters;
+        for start in (0..g.out_h).step_by(GRAD_BAND_ROWS) {
+            let band = start..(start + GRAD_BAND_ROWS).min(g.out_h);
+            direct::weight_grad(g, &scratch.padded, dout, row_len, band, &mut scratch.dkernel);
+        }
+        let Some(dimage) = dimage else { return };
+        match &plan.input_grad {
+            Some(grad_plan) => {
+                let gg = &grad_plan.geometry;
+                scratch.padded_grad.resize(gg.input_len(), 0.0);
+                let size = (g.out_h, g.out_w, g.filters);
+                direct::pad_image(dout, size, grad_plan.offset, (gg.in_h, gg.in_w), &mut scratch.padded_grad);
+                direct::forward(gg, &scratch.padded_grad, self.flipped, &plan.zeros, false, 0..gg.out_h, dimage);
+            }
+            None => self.input_grad_im2col(dout, dimage, scratch),
+        }
+    }
+
+    fn backward_im2col(&self, image: &[f32], dout: &[f32], dimage: Option<&mut [f32]>, scratch: &mut Scratch) {
+        let (patch, filters) = (self.patch_len(), self.filters);
+        for band in self.bands() {
+            let pixels = band.len() * self.cols.output;
+            let dband = &dout[band.start * self.cols.output * filters..][..pixels * filters];
+            scratch.columns.resize(pixels * patch, 0.0);
+            im2col(image, &self.rows, &self.cols, self.channels, band, &mut scratch.columns);
+            let columns = Mat::new(&scratch.columns, pixels, patch);
+            let grad = Mat::new(dband, pixels, filters);
+            matmul(&mut scratch.dkernel, columns.t(), grad, true, Threads::One);
+        }
+        if let Some(dimage) = dimage {
+            self.input_grad_im2col(dout, dimage, scratch);
+        }
+    }
+
+    /// The input gradient as GEMMs with the transposed kernel, scattered back by col2im.
+    fn input_grad_im2col(&self, dout: &[f32], dimage: &mut [f32], scratch: &mut Scratch) {
+        let (patch, filters) = (self.patch_len(), self.filters);
+        let kernel_t = Mat::new(self.kernel, patch, filters).t();
+        dimage.fill(0.0);
+        for band in self.bands() {
+            let pixels = band.len() * self.cols.output;
+            let dband = &dout[band.start * self.cols.output * filters..][..pixels * filters];
+            scratch.dcolumns.resize(pixels * patch, 0.0);
+            let grad = Mat::new(dband, pixels, filters);
+            matmul(&mut scratch.dcolumns, grad, kernel_t, false, Threads::One);
+            col2im(&scratch.dcolumns, &self.rows, &self.cols, self.channels, band, dimage);
+        }
+    }
+}
+
+impl Conv2D {
+    fn pass(&self) -> Pass<'_> {
+        Pass {
+            rows: self.rows,
+            cols: self.cols,
+            channels: self.channels,
+            filters: self.filters,
+            activation: self.activation,
+            kernel: &self.kernel.value,
+            bias: self.bias.as_ref().map(|b| &b.value[..]),
+            direct: self.direct.as_ref(),
+            flipped: &self.flipped,
+        }
+    }
+}
+
+impl Layer for Conv2D {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn config(&self) -> LayerConfig {
+        LayerConfig::Conv2D {
+            filters: self.filters,
+            kernel_size: Pair::Two([self.rows.window, self.cols.window]),
+            strides: Pair::Two([self.rows.stride, self.cols.stride]),
+            padding: self.padding,
+            activation: self.activation,
+            use_bias: self.bias.is_some(),
+            name: Some(self.name.clone()),
+        }
+    }
+
+    fn output_shape(&self) -> Shape {
+        Shape::image(self.rows.output, self.cols.output, self.filters)
+    }
+
+    fn params(&self) -> Vec<&Param> {
+        kernel_and_bias(&self.kernel, &self.bias)
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        kernel_and_bias_mut(&mut self.kernel, &mut self.bias)
+    }
+
+    fn forward(&mut self, x: &[f32], y: &mut [f32], batch: usize, _mode: Mode) {
+        self.ensure_scratch();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let pass = self.pass();
+        let (in_size, out_size) = (pass.in_size(), pass.out_size());
+        let (x, y) = (&x[..batch * in_size], &mut y[..batch * out_size]);
+        if batch < scratch.len() {
+            for (out, image) in y.chunks_exact_mut(out_size).zip(x.chunks_exact(in_size)) {
+                pass.forward_spread(image, out, &mut scratch);
+            }
+        } else {
+            let per_worker = batch.div_ceil(scratch.len());
+            y.par_chunks_mut(per_worker * out_size)
+                .zip(x.par_chunks(per_worker * in_size))
+                .zip(scratch.par_iter_mut())
+                .for_each(|((ys, xs), scratch)| {
+                    for (out, image) in ys.chunks_exact_mut(out_size).zip(xs.chunks_exact(in_size)) {
+                        pass.forward_image(image, out, scratch);
+                    }
+                });
+        }
+        self.scratch = scratch;
+    }
+
+    fn backward(
+        &mut self,
+        x: &[f32],
+        y: &[f32],
+        dy: &mut [f32],
+        dx: Option<&mut [f32]>,
+        batch: usize,
+    ) {
+        self.ensure_scratch();
+        if self.direct.as_ref().is_some_and(|d| d.input_grad.is_some()) && dx.is_some() {
+            let shape = (self.rows.window, self.cols.window, self.channels, self.filters);
+            direct::flip_kernel(&self.kernel.value, shape, &mut self.flipped);
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let pass = self.pass();
+        let (in_size, out_size) = (pass.in_size(), pass.out_size());
+        let per_worker = batch.div_ceil(scratch.len()).max(1);
+        let jobs_count = batch.div_ceil(per_worker);
+        let dx_parts: Vec<Option<&mut [f32]>> = match dx {
+            Some(dx) => dx[..batch * in_size]
+                .chunks_mut(per_worker * in_size)
+                .map(Some)
+                .collect(),
+            None => (0..jobs_count).map(|_| None).collect(),
+        };
+        let jobs: Vec<_> = dy[..batch * out_size]
+            .chunks_mut(per_worker * out_size)
+            .zip(x[..batch * in_size].chunks(per_worker * in_size))
+            .zip(y[..batch * out_size].chunks(per_worker * out_size))
+            .zip(scratch.iter_mut())
+            .zip(dx_parts)
+            .map(|((((dys, xs), ys), scratch), dxs)| (dys, xs, ys, scratch, dxs))
+            .collect();
+        jobs.into_par_iter().for_each(|(dys, xs, ys, scratch, mut dxs)| {
+            scratch.dkernel.clear();
+            scratch.dkernel.resize(pass.patch_len() * pass.filters, 0.0);
+            scratch.dbias.clear();
+            scratch.dbias.resize(pass.filters, 0.0);
+            let images = dys
+                .chunks_exact_mut(out_size)
+                .zip(xs.chunks_exact(in_size))
+                .zip(ys.chunks_exact(out_size));
+            for (n, ((dout, image), out)) in images.enumerate() {
+                let dimage = dxs.as_deref_mut().map(|d| &mut d[n * in_size..][..in_size]);
+                pass.backward_image(image, out, dout, dimage, scratch);
+            }
+        });
+        self.scratch = scratch;
+        let used = &self.scratch[..jobs_count];
+        reduce_into(&mut self.kernel.grad, used.iter().map(|s| &s.dkernel[..]));
+        if let Some(bias) = self.bias.as_mut() {
+            reduce_into(&mut bias.grad, used.iter().map(|s| &s.dbias[..]));
+        }
+    }
+}
+
+/// Sums the workers' partial gradients in a fixed order, so results do not depend on timing.
+fn reduce_into<'a>(total: &mut [f32], parts: impl Iterator<Item = &'a [f32]>) {
+    total.fill(0.0);
+    let len = total.len();
+    for part in parts.filter(|p| p.len() == len) {
+        total.iter_mut().zip(part).for_each(|(t, p)| *t += p);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wave(n: usize, phase: f32) -> Vec<f32> {
+        (0..n).map(|i| (i as f32 * 0.731 + phase).sin()).collect()
+    }
+
+    struct Case {
+        input: (usize, usize, usize),
+        filters: usize,
+        kernel: (usize, usize),
+        strides: (usize, usize),
+        padding: Padding,
+        activation: Activation,
+        use_bias: bool,
+    }
+
+    fn layer(case: &Case) -> Conv2D {
+        let (kh, kw) = case.kernel;
+        let spec = Conv2DSpec {
+            filters: case.filters,
+            kernel: case.kernel,
+            strides: case.strides,
+            padding: case.padding,
+            activation: case.activation,
+            use_bias: case.use_bias,
+        };
+        let kernel = wave(kh * kw * case.input.2 * case.filters, 0.3);
+        let bias = case.use_bias.then(|| wave(case.filters, 1.1));
+        Conv2D::with_weights("c".into(), case.input, spec, kernel, bias).unwrap()
+    }
+
+    /// Forward outputs, input gradient and parameter gradients for `batch` images.
+    fn run(mut conv: Conv2D, batch: usize) -> Vec<Vec<f32>> {
+        let in_size = conv.rows.input * conv.cols.input * conv.channels;
+        let out_size = conv.output_shape().size();
+        let x = wave(batch * in_size, 0.0);
+        let mut y = vec![f32::NAN; batch * out_size];
+        conv.forward(&x, &mut y, batch, Mode::Train);
+        let mut dy = wave(batch * out_size, 2.0);
+        let mut dx = vec![f32::NAN; batch * in_size];
+        conv.backward(&x, &y, &mut dy, Some(&mut dx), batch);
+        let mut results = vec![y, dx];
+        results.extend(conv.params().iter().map(|p| p.grad.clone()));
+        results
+    }
+
+    #[test]
+    fn direct_kernels_match_im2col_and_gemm() {
+        use Activation::{Linear, Relu};
+        use Padding::{Same, Valid};
+        let cases = [
+            // (input, filters, kernel, strides, padding, activation, bias)
+            ((9, 26, 3), 16, (3, 3), (1, 1), Same, Relu, true),
+            ((8, 7, 16), 32, (3, 3), (1, 1), Same, Relu, true),
+            ((6, 13, 32), 64, (3, 3), (1, 1), Valid, Linear, false),
+            ((10, 10, 5), 48, (3, 3), (2, 2), Same, Relu, true),
+            ((7, 9, 2), 16, (2, 3), (1, 1), Same, Relu, true),
+            ((5, 14, 16), 80, (3, 3), (1, 1), Same, Relu, true),
+            ((12, 30, 16), 32, (5, 5), (1, 1), Same, Relu, true),
+            ((11, 17, 3), 16, (3, 3), (2, 1), Valid, Linear, true),
+        ];
+        let mut direct_ran = false;
+        for (input, filters, kernel, strides, padding, activation, use_bias) in cases {
+            let case = Case {
+                input,
+                filters,
+                kernel,
+                strides,
+                padding,
+                activation,
+                use_bias,
+            };
+            direct_ran |= layer(&case).direct.is_some();
+            for batch in [1, 3] {
+                let mut portable = layer(&case);
+                portable.direct = None;
+                let expected = run(portable, batch);
+                let got = run(layer(&case), batch);
+                for (what, (e, g)) in ["output", "input gradient", "kernel gradient", "bias gradient"]
+                    .iter()
+                    .zip(expected.iter().zip(&got))
+                {
+                    let worst = e
+                        .iter()
+                        .zip(g)
+                        .map(|(a, b)| (a - b).abs() / (1.0 + a.abs()))
+                        .fold(0.0f32, |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) });
+                    assert!(
+                        worst < 1e-4,
+                        "{what} differs by {worst} for input {input:?}, {filters} filters, kernel {kernel:?}, strides {strides:?}, batch {batch}"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            direct_ran,
+            direct::available(),
+            "the direct kernels should run wherever the processor has them"
+        );
+    }
+
+    #[test]
+    fn padding_places_the_image_among_zeros() {
+        let image: Vec<f32> = (1..=6).map(|v| v as f32).collect(); // 2 × 3 × 1
+        let mut padded = vec![f32::NAN; 4 * 4];
+        direct::pad_image(&image, (2, 3, 1), (1, 1), (4, 4), &mut padded);
+        #[rustfmt::skip]
+        let expected = [
+            0.0, 0.0, 0.0, 0.0,
+            0.0, 1.0, 2.0, 3.0,
+            0.0, 4.0, 5.0, 6.0,
+            0.0, 0.0, 0.0, 0.0,
+        ];
+        assert_eq!(padded, expected);
+    }
+}
