@@ -139,11 +139,27 @@ unsafe fn forward_row(
     out: *mut f32,
 ) {
     use super::avx512::{forward_row as row, tile_pixels as p};
-    match vectors {
-        1 => row::<1, { p(1) }>(g, x, w, bias, relu, oy, f0, out),
-        2 => row::<2, { p(2) }>(g, x, w, bias, relu, oy, f0, out),
-        3 => row::<3, { p(3) }>(g, x, w, bias, relu, oy, f0, out),
-        _ => row::<4, { p(4) }>(g, x, w, bias, relu, oy, f0, out),
+    // Constant channel counts for the tutorial's layers and their input gradients.
+    let channels = if g.sx == 1 { g.channels } else { 0 };
+    macro_rules! go {
+        ($v:literal, $c:literal) => {
+            row::<$v, { p($v) }, $c>(g, x, w, bias, relu, oy, f0, out)
+        };
+    }
+    match (vectors, channels) {
+        (1, 3) => go!(1, 3),
+        (1, 16) => go!(1, 16),
+        (1, 32) => go!(1, 32),
+        (1, 64) => go!(1, 64),
+        (1, _) => go!(1, 0),
+        (2, 16) => go!(2, 16),
+        (2, 32) => go!(2, 32),
+        (2, 64) => go!(2, 64),
+        (2, _) => go!(2, 0),
+        (3, _) => go!(3, 0),
+        (_, 32) => go!(4, 32),
+        (_, 64) => go!(4, 64),
+        _ => go!(4, 0),
     }
 }
 
