@@ -82,6 +82,9 @@ pub struct Sequential {
     needs_input_grad: Vec<bool>,
     /// For each layer, how many augmentation layers run from it (0 for other layers).
     augmentation_runs: Vec<usize>,
+    /// For each layer, whether it runs the 2×2 max-pool after it itself (its own output is then
+    /// never stored, and the pool layer is not called).
+    runs_next_pool: Vec<bool>,
     outputs: Vec<Vec<f32>>,
     /// Two gradient buffers used in turn (d loss / d output of a layer, and of its input), each
     /// as large as the largest layer output: backward never needs more than two at once.
@@ -168,6 +171,11 @@ impl Sequential {
             }
         }
         let augmentation_runs = augmentation_runs(&layers)?;
+        let runs_next_pool = (0..layers.len())
+            .map(|i| {
+                layers[i].pools_2x2() && layers.get(i + 1).is_some_and(|l| l.is_2x2_max_pool())
+            })
+            .collect();
         let mut seen_params = false;
         let needs_input_grad = layers
             .iter()
@@ -182,6 +190,7 @@ impl Sequential {
             layers,
             needs_input_grad,
             augmentation_runs,
+            runs_next_pool,
             outputs: Vec::new(),
             gradient: Vec::new(),
             input_gradient: Vec::new(),
@@ -285,8 +294,9 @@ impl Sequential {
             self.outputs = vec![Vec::new(); self.layers.len()];
         }
         for (i, layer) in self.layers.iter().enumerate() {
-            // Inside a run of augmentation layers only the last one's output is written.
-            if self.augmentation_runs[i] > 1 {
+            // Inside a run of augmentation layers only the last one's output is written, and a
+            // layer that runs the pool after it writes only the pool's.
+            if self.augmentation_runs[i] > 1 || self.runs_next_pool[i] {
                 continue;
             }
             let need = batch * layer.output_shape().size();
@@ -314,6 +324,15 @@ impl Sequential {
             let (before, rest) = self.outputs.split_at_mut(last);
             let input = if i == 0 { x } else { &before[i - 1][..] };
             let output = &mut rest[0];
+            if self.runs_next_pool[i] {
+                let pooled = &mut rest[1];
+                self.layers[i].forward_pooled(input, pooled, batch);
+                if let Some(profile) = self.profile.as_mut() {
+                    profile[i].forward += started.elapsed();
+                }
+                i += 2;
+                continue;
+            }
             match (self.augmentation_runs[i], mode) {
                 (0, _) => self.layers[i].forward(input, output, batch, mode),
                 (_, Mode::Train) => {
@@ -346,7 +365,9 @@ impl Sequential {
         let largest = self
             .layers
             .iter()
-            .map(|l| l.output_shape().size())
+            .zip(&self.runs_next_pool)
+            .filter(|(_, &runs_pool)| !runs_pool)
+            .map(|(l, _)| l.output_shape().size())
             .max()
             .unwrap_or(0)
             * batch;
@@ -357,12 +378,23 @@ impl Sequential {
         }
         let n = batch * self.output_shape().size();
         self.gradient[..n].copy_from_slice(&d_output[..n]);
-        for i in (0..self.layers.len()).rev() {
+        let mut i = self.layers.len();
+        while i > 0 {
+            i -= 1;
+            let pooled_by_previous = i > 0 && self.runs_next_pool[i - 1];
+            if pooled_by_previous {
+                i -= 1;
+            }
             let input = if i == 0 { x } else { &self.outputs[i - 1][..] };
             let wants_dx = i > 0 && self.needs_input_grad[i];
             let dx = wants_dx.then_some(&mut self.input_gradient[..]);
             let started = Instant::now();
-            self.layers[i].backward(input, &self.outputs[i], &mut self.gradient, dx, batch);
+            if pooled_by_previous {
+                let (pooled, dpooled) = (&self.outputs[i + 1], &self.gradient);
+                self.layers[i].backward_pooled(input, pooled, dpooled, dx, batch);
+            } else {
+                self.layers[i].backward(input, &self.outputs[i], &mut self.gradient, dx, batch);
+            }
             if let Some(profile) = self.profile.as_mut() {
                 profile[i].backward += started.elapsed();
             }
@@ -781,6 +813,59 @@ mod tests {
             ]}"#,
             3,
         );
+    }
+
+    /// Two 16-filter convolutions with 2×2 pools: what the direct kernels fuse. Odd sizes leave
+    /// a row and a column out of every pool.
+    const FUSABLE: &str = r#"{"input_shape": [11, 13, 3], "layers": [
+        {"type": "Rescaling", "scale": 0.00392156862745098},
+        {"type": "Conv2D", "filters": 16, "kernel_size": 3, "padding": "same", "activation": "relu"},
+        {"type": "MaxPooling2D"},
+        {"type": "Conv2D", "filters": 16, "kernel_size": 3, "padding": "same", "activation": "linear"},
+        {"type": "MaxPooling2D"},
+        {"type": "Flatten"},
+        {"type": "Dense", "units": 3}
+    ]}"#;
+
+    #[test]
+    fn direct_conv_gradients_match_finite_differences() {
+        // Without the pools and ReLU: finite differences across their kinks on this many units
+        // are noisy. The fused pool is checked against the separate layers below.
+        let smooth = FUSABLE
+            .replace("relu", "linear")
+            .replace(r#"{"type": "MaxPooling2D"},"#, "");
+        check_gradients(&smooth, 3);
+    }
+
+    #[test]
+    fn fused_conv_and_pool_match_the_separate_layers() {
+        let config = ModelConfig::from_json(FUSABLE).unwrap();
+        let run = |fuse: bool, batch: usize| {
+            let mut model = Sequential::new(&config, 5).unwrap();
+            if !fuse {
+                model.runs_next_pool.iter_mut().for_each(|f| *f = false);
+            }
+            let x: Vec<f32> = wave(batch * model.input_shape().size(), 0.1)
+                .iter()
+                .map(|v| v * 255.0 - 60.0)
+                .collect();
+            let y = model.forward(&x, batch, Mode::Train).to_vec();
+            let upstream = wave(y.len(), 0.9);
+            model.backward(&x, &upstream, batch);
+            let grads: Vec<Vec<f32>> = model.params_mut().iter().map(|p| p.grad.clone()).collect();
+            (y, grads, model.runs_next_pool.clone())
+        };
+        for batch in [1, 4] {
+            let (y, grads, fused) = run(true, batch);
+            let (y_separate, grads_separate, _) = run(false, batch);
+            let expected_fusion = crate::nn::layers::conv2d::direct_kernels_available();
+            assert_eq!(fused.iter().filter(|&&f| f).count(), 2 * expected_fusion as usize);
+            assert_eq!(y, y_separate);
+            for (g, e) in grads.iter().zip(&grads_separate) {
+                let worst = g.iter().zip(e).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+                assert!(worst < 1e-5, "gradients differ by {worst}");
+            }
+        }
     }
 
     #[test]

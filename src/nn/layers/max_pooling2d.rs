@@ -146,6 +146,10 @@ impl MaxPooling2D {
 }
 
 impl Layer for MaxPooling2D {
+    fn is_2x2_max_pool(&self) -> bool {
+        self.is_2x2()
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

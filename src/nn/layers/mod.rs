@@ -73,6 +73,30 @@ pub trait Layer: Send {
         dx: Option<&mut [f32]>,
         batch: usize,
     );
+    /// Whether this is a 2×2, stride-2, "valid" max-pool, which the layer before it may run.
+    fn is_2x2_max_pool(&self) -> bool {
+        false
+    }
+    /// Whether this layer can run a following 2×2 max-pool itself ([`Layer::forward_pooled`]),
+    /// so that its own, four times larger, output is never stored.
+    fn pools_2x2(&self) -> bool {
+        false
+    }
+    /// Forward followed by the 2×2 max-pool: `pooled` receives the pool's output.
+    fn forward_pooled(&mut self, _x: &[f32], _pooled: &mut [f32], _batch: usize) {
+        unreachable!("{} cannot run a max-pool", self.name())
+    }
+    /// Backward from the pool's output gradient `dpooled`, given the pool's outputs `pooled`.
+    fn backward_pooled(
+        &mut self,
+        _x: &[f32],
+        _pooled: &[f32],
+        _dpooled: &[f32],
+        _dx: Option<&mut [f32]>,
+        _batch: usize,
+    ) {
+        unreachable!("{} cannot run a max-pool", self.name())
+    }
     /// Random augmentation layers draw one image's transform here, so that a run of them can
     /// be applied in one pass; other layers have none.
     fn draw_transform(&mut self) -> Option<augment::Transform> {

@@ -161,3 +161,74 @@ pub(super) unsafe fn weight_grad_block<const V: usize, const R: usize>(
         }
     }
 }
+
+/// Pools two output rows (`top`, `bottom`) into `pixels` pooled pixels of `c` channels (a multiple
+/// of 16), writing each winner's corner (0‥3: top-left, top-right, bottom-left, bottom-right; a
+/// later corner wins only when strictly greater).
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn pool_pair(
+    top: *const f32,
+    bottom: *const f32,
+    pixels: usize,
+    c: usize,
+    pooled: *mut f32,
+    corner: *mut u8,
+) {
+    for px in 0..pixels {
+        for v in (0..c).step_by(16) {
+            let at = 2 * px * c + v;
+            let candidates = [
+                _mm512_loadu_ps(top.add(at + c)),
+                _mm512_loadu_ps(bottom.add(at)),
+                _mm512_loadu_ps(bottom.add(at + c)),
+            ];
+            let mut best = _mm512_loadu_ps(top.add(at));
+            let mut won = _mm512_setzero_si512();
+            for (k, candidate) in candidates.into_iter().enumerate() {
+                let better = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(candidate, best);
+                best = _mm512_mask_mov_ps(best, better, candidate);
+                won = _mm512_mask_mov_epi32(won, better, _mm512_set1_epi32(k as i32 + 1));
+            }
+            _mm512_storeu_ps(pooled.add(px * c + v), best);
+            _mm_storeu_si128(corner.add(px * c + v).cast(), _mm512_cvtepi32_epi8(won));
+        }
+    }
+}
+
+/// The output gradient of two convolution rows from one pooled row: each window's winner gets
+/// the pooled gradient (zero when `relu` and the pooled value is not positive), the others zero.
+/// Adds what each channel received to `sums` when it is not null.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn unpool_pair(
+    grad: *const f32,
+    pooled: *const f32,
+    corner: *const u8,
+    relu: bool,
+    pixels: usize,
+    c: usize,
+    (top, bottom): (*mut f32, *mut f32),
+    sums: *mut f32,
+) {
+    let zero = _mm512_setzero_ps();
+    for px in 0..pixels {
+        for v in (0..c).step_by(16) {
+            let i = px * c + v;
+            let mut g = _mm512_loadu_ps(grad.add(i));
+            if relu {
+                let positive = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(_mm512_loadu_ps(pooled.add(i)), zero);
+                g = _mm512_maskz_mov_ps(positive, g);
+            }
+            if !sums.is_null() {
+                _mm512_storeu_ps(sums.add(v), _mm512_add_ps(_mm512_loadu_ps(sums.add(v)), g));
+            }
+            let won = _mm512_cvtepu8_epi32(_mm_loadu_si128(corner.add(i).cast()));
+            let o = 2 * px * c + v;
+            let targets = [top.add(o), top.add(o + c), bottom.add(o), bottom.add(o + c)];
+            for (k, target) in targets.into_iter().enumerate() {
+                let mine = _mm512_cmpeq_epi32_mask(won, _mm512_set1_epi32(k as i32));
+                _mm512_storeu_ps(target, _mm512_maskz_mov_ps(mine, g));
+            }
+        }
+    }
+}

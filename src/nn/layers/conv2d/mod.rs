@@ -7,6 +7,7 @@
 mod avx512;
 mod direct;
 mod im2col;
+mod pool;
 
 use super::window::Axis;
 use super::{
@@ -20,6 +21,7 @@ use crate::nn::shape::Shape;
 use rayon::prelude::*;
 use direct::Geometry;
 use im2col::{col2im, im2col};
+use pool::Unpool;
 use std::ops::Range;
 
 /// Output rows are processed in bands whose im2col matrix fits in a core's L2 cache (about
@@ -40,6 +42,8 @@ pub struct Conv2D {
     direct: Option<DirectPlan>,
     /// The kernel flipped and transposed for the direct input gradient, rebuilt each backward.
     flipped: Vec<f32>,
+    /// With a fused max-pool: which corner of each window won, per pooled value of the batch.
+    corner: Vec<u8>,
     scratch: Vec<Scratch>,
 }
 
@@ -71,6 +75,10 @@ struct Scratch {
     padded: Vec<f32>,
     /// The output gradient, zero-padded (direct path's input gradient).
     padded_grad: Vec<f32>,
+    /// Two output rows, about to be max-pooled (fused pool).
+    pair: Vec<f32>,
+    /// The output gradient rebuilt from the pool's (fused pool without a direct input gradient).
+    dconv: Vec<f32>,
     dkernel: Vec<f32>,
     dbias: Vec<f32>,
 }
@@ -134,6 +142,7 @@ impl Conv2D {
             bias,
             direct,
             flipped: Vec::new(),
+            corner: Vec::new(),
             scratch: Vec::new(),
         })
     }
@@ -234,6 +243,11 @@ impl Pass<'_> {
             .collect()
     }
 
+    /// Values per image of the fused 2×2 max-pool's output.
+    fn pooled_size(&self) -> usize {
+        (self.rows.output / 2) * (self.cols.output / 2) * self.filters
+    }
+
     /// Writes `image` zero-padded into `padded` for the direct kernels.
     fn pad(&self, plan: &DirectPlan, image: &[f32], padded: &mut Vec<f32>) {
         let g = &plan.geometry;
@@ -249,6 +263,74 @@ impl Pass<'_> {
         direct::forward(&plan.geometry, padded, self.kernel, bias, relu, rows, out);
         if !relu {
             self.activation.forward(out, self.filters);
+        }
+    }
+
+    /// Pooled rows `prows` of the image whose padded copy is `padded`: each pair of output rows is
+    /// computed into `pair` and pooled at once.
+    fn forward_pooled_rows(
+        &self,
+        plan: &DirectPlan,
+        padded: &[f32],
+        prows: Range<usize>,
+        pooled: &mut [f32],
+        corner: &mut [u8],
+        pair: &mut Vec<f32>,
+    ) {
+        let (width, f) = (self.cols.output, self.filters);
+        let prow_len = width / 2 * f;
+        pair.resize(2 * width * f, 0.0);
+        for (i, py) in prows.enumerate() {
+            self.forward_direct(plan, padded, 2 * py..2 * py + 2, pair);
+            let (pooled, corner) = (&mut pooled[i * prow_len..], &mut corner[i * prow_len..]);
+            pool::pool_pair(pair, width, f, &mut pooled[..prow_len], &mut corner[..prow_len]);
+        }
+    }
+
+    /// Adds the kernel gradient of one image, band by band so each band stays in cache.
+    fn weight_grad(&self, g: &Geometry, padded: &[f32], dy: &[f32], dy_row: usize, dkernel: &mut [f32]) {
+        for start in (0..g.out_h).step_by(GRAD_BAND_ROWS) {
+            let band = start..(start + GRAD_BAND_ROWS).min(g.out_h);
+            direct::weight_grad(g, padded, dy, dy_row, band, dkernel);
+        }
+    }
+
+    /// Backward of one image through the fused pool: the output gradient is rebuilt from the
+    /// pool's straight into the buffer the kernel-gradient and input-gradient passes read.
+    fn backward_pooled_image(
+        &self,
+        plan: &DirectPlan,
+        image: &[f32],
+        unpool: &Unpool,
+        dimage: Option<&mut [f32]>,
+        scratch: &mut Scratch,
+    ) {
+        let sums = self.bias.is_some().then_some(&mut scratch.dbias[..]);
+        self.pad(plan, image, &mut scratch.padded);
+        let g = &plan.geometry;
+        match (&plan.input_grad, dimage) {
+            (Some(grad_plan), Some(dimage)) => {
+                let gg = &grad_plan.geometry;
+                let row_stride = gg.in_w * g.filters;
+                let start = grad_plan.offset.0 * row_stride + grad_plan.offset.1 * g.filters;
+                scratch.padded_grad.clear();
+                scratch.padded_grad.resize(gg.input_len(), 0.0);
+                unpool.write(&mut scratch.padded_grad[start..], row_stride, sums);
+                let dy = &scratch.padded_grad[start..];
+                self.weight_grad(g, &scratch.padded, dy, row_stride, &mut scratch.dkernel);
+                direct::forward(gg, &scratch.padded_grad, self.flipped, &plan.zeros, false, 0..gg.out_h, dimage);
+            }
+            (_, dimage) => {
+                let row_len = g.out_w * g.filters;
+                let mut dconv = std::mem::take(&mut scratch.dconv);
+                dconv.resize(g.out_h * row_len, 0.0);
+                unpool.write(&mut dconv, row_len, sums);
+                self.weight_grad(g, &scratch.padded, &dconv, row_len, &mut scratch.dkernel);
+                if let Some(dimage) = dimage {
+                    self.input_grad_im2col(&dconv, dimage, scratch);
+                }
+                scratch.dconv = dconv;
+            }
         }
     }
 
@@ -337,10 +419,7 @@ impl Pass<'_> {
         self.pad(plan, image, &mut scratch.padded);
         let g = &plan.geometry;
         let row_len = g.out_w * g.filters;
-        for start in (0..g.out_h).step_by(GRAD_BAND_ROWS) {
-            let band = start..(start + GRAD_BAND_ROWS).min(g.out_h);
-            direct::weight_grad(g, &scratch.padded, dout, row_len, band, &mut scratch.dkernel);
-        }
+        self.weight_grad(g, &scratch.padded, dout, row_len, &mut scratch.dkernel);
         let Some(dimage) = dimage else { return };
         match &plan.input_grad {
             Some(grad_plan) => {
@@ -463,52 +542,179 @@ impl Layer for Conv2D {
         dx: Option<&mut [f32]>,
         batch: usize,
     ) {
-        self.ensure_scratch();
-        if self.direct.as_ref().is_some_and(|d| d.input_grad.is_some()) && dx.is_some() {
-            let shape = (self.rows.window, self.cols.window, self.channels, self.filters);
-            direct::flip_kernel(&self.kernel.value, shape, &mut self.flipped);
-        }
+        self.begin_backward(dx.is_some());
         let mut scratch = std::mem::take(&mut self.scratch);
         let pass = self.pass();
         let (in_size, out_size) = (pass.in_size(), pass.out_size());
         let per_worker = batch.div_ceil(scratch.len()).max(1);
-        let jobs_count = batch.div_ceil(per_worker);
-        let dx_parts: Vec<Option<&mut [f32]>> = match dx {
-            Some(dx) => dx[..batch * in_size]
-                .chunks_mut(per_worker * in_size)
-                .map(Some)
-                .collect(),
-            None => (0..jobs_count).map(|_| None).collect(),
-        };
-        let jobs: Vec<_> = dy[..batch * out_size]
-            .chunks_mut(per_worker * out_size)
-            .zip(x[..batch * in_size].chunks(per_worker * in_size))
-            .zip(y[..batch * out_size].chunks(per_worker * out_size))
+        let runs = runs(batch, scratch.len(), in_size, dx);
+        let jobs: Vec<_> = runs
+            .into_iter()
+            .zip(dy[..batch * out_size].chunks_mut(per_worker * out_size))
             .zip(scratch.iter_mut())
-            .zip(dx_parts)
-            .map(|((((dys, xs), ys), scratch), dxs)| (dys, xs, ys, scratch, dxs))
             .collect();
-        jobs.into_par_iter().for_each(|(dys, xs, ys, scratch, mut dxs)| {
-            scratch.dkernel.clear();
-            scratch.dkernel.resize(pass.patch_len() * pass.filters, 0.0);
-            scratch.dbias.clear();
-            scratch.dbias.resize(pass.filters, 0.0);
-            let images = dys
-                .chunks_exact_mut(out_size)
-                .zip(xs.chunks_exact(in_size))
-                .zip(ys.chunks_exact(out_size));
-            for (n, ((dout, image), out)) in images.enumerate() {
-                let dimage = dxs.as_deref_mut().map(|d| &mut d[n * in_size..][..in_size]);
-                pass.backward_image(image, out, dout, dimage, scratch);
+        let jobs_count = jobs.len();
+        jobs.into_par_iter()
+            .for_each(|(((images, mut dxs), dys), scratch)| {
+                scratch.reset_grads(pass.patch_len() * pass.filters, pass.filters);
+                for (i, (n, dout)) in images.zip(dys.chunks_exact_mut(out_size)).enumerate() {
+                    let image = &x[n * in_size..][..in_size];
+                    let out = &y[n * out_size..][..out_size];
+                    let dimage = dxs.as_deref_mut().map(|d| &mut d[i * in_size..][..in_size]);
+                    pass.backward_image(image, out, dout, dimage, scratch);
+                }
+            });
+        self.scratch = scratch;
+        self.finish_backward(jobs_count);
+    }
+
+    fn pools_2x2(&self) -> bool {
+        let activation_fuses = matches!(self.activation, Activation::Relu | Activation::Linear);
+        self.direct.is_some() && activation_fuses && self.rows.output >= 2 && self.cols.output >= 2
+    }
+
+    fn forward_pooled(&mut self, x: &[f32], pooled: &mut [f32], batch: usize) {
+        self.ensure_scratch();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut corner = std::mem::take(&mut self.corner);
+        let pass = self.pass();
+        let plan = pass.direct.expect("pools_2x2 holds only with the direct kernels");
+        let (in_size, pooled_size) = (pass.in_size(), pass.pooled_size());
+        corner.resize(batch * pooled_size, 0);
+        let (x, pooled) = (&x[..batch * in_size], &mut pooled[..batch * pooled_size]);
+        let images = pooled
+            .chunks_exact_mut(pooled_size)
+            .zip(corner.chunks_exact_mut(pooled_size))
+            .zip(x.chunks_exact(in_size));
+        if batch < scratch.len() {
+            // Fewer images than workers: each image's pooled rows are spread over them instead.
+            let prow_len = pooled_size / (pass.rows.output / 2);
+            let per_worker = (pass.rows.output / 2).div_ceil(scratch.len());
+            for ((pooled, corner), image) in images {
+                let mut padded = std::mem::take(&mut scratch[0].padded);
+                pass.pad(plan, image, &mut padded);
+                pooled
+                    .par_chunks_mut(per_worker * prow_len)
+                    .zip(corner.par_chunks_mut(per_worker * prow_len))
+                    .zip(scratch.par_iter_mut())
+                    .enumerate()
+                    .for_each(|(i, ((pooled, corner), s))| {
+                        let prows = i * per_worker..i * per_worker + pooled.len() / prow_len;
+                        pass.forward_pooled_rows(plan, &padded, prows, pooled, corner, &mut s.pair);
+                    });
+                scratch[0].padded = padded;
+            }
+        } else {
+            let per_worker = batch.div_ceil(scratch.len());
+            let images: Vec<_> = images.collect();
+            images
+                .into_par_iter()
+                .chunks(per_worker)
+                .zip(scratch.par_iter_mut())
+                .for_each(|(images, s)| {
+                    for ((pooled, corner), image) in images {
+                        pass.pad(plan, image, &mut s.padded);
+                        let prows = 0..pass.rows.output / 2;
+                        pass.forward_pooled_rows(plan, &s.padded, prows, pooled, corner, &mut s.pair);
+                    }
+                });
+        }
+        self.scratch = scratch;
+        self.corner = corner;
+    }
+
+    fn backward_pooled(
+        &mut self,
+        x: &[f32],
+        pooled: &[f32],
+        dpooled: &[f32],
+        dx: Option<&mut [f32]>,
+        batch: usize,
+    ) {
+        self.begin_backward(dx.is_some());
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let pass = self.pass();
+        let plan = pass.direct.expect("pools_2x2 holds only with the direct kernels");
+        let (in_size, pooled_size) = (pass.in_size(), pass.pooled_size());
+        let corner = &self.corner;
+        let jobs: Vec<_> = runs(batch, scratch.len(), in_size, dx)
+            .into_iter()
+            .zip(scratch.iter_mut())
+            .collect();
+        let jobs_count = jobs.len();
+        jobs.into_par_iter().for_each(|((images, mut dxs), scratch)| {
+            scratch.reset_grads(pass.patch_len() * pass.filters, pass.filters);
+            for (i, n) in images.enumerate() {
+                let at = n * pooled_size..(n + 1) * pooled_size;
+                let unpool = Unpool {
+                    pooled: &pooled[at.clone()],
+                    grad: &dpooled[at.clone()],
+                    corner: &corner[at],
+                    relu: pass.activation == Activation::Relu,
+                    size: (pass.rows.output, pass.cols.output, pass.filters),
+                };
+                let image = &x[n * in_size..][..in_size];
+                let dimage = dxs.as_deref_mut().map(|d| &mut d[i * in_size..][..in_size]);
+                pass.backward_pooled_image(plan, image, &unpool, dimage, scratch);
             }
         });
         self.scratch = scratch;
-        let used = &self.scratch[..jobs_count];
+        self.finish_backward(jobs_count);
+    }
+}
+
+impl Conv2D {
+    /// Worker buffers, and the flipped kernel when the direct input gradient will run.
+    fn begin_backward(&mut self, wants_dx: bool) {
+        self.ensure_scratch();
+        if wants_dx && self.direct.as_ref().is_some_and(|d| d.input_grad.is_some()) {
+            let shape = (self.rows.window, self.cols.window, self.channels, self.filters);
+            direct::flip_kernel(&self.kernel.value, shape, &mut self.flipped);
+        }
+    }
+
+    /// Sums the partial gradients of the first `runs` workers into the parameters.
+    fn finish_backward(&mut self, runs: usize) {
+        let used = &self.scratch[..runs];
         reduce_into(&mut self.kernel.grad, used.iter().map(|s| &s.dkernel[..]));
         if let Some(bias) = self.bias.as_mut() {
             reduce_into(&mut bias.grad, used.iter().map(|s| &s.dbias[..]));
         }
     }
+}
+
+impl Scratch {
+    fn reset_grads(&mut self, kernel_len: usize, filters: usize) {
+        self.dkernel.clear();
+        self.dkernel.resize(kernel_len, 0.0);
+        self.dbias.clear();
+        self.dbias.resize(filters, 0.0);
+    }
+}
+
+/// The batch cut into one run of images per worker, each with its part of the input gradient.
+fn runs(
+    batch: usize,
+    workers: usize,
+    in_size: usize,
+    dx: Option<&mut [f32]>,
+) -> Vec<(Range<usize>, Option<&mut [f32]>)> {
+    let per_worker = batch.div_ceil(workers).max(1);
+    let images = (0..batch)
+        .step_by(per_worker)
+        .map(move |first| first..(first + per_worker).min(batch));
+    match dx {
+        Some(dx) => images
+            .zip(dx[..batch * in_size].chunks_mut(per_worker * in_size).map(Some))
+            .collect(),
+        None => images.map(|run| (run, None)).collect(),
+    }
+}
+
+/// Whether this processor runs the direct convolution kernels (and so fuses 2×2 max-pools).
+#[cfg(test)]
+pub(crate) fn direct_kernels_available() -> bool {
+    direct::available()
 }
 
 /// Sums the workers' partial gradients in a fixed order, so results do not depend on timing.
