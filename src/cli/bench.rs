@@ -47,6 +47,9 @@ pub enum BenchCommand {
         /// (e.g. `petal export` of a tutorial model).
         #[arg(long)]
         tflite: Option<PathBuf>,
+        /// Also print each layer's milliseconds per batch-1 run.
+        #[arg(long)]
+        layers: bool,
     },
 }
 
@@ -68,8 +71,12 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             };
             bench_train(&presets, plan)
         }
-        BenchCommand::Infer { runs, tflite } => {
-            bench_infer(runs.max(1))?;
+        BenchCommand::Infer {
+            runs,
+            tflite,
+            layers,
+        } => {
+            bench_infer(runs.max(1), layers)?;
             match tflite {
                 Some(path) => bench_tflite(&path, runs.max(1)),
                 None => Ok(()),
@@ -173,12 +180,12 @@ fn bench_train(names: &[String], plan: TrainPlan) -> Result<()> {
 fn print_layer_times(name: &str, model: &Sequential, times: &[LayerTime], steps: usize) {
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3 / steps as f64;
     let total: f64 = times.iter().map(|t| ms(t.forward) + ms(t.backward)).sum();
-    println!("{name} model, milliseconds per step:");
+    println!("{name} model, milliseconds per step ({total:.1} in all):");
     println!("{:<24} {:>9} {:>9} {:>7}", "layer", "forward", "backward", "share");
     for (layer, time) in model.layers().iter().zip(times) {
         let (f, b) = (ms(time.forward), ms(time.backward));
         println!(
-            "{:<24} {f:>9.1} {b:>9.1} {:>6.1}%",
+            "{:<24} {f:>9.2} {b:>9.2} {:>6.1}%",
             layer.name(),
             100.0 * (f + b) / total
         );
@@ -199,13 +206,21 @@ fn latencies(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<Vec<f64>>
     Ok(times)
 }
 
-fn bench_infer(runs: usize) -> Result<()> {
+fn bench_infer(runs: usize, layers: bool) -> Result<()> {
     let mut model = tutorial_model()?;
     let one = random_images(1);
     let latencies = latencies(runs, || {
         model.forward(&one, 1, Mode::Infer);
         Ok(())
     })?;
+    if layers {
+        model.set_profiling(true);
+        for _ in 0..runs {
+            model.forward(&one, 1, Mode::Infer);
+        }
+        print_layer_times("tutorial (batch 1)", &model, model.layer_times().unwrap_or(&[]), runs);
+        model.set_profiling(false);
+    }
     let batch = random_images(32);
     model.forward(&batch, 32, Mode::Infer);
     let rounds = runs.div_ceil(10).max(3);

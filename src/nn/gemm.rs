@@ -2,6 +2,8 @@
 //! and every access is proven in bounds before the unchecked kernel runs.
 
 /// A read-only matrix view: element (r, c) is `data[r * row_stride + c * col_stride]`.
+use rayon::prelude::*;
+
 #[derive(Clone, Copy)]
 pub struct Mat<'a> {
     data: &'a [f32],
@@ -97,6 +99,51 @@ pub fn matmul(c: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: Threads)
     }
 }
 
+/// `y = x · w` for one row `x` (`rows` values) and a row-major `rows × cols` matrix `w`: what a
+/// Dense layer does for a single sample. The matrix is streamed once, row by row, with its rows
+/// split over the worker threads; a GEMM would spend longer arranging it than multiplying.
+pub fn row_times_matrix(y: &mut [f32], x: &[f32], w: &[f32], rows: usize, cols: usize) {
+    assert!(x.len() >= rows && w.len() >= rows * cols && y.len() >= cols);
+    let y = &mut y[..cols];
+    let per_worker = rows.div_ceil(rayon::current_num_threads().max(1)).max(1);
+    let partials: Vec<Vec<f32>> = x[..rows]
+        .par_chunks(per_worker)
+        .zip(w[..rows * cols].par_chunks(per_worker * cols))
+        .map(|(x, w)| {
+            let mut sums = vec![0.0; cols];
+            accumulate_rows(&mut sums, x, w);
+            sums
+        })
+        .collect();
+    y.fill(0.0);
+    for part in &partials {
+        y.iter_mut().zip(part).for_each(|(t, p)| *t += p);
+    }
+}
+
+/// `sums += Σᵢ x[i] · w[i]` over the rows `w[i]` of `w`.
+fn accumulate_rows(sums: &mut [f32], x: &[f32], w: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the processor has AVX-512, the only thing the variant adds.
+        return unsafe { accumulate_rows_avx512(sums, x, w) };
+    }
+    accumulate_rows_portable(sums, x, w)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn accumulate_rows_avx512(sums: &mut [f32], x: &[f32], w: &[f32]) {
+    accumulate_rows_portable(sums, x, w)
+}
+
+#[inline(always)]
+fn accumulate_rows_portable(sums: &mut [f32], x: &[f32], w: &[f32]) {
+    for (&xi, row) in x.iter().zip(w.chunks_exact(sums.len())) {
+        sums.iter_mut().zip(row).for_each(|(s, &v)| *s += xi * v);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +152,17 @@ mod tests {
         (0..m * n)
             .map(|i| (0..k).map(|p| a[i / n * k + p] * b[p * n + i % n]).sum())
             .collect()
+    }
+
+    #[test]
+    fn row_times_matrix_matches_the_definition() {
+        let (k, n) = (1001, 37);
+        let x: Vec<f32> = (0..k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let w: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
+        let expected = naive(&x, &w, 1, k, n);
+        let mut y = vec![f32::NAN; n];
+        row_times_matrix(&mut y, &x, &w, k, n);
+        assert!(y.iter().zip(&expected).all(|(a, b)| (a - b).abs() < 1e-3));
     }
 
     #[test]

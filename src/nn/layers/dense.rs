@@ -2,7 +2,7 @@
 
 use super::{add_bias, kernel_and_bias, kernel_and_bias_mut, Layer, LayerConfig, Mode, Param};
 use crate::nn::activation::Activation;
-use crate::nn::gemm::{matmul, Mat, Threads};
+use crate::nn::gemm::{matmul, row_times_matrix, Mat, Threads};
 use crate::nn::init::glorot_uniform;
 use crate::nn::shape::Shape;
 
@@ -84,14 +84,13 @@ impl Layer for Dense {
 
     fn forward(&mut self, x: &[f32], y: &mut [f32], batch: usize, _mode: Mode) {
         let y = &mut y[..batch * self.units];
-        let kernel = Mat::new(&self.kernel.value, self.inputs, self.units);
-        matmul(
-            y,
-            Mat::new(x, batch, self.inputs),
-            kernel,
-            false,
-            Threads::All,
-        );
+        if batch == 1 {
+            row_times_matrix(y, x, &self.kernel.value, self.inputs, self.units);
+        } else {
+            let kernel = Mat::new(&self.kernel.value, self.inputs, self.units);
+            let x = Mat::new(x, batch, self.inputs);
+            matmul(y, x, kernel, false, Threads::All);
+        }
         if let Some(bias) = &self.bias {
             add_bias(y, &bias.value);
         }
