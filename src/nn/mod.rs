@@ -2,6 +2,7 @@
 //! float32 batches, the heavy lifting in GEMM, threads over the batch.
 
 pub mod activation;
+pub mod denormals;
 pub mod gemm;
 pub mod init;
 pub mod layers;

@@ -104,6 +104,7 @@ pub struct LayerTime {
 impl Sequential {
     /// Builds the layers with Keras's initialisers; `seed` makes the weights reproducible.
     pub fn new(config: &ModelConfig, seed: u32) -> Result<Self> {
+        super::denormals::flush_denormals_to_zero();
         let [h, w, c] = config.input_shape;
         if h == 0 || w == 0 || c == 0 {
             return Err(Error::Model(format!(
