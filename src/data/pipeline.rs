@@ -92,9 +92,20 @@ impl Batches {
             free: Mutex::default(),
             capacity: depth + 2,
         });
+        // Batches are assembled (and decoded, on a first epoch) on threads of their own. On the
+        // training threads' pool a worker would first finish every image load queued on it
+        // before taking the convolution job the model is waiting for.
+        let loaders = rayon::ThreadPoolBuilder::new()
+            .num_threads(rayon::current_num_threads())
+            .thread_name(|i| format!("petal-loader-{i}"))
+            .build()
+            .ok();
         let producer = std::thread::spawn(move || {
             for chunk in order.chunks(batch_size) {
-                let batch = assemble(&dataset, chunk, &pool);
+                let batch = match &loaders {
+                    Some(loaders) => loaders.install(|| assemble(&dataset, chunk, &pool)),
+                    None => assemble(&dataset, chunk, &pool),
+                };
                 if batch.is_empty() {
                     continue;
                 }
