@@ -181,7 +181,10 @@ fn print_layer_times(name: &str, model: &Sequential, times: &[LayerTime], steps:
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3 / steps as f64;
     let total: f64 = times.iter().map(|t| ms(t.forward) + ms(t.backward)).sum();
     println!("{name} model, milliseconds per step ({total:.1} in all):");
-    println!("{:<24} {:>9} {:>9} {:>7}", "layer", "forward", "backward", "share");
+    println!(
+        "{:<24} {:>9} {:>9} {:>7}",
+        "layer", "forward", "backward", "share"
+    );
     for (layer, time) in model.layers().iter().zip(times) {
         let (f, b) = (ms(time.forward), ms(time.backward));
         println!(
@@ -218,7 +221,12 @@ fn bench_infer(runs: usize, layers: bool) -> Result<()> {
         for _ in 0..runs {
             model.forward(&one, 1, Mode::Infer);
         }
-        print_layer_times("tutorial (batch 1)", &model, model.layer_times().unwrap_or(&[]), runs);
+        print_layer_times(
+            "tutorial (batch 1)",
+            &model,
+            model.layer_times().unwrap_or(&[]),
+            runs,
+        );
         model.set_profiling(false);
     }
     let batch = random_images(32);

@@ -307,7 +307,8 @@ mod tests {
     fn bad_files_give_clear_errors_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let jpeg = encode(gradient_rgb(64, 64), ImageFormat::Jpeg);
-        let cases: Vec<(&str, Vec<u8>, fn(&ImageErrorKind) -> bool)> = vec![
+        type Expect = fn(&ImageErrorKind) -> bool;
+        let cases: Vec<(&str, Vec<u8>, Expect)> = vec![
             ("empty.jpg", vec![], |k| *k == ImageErrorKind::Empty),
             ("text.png", b"hello, I am not a picture".to_vec(), |k| {
                 *k == ImageErrorKind::NotAnImage

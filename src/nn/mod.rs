@@ -1,5 +1,6 @@
 //! petal's own training engine: layer-wise explicit forward and backward passes over NHWC
-//! float32 batches, the heavy lifting in GEMM, threads over the batch.
+//! float32 batches, threads over the batch; convolutions by direct AVX-512 kernels (or im2col +
+//! GEMM elsewhere), Dense by GEMM.
 
 pub mod activation;
 pub mod denormals;

@@ -860,10 +860,17 @@ mod tests {
             let (y, grads, fused) = run(true, batch);
             let (y_separate, grads_separate, _) = run(false, batch);
             let expected_fusion = crate::nn::layers::conv2d::direct_kernels_available();
-            assert_eq!(fused.iter().filter(|&&f| f).count(), 2 * expected_fusion as usize);
+            assert_eq!(
+                fused.iter().filter(|&&f| f).count(),
+                2 * expected_fusion as usize
+            );
             assert_eq!(y, y_separate);
             for (g, e) in grads.iter().zip(&grads_separate) {
-                let worst = g.iter().zip(e).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+                let worst = g
+                    .iter()
+                    .zip(e)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f32::max);
                 assert!(worst < 1e-5, "gradients differ by {worst}");
             }
         }
@@ -1002,10 +1009,9 @@ mod tests {
         let (h, w) = (8, 8);
         let batch = 32;
         let mut images = vec![0f32; batch * h * w];
-        let mut labels = vec![0i32; batch];
+        let labels: Vec<i32> = (0..batch).map(|n| (n % 2) as i32).collect();
         let noise = wave(batch * h * w, 0.9);
         for n in 0..batch {
-            labels[n] = (n % 2) as i32;
             for y in 0..h {
                 for x in 0..w {
                     let bright = (y < h / 2) == (n % 2 == 0);

@@ -216,7 +216,8 @@ pub(super) unsafe fn unpool_pair(
             let i = px * c + v;
             let mut g = _mm512_loadu_ps(grad.add(i));
             if relu {
-                let positive = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(_mm512_loadu_ps(pooled.add(i)), zero);
+                let positive =
+                    _mm512_cmp_ps_mask::<_CMP_GT_OQ>(_mm512_loadu_ps(pooled.add(i)), zero);
                 g = _mm512_maskz_mov_ps(positive, g);
             }
             if !sums.is_null() {

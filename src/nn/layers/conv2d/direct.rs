@@ -64,7 +64,10 @@ pub(super) fn available() -> bool {
 /// Whether the kernels handle this shape: whole vectors of 16 output channels, and kernel rows
 /// of at least [`SMALLEST_BLOCK`] taps for the weight gradient.
 pub(super) fn supports(g: &Geometry) -> bool {
-    g.filters > 0 && g.filters % 16 == 0 && g.tap_run() >= SMALLEST_BLOCK && g.windows_fit()
+    g.filters > 0
+        && g.filters.is_multiple_of(16)
+        && g.tap_run() >= SMALLEST_BLOCK
+        && g.windows_fit()
 }
 
 const SMALLEST_BLOCK: usize = 3;
@@ -114,7 +117,19 @@ pub(super) fn forward(
         for (f0, vectors) in filter_chunks(g.filters) {
             // SAFETY: `supports` proves every window inside `x` (of the geometry's input
             // length), the kernel and bias hold `filters` columns, and `out_row` one output row.
-            unsafe { forward_row(g, x.as_ptr(), kernel.as_ptr(), bias.as_ptr(), relu, oy, f0, vectors, out_row) };
+            unsafe {
+                forward_row(
+                    g,
+                    x.as_ptr(),
+                    kernel.as_ptr(),
+                    bias.as_ptr(),
+                    relu,
+                    oy,
+                    f0,
+                    vectors,
+                    out_row,
+                )
+            };
         }
     }
 }
@@ -192,8 +207,18 @@ pub(super) fn weight_grad(
                 // of `out_w × filters` values `dy_row` apart, and `dw` the whole kernel.
                 unsafe {
                     weight_grad_block(
-                        g, x.as_ptr(), dy.as_ptr(), dy_row, oys.clone(), ky, r0, done - r0, f0,
-                        vectors, rows, dw.as_mut_ptr(),
+                        g,
+                        x.as_ptr(),
+                        dy.as_ptr(),
+                        dy_row,
+                        oys.clone(),
+                        ky,
+                        r0,
+                        done - r0,
+                        f0,
+                        vectors,
+                        rows,
+                        dw.as_mut_ptr(),
                     )
                 };
                 done = r0 + rows;
@@ -251,7 +276,11 @@ unsafe fn weight_grad_block(
 }
 
 /// The kernel of the input gradient: `flipped[ky][kx][f][c] = kernel[kh-1-ky][kw-1-kx][c][f]`.
-pub(super) fn flip_kernel(kernel: &[f32], (kh, kw, c, f): (usize, usize, usize, usize), flipped: &mut Vec<f32>) {
+pub(super) fn flip_kernel(
+    kernel: &[f32],
+    (kh, kw, c, f): (usize, usize, usize, usize),
+    flipped: &mut Vec<f32>,
+) {
     flipped.resize(kh * kw * c * f, 0.0);
     for ky in 0..kh {
         for kx in 0..kw {

@@ -153,7 +153,13 @@ impl Pass<'_> {
     }
 
     /// Output rows `rows` of the image whose padded copy is `padded`: `out` holds just them.
-    fn forward_direct(&self, plan: &DirectPlan, padded: &[f32], rows: Range<usize>, out: &mut [f32]) {
+    fn forward_direct(
+        &self,
+        plan: &DirectPlan,
+        padded: &[f32],
+        rows: Range<usize>,
+        out: &mut [f32],
+    ) {
         let relu = self.activation == Activation::Relu;
         let bias = self.bias.unwrap_or(&plan.zeros);
         direct::forward(&plan.geometry, padded, self.kernel, bias, relu, rows, out);
@@ -179,12 +185,25 @@ impl Pass<'_> {
         for (i, py) in prows.enumerate() {
             self.forward_direct(plan, padded, 2 * py..2 * py + 2, pair);
             let (pooled, corner) = (&mut pooled[i * prow_len..], &mut corner[i * prow_len..]);
-            pool::pool_pair(pair, width, f, &mut pooled[..prow_len], &mut corner[..prow_len]);
+            pool::pool_pair(
+                pair,
+                width,
+                f,
+                &mut pooled[..prow_len],
+                &mut corner[..prow_len],
+            );
         }
     }
 
     /// Adds the kernel gradient of one image, band by band so each band stays in cache.
-    fn weight_grad(&self, g: &Geometry, padded: &[f32], dy: &[f32], dy_row: usize, dkernel: &mut [f32]) {
+    fn weight_grad(
+        &self,
+        g: &Geometry,
+        padded: &[f32],
+        dy: &[f32],
+        dy_row: usize,
+        dkernel: &mut [f32],
+    ) {
         for start in (0..g.out_h).step_by(GRAD_BAND_ROWS) {
             let band = start..(start + GRAD_BAND_ROWS).min(g.out_h);
             direct::weight_grad(g, padded, dy, dy_row, band, dkernel);
@@ -214,7 +233,15 @@ impl Pass<'_> {
                 unpool.write(&mut scratch.padded_grad[start..], row_stride, sums);
                 let dy = &scratch.padded_grad[start..];
                 self.weight_grad(g, &scratch.padded, dy, row_stride, &mut scratch.dkernel);
-                direct::forward(gg, &scratch.padded_grad, self.flipped, &plan.zeros, false, 0..gg.out_h, dimage);
+                direct::forward(
+                    gg,
+                    &scratch.padded_grad,
+                    self.flipped,
+                    &plan.zeros,
+                    false,
+                    0..gg.out_h,
+                    dimage,
+                );
             }
             (_, dimage) => {
                 let row_len = g.out_w * g.filters;
@@ -231,17 +258,30 @@ impl Pass<'_> {
     }
 
     /// One band of one image by im2col, GEMM, bias and activation, all while in cache.
-    fn forward_band(&self, image: &[f32], band: Range<usize>, out: &mut [f32], columns: &mut Vec<f32>) {
+    fn forward_band(
+        &self,
+        image: &[f32],
+        band: Range<usize>,
+        out: &mut [f32],
+        columns: &mut Vec<f32>,
+    ) {
         let patch = self.patch_len();
         let pixels = band.len() * self.cols.output;
         columns.resize(pixels * patch, 0.0);
         im2col(image, &self.rows, &self.cols, self.channels, band, columns);
         let kernel = Mat::new(self.kernel, patch, self.filters);
-        matmul(out, Mat::new(columns, pixels, patch), kernel, false, Threads::One);
+        matmul(
+            out,
+            Mat::new(columns, pixels, patch),
+            kernel,
+            false,
+            Threads::One,
+        );
         if let Some(bias) = self.bias {
             add_bias(&mut out[..pixels * self.filters], bias);
         }
-        self.activation.forward(&mut out[..pixels * self.filters], self.filters);
+        self.activation
+            .forward(&mut out[..pixels * self.filters], self.filters);
     }
 
     pub fn forward_image(&self, image: &[f32], out: &mut [f32], scratch: &mut Scratch) {
@@ -322,20 +362,47 @@ impl Pass<'_> {
                 let gg = &grad_plan.geometry;
                 scratch.padded_grad.resize(gg.input_len(), 0.0);
                 let size = (g.out_h, g.out_w, g.filters);
-                direct::pad_image(dout, size, grad_plan.offset, (gg.in_h, gg.in_w), &mut scratch.padded_grad);
-                direct::forward(gg, &scratch.padded_grad, self.flipped, &plan.zeros, false, 0..gg.out_h, dimage);
+                direct::pad_image(
+                    dout,
+                    size,
+                    grad_plan.offset,
+                    (gg.in_h, gg.in_w),
+                    &mut scratch.padded_grad,
+                );
+                direct::forward(
+                    gg,
+                    &scratch.padded_grad,
+                    self.flipped,
+                    &plan.zeros,
+                    false,
+                    0..gg.out_h,
+                    dimage,
+                );
             }
             None => self.input_grad_im2col(dout, dimage, scratch),
         }
     }
 
-    fn backward_im2col(&self, image: &[f32], dout: &[f32], dimage: Option<&mut [f32]>, scratch: &mut Scratch) {
+    fn backward_im2col(
+        &self,
+        image: &[f32],
+        dout: &[f32],
+        dimage: Option<&mut [f32]>,
+        scratch: &mut Scratch,
+    ) {
         let (patch, filters) = (self.patch_len(), self.filters);
         for band in self.bands() {
             let pixels = band.len() * self.cols.output;
             let dband = &dout[band.start * self.cols.output * filters..][..pixels * filters];
             scratch.columns.resize(pixels * patch, 0.0);
-            im2col(image, &self.rows, &self.cols, self.channels, band, &mut scratch.columns);
+            im2col(
+                image,
+                &self.rows,
+                &self.cols,
+                self.channels,
+                band,
+                &mut scratch.columns,
+            );
             let columns = Mat::new(&scratch.columns, pixels, patch);
             let grad = Mat::new(dband, pixels, filters);
             matmul(&mut scratch.dkernel, columns.t(), grad, true, Threads::One);
@@ -356,7 +423,14 @@ impl Pass<'_> {
             scratch.dcolumns.resize(pixels * patch, 0.0);
             let grad = Mat::new(dband, pixels, filters);
             matmul(&mut scratch.dcolumns, grad, kernel_t, false, Threads::One);
-            col2im(&scratch.dcolumns, &self.rows, &self.cols, self.channels, band, dimage);
+            col2im(
+                &scratch.dcolumns,
+                &self.rows,
+                &self.cols,
+                self.channels,
+                band,
+                dimage,
+            );
         }
     }
 }

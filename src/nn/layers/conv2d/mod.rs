@@ -174,7 +174,8 @@ impl Layer for Conv2D {
                 .zip(x.par_chunks(per_worker * in_size))
                 .zip(scratch.par_iter_mut())
                 .for_each(|((ys, xs), scratch)| {
-                    for (out, image) in ys.chunks_exact_mut(out_size).zip(xs.chunks_exact(in_size)) {
+                    for (out, image) in ys.chunks_exact_mut(out_size).zip(xs.chunks_exact(in_size))
+                    {
                         pass.forward_image(image, out, scratch);
                     }
                 });
@@ -226,7 +227,9 @@ impl Layer for Conv2D {
         let mut scratch = std::mem::take(&mut self.scratch);
         let mut corner = std::mem::take(&mut self.corner);
         let pass = self.pass();
-        let plan = pass.direct.expect("pools_2x2 holds only with the direct kernels");
+        let plan = pass
+            .direct
+            .expect("pools_2x2 holds only with the direct kernels");
         let (in_size, pooled_size) = (pass.in_size(), pass.pooled_size());
         corner.resize(batch * pooled_size, 0);
         let (x, pooled) = (&x[..batch * in_size], &mut pooled[..batch * pooled_size]);
@@ -263,7 +266,14 @@ impl Layer for Conv2D {
                     for ((pooled, corner), image) in images {
                         pass.pad(plan, image, &mut s.padded);
                         let prows = 0..pass.rows.output / 2;
-                        pass.forward_pooled_rows(plan, &s.padded, prows, pooled, corner, &mut s.pair);
+                        pass.forward_pooled_rows(
+                            plan,
+                            &s.padded,
+                            prows,
+                            pooled,
+                            corner,
+                            &mut s.pair,
+                        );
                     }
                 });
         }
@@ -282,7 +292,9 @@ impl Layer for Conv2D {
         self.begin_backward(dx.is_some());
         let mut scratch = std::mem::take(&mut self.scratch);
         let pass = self.pass();
-        let plan = pass.direct.expect("pools_2x2 holds only with the direct kernels");
+        let plan = pass
+            .direct
+            .expect("pools_2x2 holds only with the direct kernels");
         let (in_size, pooled_size) = (pass.in_size(), pass.pooled_size());
         let corner = &self.corner;
         let jobs: Vec<_> = runs(batch, scratch.len(), in_size, dx)
@@ -290,22 +302,23 @@ impl Layer for Conv2D {
             .zip(scratch.iter_mut())
             .collect();
         let jobs_count = jobs.len();
-        jobs.into_par_iter().for_each(|((images, mut dxs), scratch)| {
-            scratch.reset_grads(pass.patch_len() * pass.filters, pass.filters);
-            for (i, n) in images.enumerate() {
-                let at = n * pooled_size..(n + 1) * pooled_size;
-                let unpool = Unpool {
-                    pooled: &pooled[at.clone()],
-                    grad: &dpooled[at.clone()],
-                    corner: &corner[at],
-                    relu: pass.activation == Activation::Relu,
-                    size: (pass.rows.output, pass.cols.output, pass.filters),
-                };
-                let image = &x[n * in_size..][..in_size];
-                let dimage = dxs.as_deref_mut().map(|d| &mut d[i * in_size..][..in_size]);
-                pass.backward_pooled_image(plan, image, &unpool, dimage, scratch);
-            }
-        });
+        jobs.into_par_iter()
+            .for_each(|((images, mut dxs), scratch)| {
+                scratch.reset_grads(pass.patch_len() * pass.filters, pass.filters);
+                for (i, n) in images.enumerate() {
+                    let at = n * pooled_size..(n + 1) * pooled_size;
+                    let unpool = Unpool {
+                        pooled: &pooled[at.clone()],
+                        grad: &dpooled[at.clone()],
+                        corner: &corner[at],
+                        relu: pass.activation == Activation::Relu,
+                        size: (pass.rows.output, pass.cols.output, pass.filters),
+                    };
+                    let image = &x[n * in_size..][..in_size];
+                    let dimage = dxs.as_deref_mut().map(|d| &mut d[i * in_size..][..in_size]);
+                    pass.backward_pooled_image(plan, image, &unpool, dimage, scratch);
+                }
+            });
         self.scratch = scratch;
         self.finish_backward(jobs_count);
     }
@@ -316,7 +329,12 @@ impl Conv2D {
     fn begin_backward(&mut self, wants_dx: bool) {
         self.ensure_scratch();
         if wants_dx && self.direct.as_ref().is_some_and(|d| d.input_grad.is_some()) {
-            let shape = (self.rows.window, self.cols.window, self.channels, self.filters);
+            let shape = (
+                self.rows.window,
+                self.cols.window,
+                self.channels,
+                self.filters,
+            );
             direct::flip_kernel(&self.kernel.value, shape, &mut self.flipped);
         }
     }
@@ -344,7 +362,11 @@ fn runs(
         .map(move |first| first..(first + per_worker).min(batch));
     match dx {
         Some(dx) => images
-            .zip(dx[..batch * in_size].chunks_mut(per_worker * in_size).map(Some))
+            .zip(
+                dx[..batch * in_size]
+                    .chunks_mut(per_worker * in_size)
+                    .map(Some),
+            )
             .collect(),
         None => images.map(|run| (run, None)).collect(),
     }
@@ -445,15 +467,23 @@ mod tests {
                 portable.direct = None;
                 let expected = run(portable, batch);
                 let got = run(layer(&case), batch);
-                for (what, (e, g)) in ["output", "input gradient", "kernel gradient", "bias gradient"]
-                    .iter()
-                    .zip(expected.iter().zip(&got))
+                for (what, (e, g)) in [
+                    "output",
+                    "input gradient",
+                    "kernel gradient",
+                    "bias gradient",
+                ]
+                .iter()
+                .zip(expected.iter().zip(&got))
                 {
                     let worst = e
                         .iter()
                         .zip(g)
                         .map(|(a, b)| (a - b).abs() / (1.0 + a.abs()))
-                        .fold(0.0f32, |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) });
+                        .fold(
+                            0.0f32,
+                            |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) },
+                        );
                     assert!(
                         worst < 1e-4,
                         "{what} differs by {worst} for input {input:?}, {filters} filters, kernel {kernel:?}, strides {strides:?}, batch {batch}"

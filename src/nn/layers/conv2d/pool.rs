@@ -17,14 +17,21 @@ pub(super) fn pool_pair(
     corner: &mut [u8],
 ) {
     let (line, out) = (width * channels, width / 2 * channels);
-    assert!(channels % 16 == 0 && super::direct::available());
+    assert!(channels.is_multiple_of(16) && super::direct::available());
     assert!(pair.len() >= 2 * line && pooled.len() >= out && corner.len() >= out);
     #[cfg(target_arch = "x86_64")]
     // SAFETY: the processor has AVX-512; both rows hold `width` pixels and the outputs `width / 2`,
     // in whole vectors of 16 channels.
     unsafe {
         let (top, bottom) = (pair.as_ptr(), pair[line..].as_ptr());
-        super::avx512::pool_pair(top, bottom, width / 2, channels, pooled.as_mut_ptr(), corner.as_mut_ptr());
+        super::avx512::pool_pair(
+            top,
+            bottom,
+            width / 2,
+            channels,
+            pooled.as_mut_ptr(),
+            corner.as_mut_ptr(),
+        );
     }
 }
 
@@ -47,7 +54,7 @@ impl Unpool<'_> {
         let (h, w, c) = self.size;
         let (ph, pw) = (h / 2, w / 2);
         let row_len = w * c;
-        assert!(c % 16 == 0 && super::direct::available() && row_stride >= row_len);
+        assert!(c.is_multiple_of(16) && super::direct::available() && row_stride >= row_len);
         assert!(h > 0 && out.len() >= (h - 1) * row_stride + row_len);
         let pooled_len = ph * pw * c;
         assert!(self.grad.len() >= pooled_len && self.pooled.len() >= pooled_len);
@@ -56,7 +63,9 @@ impl Unpool<'_> {
         for py in 0..ph {
             let (upper, lower) = out[2 * py * row_stride..].split_at_mut(row_stride);
             let (top, bottom) = (&mut upper[..row_len], &mut lower[..row_len]);
-            let sums_ptr = sums.as_deref_mut().map_or(std::ptr::null_mut(), |s| s.as_mut_ptr());
+            let sums_ptr = sums
+                .as_deref_mut()
+                .map_or(std::ptr::null_mut(), |s| s.as_mut_ptr());
             let at = py * pw * c;
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the processor has AVX-512; the pooled row holds `pw` pixels, both output rows
