@@ -233,15 +233,7 @@ impl Pass<'_> {
                 unpool.write(&mut scratch.padded_grad[start..], row_stride, sums);
                 let dy = &scratch.padded_grad[start..];
                 self.weight_grad(g, &scratch.padded, dy, row_stride, &mut scratch.dkernel);
-                direct::forward(
-                    gg,
-                    &scratch.padded_grad,
-                    self.flipped,
-                    &plan.zeros,
-                    false,
-                    0..gg.out_h,
-                    dimage,
-                );
+                self.input_grad_direct(plan, gg, &scratch.padded_grad, dimage);
             }
             (_, dimage) => {
                 let row_len = g.out_w * g.filters;
@@ -255,6 +247,26 @@ impl Pass<'_> {
                 scratch.dconv = dconv;
             }
         }
+    }
+
+    /// The input gradient as a convolution of the padded output gradient with the flipped kernel.
+    fn input_grad_direct(
+        &self,
+        plan: &DirectPlan,
+        g: &Geometry,
+        padded_grad: &[f32],
+        dimage: &mut [f32],
+    ) {
+        let no_bias = &plan.zeros;
+        direct::forward(
+            g,
+            padded_grad,
+            self.flipped,
+            no_bias,
+            false,
+            0..g.out_h,
+            dimage,
+        );
     }
 
     /// One band of one image by im2col, GEMM, bias and activation, all while in cache.
@@ -369,15 +381,7 @@ impl Pass<'_> {
                     (gg.in_h, gg.in_w),
                     &mut scratch.padded_grad,
                 );
-                direct::forward(
-                    gg,
-                    &scratch.padded_grad,
-                    self.flipped,
-                    &plan.zeros,
-                    false,
-                    0..gg.out_h,
-                    dimage,
-                );
+                self.input_grad_direct(plan, gg, &scratch.padded_grad, dimage);
             }
             None => self.input_grad_im2col(dout, dimage, scratch),
         }
