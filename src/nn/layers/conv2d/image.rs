@@ -39,8 +39,6 @@ pub(super) struct InputGradPlan {
 pub(super) struct Scratch {
     pub columns: Vec<f32>,
     pub dcolumns: Vec<f32>,
-    /// The image, zero-padded (direct path).
-    pub padded: Vec<f32>,
     /// The output gradient, zero-padded (direct path's input gradient).
     pub padded_grad: Vec<f32>,
     /// Two output rows, about to be max-pooled (fused pool).
@@ -215,13 +213,12 @@ impl Pass<'_> {
     pub fn backward_pooled_image(
         &self,
         plan: &DirectPlan,
-        image: &[f32],
+        padded: &[f32],
         unpool: &Unpool,
         dimage: Option<&mut [f32]>,
         scratch: &mut Scratch,
     ) {
         let sums = self.bias.is_some().then_some(&mut scratch.dbias[..]);
-        self.pad(plan, image, &mut scratch.padded);
         let g = &plan.geometry;
         match (&plan.input_grad, dimage) {
             (Some(grad_plan), Some(dimage)) => {
@@ -232,7 +229,7 @@ impl Pass<'_> {
                 scratch.padded_grad.resize(gg.input_len(), 0.0);
                 unpool.write(&mut scratch.padded_grad[start..], row_stride, sums);
                 let dy = &scratch.padded_grad[start..];
-                self.weight_grad(g, &scratch.padded, dy, row_stride, &mut scratch.dkernel);
+                self.weight_grad(g, padded, dy, row_stride, &mut scratch.dkernel);
                 self.input_grad_direct(plan, gg, &scratch.padded_grad, dimage);
             }
             (_, dimage) => {
@@ -240,7 +237,7 @@ impl Pass<'_> {
                 let mut dconv = std::mem::take(&mut scratch.dconv);
                 dconv.resize(g.out_h * row_len, 0.0);
                 unpool.write(&mut dconv, row_len, sums);
-                self.weight_grad(g, &scratch.padded, &dconv, row_len, &mut scratch.dkernel);
+                self.weight_grad(g, padded, &dconv, row_len, &mut scratch.dkernel);
                 if let Some(dimage) = dimage {
                     self.input_grad_im2col(&dconv, dimage, scratch);
                 }
@@ -296,11 +293,18 @@ impl Pass<'_> {
             .forward(&mut out[..pixels * self.filters], self.filters);
     }
 
-    pub fn forward_image(&self, image: &[f32], out: &mut [f32], scratch: &mut Scratch) {
+    /// One image; on the direct path its padded copy is left in `padded` for backward.
+    pub fn forward_image(
+        &self,
+        image: &[f32],
+        padded: &mut Vec<f32>,
+        out: &mut [f32],
+        scratch: &mut Scratch,
+    ) {
         match self.direct {
             Some(plan) => {
-                self.pad(plan, image, &mut scratch.padded);
-                self.forward_direct(plan, &scratch.padded, 0..self.rows.output, out);
+                self.pad(plan, image, padded);
+                self.forward_direct(plan, padded, 0..self.rows.output, out);
             }
             None => {
                 let band_out = self.band_rows() * self.cols.output * self.filters;
@@ -311,14 +315,21 @@ impl Pass<'_> {
         }
     }
 
-    /// One image with its output rows spread over the workers (fewer images than workers).
-    pub fn forward_spread(&self, image: &[f32], out: &mut [f32], scratch: &mut [Scratch]) {
+    /// One image with its output rows spread over the workers (fewer images than workers); on
+    /// the direct path its padded copy is left in `padded` for backward.
+    pub fn forward_spread(
+        &self,
+        image: &[f32],
+        padded: &mut Vec<f32>,
+        out: &mut [f32],
+        scratch: &mut [Scratch],
+    ) {
         let row_len = self.cols.output * self.filters;
         let workers = scratch.len();
         match self.direct {
             Some(plan) => {
-                let padded = &mut scratch[0].padded;
                 self.pad(plan, image, padded);
+                let padded = &padded[..];
                 let per_worker = self.rows.output.div_ceil(workers);
                 out.par_chunks_mut(per_worker * row_len)
                     .enumerate()
@@ -346,10 +357,12 @@ impl Pass<'_> {
     }
 
     /// Adds one image's kernel and bias gradients to the worker's and, with `dimage`, writes
-    /// its input gradient. `dout` turns from d loss / d output into d loss / d pre-activation.
+    /// its input gradient. `dout` turns from d loss / d output into d loss / d pre-activation;
+    /// `padded` is the image's padded copy from forward (direct path).
     pub fn backward_image(
         &self,
         image: &[f32],
+        padded: &[f32],
         out: &[f32],
         dout: &mut [f32],
         dimage: Option<&mut [f32]>,
@@ -364,10 +377,9 @@ impl Pass<'_> {
         let Some(plan) = self.direct else {
             return self.backward_im2col(image, dout, dimage, scratch);
         };
-        self.pad(plan, image, &mut scratch.padded);
         let g = &plan.geometry;
         let row_len = g.out_w * g.filters;
-        self.weight_grad(g, &scratch.padded, dout, row_len, &mut scratch.dkernel);
+        self.weight_grad(g, padded, dout, row_len, &mut scratch.dkernel);
         let Some(dimage) = dimage else { return };
         match &plan.input_grad {
             Some(grad_plan) => {

@@ -38,6 +38,8 @@ pub struct Conv2D {
     flipped: Vec<f32>,
     /// With a fused max-pool: which corner of each window won, per pooled value of the batch.
     corner: Vec<u8>,
+    /// Each image of the last forward batch zero-padded (direct path), reused by backward.
+    padded_inputs: Vec<Vec<f32>>,
     scratch: Vec<Scratch>,
 }
 
@@ -101,6 +103,7 @@ impl Conv2D {
             direct,
             flipped: Vec::new(),
             corner: Vec::new(),
+            padded_inputs: Vec::new(),
             scratch: Vec::new(),
         })
     }
@@ -161,26 +164,33 @@ impl Layer for Conv2D {
     fn forward(&mut self, x: &[f32], y: &mut [f32], batch: usize, _mode: Mode) {
         self.ensure_scratch();
         let mut scratch = std::mem::take(&mut self.scratch);
+        let mut padded = self.take_padded_inputs(batch);
         let pass = self.pass();
         let (in_size, out_size) = (pass.in_size(), pass.out_size());
         let (x, y) = (&x[..batch * in_size], &mut y[..batch * out_size]);
+        let images = y
+            .chunks_exact_mut(out_size)
+            .zip(x.chunks_exact(in_size))
+            .zip(padded.iter_mut());
         if batch < scratch.len() {
-            for (out, image) in y.chunks_exact_mut(out_size).zip(x.chunks_exact(in_size)) {
-                pass.forward_spread(image, out, &mut scratch);
+            for ((out, image), padded) in images {
+                pass.forward_spread(image, padded, out, &mut scratch);
             }
         } else {
             let per_worker = batch.div_ceil(scratch.len());
-            y.par_chunks_mut(per_worker * out_size)
-                .zip(x.par_chunks(per_worker * in_size))
+            let images: Vec<_> = images.collect();
+            images
+                .into_par_iter()
+                .chunks(per_worker)
                 .zip(scratch.par_iter_mut())
-                .for_each(|((ys, xs), scratch)| {
-                    for (out, image) in ys.chunks_exact_mut(out_size).zip(xs.chunks_exact(in_size))
-                    {
-                        pass.forward_image(image, out, scratch);
+                .for_each(|(images, scratch)| {
+                    for ((out, image), padded) in images {
+                        pass.forward_image(image, padded, out, scratch);
                     }
                 });
         }
         self.scratch = scratch;
+        self.padded_inputs = padded;
     }
 
     fn backward(
@@ -194,6 +204,7 @@ impl Layer for Conv2D {
         self.begin_backward(dx.is_some());
         let mut scratch = std::mem::take(&mut self.scratch);
         let pass = self.pass();
+        let padded_inputs = &self.padded_inputs;
         let (in_size, out_size) = (pass.in_size(), pass.out_size());
         let per_worker = batch.div_ceil(scratch.len()).max(1);
         let runs = runs(batch, scratch.len(), in_size, dx);
@@ -210,7 +221,8 @@ impl Layer for Conv2D {
                     let image = &x[n * in_size..][..in_size];
                     let out = &y[n * out_size..][..out_size];
                     let dimage = dxs.as_deref_mut().map(|d| &mut d[i * in_size..][..in_size]);
-                    pass.backward_image(image, out, dout, dimage, scratch);
+                    let padded = &padded_inputs[n];
+                    pass.backward_image(image, padded, out, dout, dimage, scratch);
                 }
             });
         self.scratch = scratch;
@@ -226,6 +238,7 @@ impl Layer for Conv2D {
         self.ensure_scratch();
         let mut scratch = std::mem::take(&mut self.scratch);
         let mut corner = std::mem::take(&mut self.corner);
+        let mut padded = self.take_padded_inputs(batch);
         let pass = self.pass();
         let plan = pass
             .direct
@@ -236,14 +249,15 @@ impl Layer for Conv2D {
         let images = pooled
             .chunks_exact_mut(pooled_size)
             .zip(corner.chunks_exact_mut(pooled_size))
-            .zip(x.chunks_exact(in_size));
+            .zip(x.chunks_exact(in_size))
+            .zip(padded.iter_mut());
         if batch < scratch.len() {
             // Fewer images than workers: each image's pooled rows are spread over them instead.
             let prow_len = pooled_size / (pass.rows.output / 2);
             let per_worker = (pass.rows.output / 2).div_ceil(scratch.len());
-            for ((pooled, corner), image) in images {
-                let mut padded = std::mem::take(&mut scratch[0].padded);
-                pass.pad(plan, image, &mut padded);
+            for (((pooled, corner), image), padded) in images {
+                pass.pad(plan, image, padded);
+                let padded = &padded[..];
                 pooled
                     .par_chunks_mut(per_worker * prow_len)
                     .zip(corner.par_chunks_mut(per_worker * prow_len))
@@ -251,9 +265,8 @@ impl Layer for Conv2D {
                     .enumerate()
                     .for_each(|(i, ((pooled, corner), s))| {
                         let prows = i * per_worker..i * per_worker + pooled.len() / prow_len;
-                        pass.forward_pooled_rows(plan, &padded, prows, pooled, corner, &mut s.pair);
+                        pass.forward_pooled_rows(plan, padded, prows, pooled, corner, &mut s.pair);
                     });
-                scratch[0].padded = padded;
             }
         } else {
             let per_worker = batch.div_ceil(scratch.len());
@@ -263,27 +276,21 @@ impl Layer for Conv2D {
                 .chunks(per_worker)
                 .zip(scratch.par_iter_mut())
                 .for_each(|(images, s)| {
-                    for ((pooled, corner), image) in images {
-                        pass.pad(plan, image, &mut s.padded);
+                    for (((pooled, corner), image), padded) in images {
+                        pass.pad(plan, image, padded);
                         let prows = 0..pass.rows.output / 2;
-                        pass.forward_pooled_rows(
-                            plan,
-                            &s.padded,
-                            prows,
-                            pooled,
-                            corner,
-                            &mut s.pair,
-                        );
+                        pass.forward_pooled_rows(plan, padded, prows, pooled, corner, &mut s.pair);
                     }
                 });
         }
         self.scratch = scratch;
         self.corner = corner;
+        self.padded_inputs = padded;
     }
 
     fn backward_pooled(
         &mut self,
-        x: &[f32],
+        _x: &[f32], // its padded copy from forward is what backward reads
         pooled: &[f32],
         dpooled: &[f32],
         dx: Option<&mut [f32]>,
@@ -296,7 +303,7 @@ impl Layer for Conv2D {
             .direct
             .expect("pools_2x2 holds only with the direct kernels");
         let (in_size, pooled_size) = (pass.in_size(), pass.pooled_size());
-        let corner = &self.corner;
+        let (corner, padded_inputs) = (&self.corner, &self.padded_inputs);
         let jobs: Vec<_> = runs(batch, scratch.len(), in_size, dx)
             .into_iter()
             .zip(scratch.iter_mut())
@@ -314,9 +321,9 @@ impl Layer for Conv2D {
                         relu: pass.activation == Activation::Relu,
                         size: (pass.rows.output, pass.cols.output, pass.filters),
                     };
-                    let image = &x[n * in_size..][..in_size];
+                    let padded = &padded_inputs[n];
                     let dimage = dxs.as_deref_mut().map(|d| &mut d[i * in_size..][..in_size]);
-                    pass.backward_pooled_image(plan, image, &unpool, dimage, scratch);
+                    pass.backward_pooled_image(plan, padded, &unpool, dimage, scratch);
                 }
             });
         self.scratch = scratch;
@@ -325,6 +332,13 @@ impl Layer for Conv2D {
 }
 
 impl Conv2D {
+    /// One padded-image buffer per image of the batch, taken out of the layer for the pass.
+    fn take_padded_inputs(&mut self, batch: usize) -> Vec<Vec<f32>> {
+        let mut padded = std::mem::take(&mut self.padded_inputs);
+        padded.resize_with(batch.max(padded.len()), Vec::new);
+        padded
+    }
+
     /// Worker buffers, and the flipped kernel when the direct input gradient will run.
     fn begin_backward(&mut self, wants_dx: bool) {
         self.ensure_scratch();
