@@ -177,17 +177,13 @@ impl Layer for Conv2D {
                 pass.forward_spread(image, padded, out, &mut scratch);
             }
         } else {
-            let per_worker = batch.div_ceil(scratch.len());
-            let images: Vec<_> = images.collect();
-            images
-                .into_par_iter()
-                .chunks(per_worker)
-                .zip(scratch.par_iter_mut())
-                .for_each(|(images, scratch)| {
-                    for ((out, image), padded) in images {
-                        pass.forward_image(image, padded, out, scratch);
-                    }
-                });
+            for_each_on_workers(
+                images.collect(),
+                &mut scratch,
+                |((out, image), padded), s| {
+                    pass.forward_image(image, padded, out, s);
+                },
+            );
         }
         self.scratch = scratch;
         self.padded_inputs = padded;
@@ -269,19 +265,12 @@ impl Layer for Conv2D {
                     });
             }
         } else {
-            let per_worker = batch.div_ceil(scratch.len());
-            let images: Vec<_> = images.collect();
-            images
-                .into_par_iter()
-                .chunks(per_worker)
-                .zip(scratch.par_iter_mut())
-                .for_each(|(images, s)| {
-                    for (((pooled, corner), image), padded) in images {
-                        pass.pad(plan, image, padded);
-                        let prows = 0..pass.rows.output / 2;
-                        pass.forward_pooled_rows(plan, padded, prows, pooled, corner, &mut s.pair);
-                    }
-                });
+            let prows = 0..pass.rows.output / 2;
+            for_each_on_workers(images.collect(), &mut scratch, |item, s| {
+                let (((pooled, corner), image), padded) = item;
+                pass.pad(plan, image, padded);
+                pass.forward_pooled_rows(plan, padded, prows.clone(), pooled, corner, &mut s.pair);
+            });
         }
         self.scratch = scratch;
         self.corner = corner;
@@ -361,6 +350,21 @@ impl Conv2D {
             reduce_into(&mut bias.grad, used.iter().map(|s| &s.dbias[..]));
         }
     }
+}
+
+/// Runs `work` on every item, the items cut into one contiguous run per worker, each run with
+/// that worker's scratch.
+fn for_each_on_workers<T: Send>(
+    items: Vec<T>,
+    scratch: &mut [Scratch],
+    work: impl Fn(T, &mut Scratch) + Sync,
+) {
+    let per_worker = items.len().div_ceil(scratch.len()).max(1);
+    items
+        .into_par_iter()
+        .chunks(per_worker)
+        .zip(scratch.par_iter_mut())
+        .for_each(|(run, scratch)| run.into_iter().for_each(|item| work(item, scratch)));
 }
 
 /// The batch cut into one run of images per worker, each with its part of the input gradient.
