@@ -1,4 +1,4 @@
-//! CONV_2D on the native [`Conv2D`] layer (banded im2col + GEMM, bias and ReLU fused).
+//! CONV_2D on the native [`Conv2D`] layer (its direct or im2col kernels, bias and ReLU fused).
 
 use super::{
     checked_image_output, image_shape, native, native_padding, run_image_layer, Io, Kernel,

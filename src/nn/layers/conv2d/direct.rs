@@ -109,14 +109,16 @@ pub(super) fn forward(
     out: &mut [f32],
 ) {
     let row_len = g.out_w * g.filters;
-    assert!(supports(g) && rows.end <= g.out_h);
+    assert!(available() && supports(g) && rows.end <= g.out_h);
     assert!(x.len() >= g.input_len() && kernel.len() >= g.kernel_len());
     assert!(bias.len() >= g.filters && out.len() >= rows.len() * row_len);
     for (i, oy) in rows.enumerate() {
         let out_row = out[i * row_len..][..row_len].as_mut_ptr();
         for (f0, vectors) in filter_chunks(g.filters) {
-            // SAFETY: `supports` proves every window inside `x` (of the geometry's input
-            // length), the kernel and bias hold `filters` columns, and `out_row` one output row.
+            // SAFETY: the processor has AVX-512; `supports` proves every window inside `x` (of
+            // the geometry's input length), the kernel and bias hold `filters` columns, and
+            // `out_row` one output row.
+            #[cfg(target_arch = "x86_64")]
             unsafe {
                 forward_row(
                     g,
@@ -141,6 +143,7 @@ fn filter_chunks(filters: usize) -> impl Iterator<Item = (usize, usize)> {
         .map(move |f0| (f0, ((filters - f0) / 16).min(4)))
 }
 
+#[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn forward_row(
     g: &Geometry,
@@ -189,20 +192,22 @@ pub(super) fn weight_grad(
     oys: Range<usize>,
     dw: &mut [f32],
 ) {
-    assert!(supports(g) && oys.end <= g.out_h && dy_row >= g.out_w * g.filters);
+    assert!(available() && supports(g) && oys.end <= g.out_h && dy_row >= g.out_w * g.filters);
     assert!(x.len() >= g.input_len() && dw.len() >= g.kernel_len());
     if oys.is_empty() {
         return;
     }
     assert!(dy.len() >= (oys.end - 1) * dy_row + g.out_w * g.filters);
     let run = g.tap_run();
+    #[cfg(target_arch = "x86_64")]
     for ky in 0..g.kh {
         for (f0, vectors) in filter_chunks(g.filters) {
             let rows = block_rows(vectors, run);
             let mut done = 0;
             while done < run {
                 let r0 = done.min(run - rows);
-                // SAFETY: `supports` proves every tap of every window inside `x`; the block's
+                // SAFETY: the processor has AVX-512; `supports` proves every tap of every window
+                // inside `x`; the block's
                 // taps r0 .. r0 + rows lie within the kernel row's `run`; `dy` holds rows `oys`
                 // of `out_w × filters` values `dy_row` apart, and `dw` the whole kernel.
                 unsafe {
@@ -229,6 +234,7 @@ pub(super) fn weight_grad(
 
 /// Taps per weight-gradient block: the most that fit the registers, or a smaller instantiated
 /// size when a kernel row has fewer taps.
+#[cfg(target_arch = "x86_64")]
 fn block_rows(vectors: usize, run: usize) -> usize {
     let most = super::avx512::block_rows(vectors);
     [most, 9, 6, SMALLEST_BLOCK]
@@ -237,6 +243,7 @@ fn block_rows(vectors: usize, run: usize) -> usize {
         .unwrap_or(SMALLEST_BLOCK)
 }
 
+#[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn weight_grad_block(
     g: &Geometry,

@@ -129,12 +129,11 @@ impl Pass<'_> {
     }
 
     /// The output rows of each im2col band.
-    fn bands(&self) -> Vec<Range<usize>> {
+    fn bands(&self) -> impl Iterator<Item = Range<usize>> {
         let (step, end) = (self.band_rows(), self.rows.output);
         (0..end)
             .step_by(step)
-            .map(|start| start..(start + step).min(end))
-            .collect()
+            .map(move |start| start..(start + step).min(end))
     }
 
     /// Values per image of the fused 2×2 max-pool's output.
@@ -341,7 +340,7 @@ impl Pass<'_> {
             }
             None => {
                 // Each worker takes whole bands with its own scratch, so no band allocates.
-                let bands = self.bands();
+                let bands: Vec<_> = self.bands().collect();
                 let band_out = self.band_rows() * row_len;
                 let per_worker = bands.len().div_ceil(workers);
                 out.par_chunks_mut(per_worker * band_out)

@@ -20,7 +20,6 @@ use crate::nn::shape::Shape;
 use image::{DirectPlan, Pass, Scratch};
 use pool::Unpool;
 use rayon::prelude::*;
-use std::ops::Range;
 
 pub struct Conv2D {
     name: String,
@@ -202,27 +201,17 @@ impl Layer for Conv2D {
         let pass = self.pass();
         let padded_inputs = &self.padded_inputs;
         let (in_size, out_size) = (pass.in_size(), pass.out_size());
-        let per_worker = batch.div_ceil(scratch.len()).max(1);
-        let runs = runs(batch, scratch.len(), in_size, dx);
-        let jobs: Vec<_> = runs
-            .into_iter()
-            .zip(dy[..batch * out_size].chunks_mut(per_worker * out_size))
-            .zip(scratch.iter_mut())
-            .collect();
-        let jobs_count = jobs.len();
-        jobs.into_par_iter()
-            .for_each(|(((images, mut dxs), dys), scratch)| {
-                scratch.reset_grads(pass.patch_len() * pass.filters, pass.filters);
-                for (i, (n, dout)) in images.zip(dys.chunks_exact_mut(out_size)).enumerate() {
-                    let image = &x[n * in_size..][..in_size];
-                    let out = &y[n * out_size..][..out_size];
-                    let dimage = dxs.as_deref_mut().map(|d| &mut d[i * in_size..][..in_size]);
-                    let padded = &padded_inputs[n];
-                    pass.backward_image(image, padded, out, dout, dimage, scratch);
-                }
-            });
+        let images = dy[..batch * out_size]
+            .chunks_exact_mut(out_size)
+            .zip(per_image(dx, batch, in_size))
+            .enumerate();
+        for_each_on_workers(images.collect(), &mut scratch, |(n, (dout, dimage)), s| {
+            let image = &x[n * in_size..][..in_size];
+            let out = &y[n * out_size..][..out_size];
+            pass.backward_image(image, &padded_inputs[n], out, dout, dimage, s);
+        });
         self.scratch = scratch;
-        self.finish_backward(jobs_count);
+        self.finish_backward();
     }
 
     fn pools_2x2(&self) -> bool {
@@ -293,30 +282,20 @@ impl Layer for Conv2D {
             .expect("pools_2x2 holds only with the direct kernels");
         let (in_size, pooled_size) = (pass.in_size(), pass.pooled_size());
         let (corner, padded_inputs) = (&self.corner, &self.padded_inputs);
-        let jobs: Vec<_> = runs(batch, scratch.len(), in_size, dx)
-            .into_iter()
-            .zip(scratch.iter_mut())
-            .collect();
-        let jobs_count = jobs.len();
-        jobs.into_par_iter()
-            .for_each(|((images, mut dxs), scratch)| {
-                scratch.reset_grads(pass.patch_len() * pass.filters, pass.filters);
-                for (i, n) in images.enumerate() {
-                    let at = n * pooled_size..(n + 1) * pooled_size;
-                    let unpool = Unpool {
-                        pooled: &pooled[at.clone()],
-                        grad: &dpooled[at.clone()],
-                        corner: &corner[at],
-                        relu: pass.activation == Activation::Relu,
-                        size: (pass.rows.output, pass.cols.output, pass.filters),
-                    };
-                    let padded = &padded_inputs[n];
-                    let dimage = dxs.as_deref_mut().map(|d| &mut d[i * in_size..][..in_size]);
-                    pass.backward_pooled_image(plan, padded, &unpool, dimage, scratch);
-                }
-            });
+        let images = per_image(dx, batch, in_size).into_iter().enumerate();
+        for_each_on_workers(images.collect(), &mut scratch, |(n, dimage), s| {
+            let at = n * pooled_size..(n + 1) * pooled_size;
+            let unpool = Unpool {
+                pooled: &pooled[at.clone()],
+                grad: &dpooled[at.clone()],
+                corner: &corner[at],
+                relu: pass.activation == Activation::Relu,
+                size: (pass.rows.output, pass.cols.output, pass.filters),
+            };
+            pass.backward_pooled_image(plan, &padded_inputs[n], &unpool, dimage, s);
+        });
         self.scratch = scratch;
-        self.finish_backward(jobs_count);
+        self.finish_backward();
     }
 }
 
@@ -328,9 +307,14 @@ impl Conv2D {
         padded
     }
 
-    /// Worker buffers, and the flipped kernel when the direct input gradient will run.
+    /// Worker buffers with their gradients zeroed, and the flipped kernel when the direct input
+    /// gradient will run.
     fn begin_backward(&mut self, wants_dx: bool) {
         self.ensure_scratch();
+        let kernel_len = self.kernel.value.len();
+        for scratch in &mut self.scratch {
+            scratch.reset_grads(kernel_len, self.filters);
+        }
         if wants_dx && self.direct.as_ref().is_some_and(|d| d.input_grad.is_some()) {
             let shape = (
                 self.rows.window,
@@ -342,12 +326,12 @@ impl Conv2D {
         }
     }
 
-    /// Sums the partial gradients of the first `runs` workers into the parameters.
-    fn finish_backward(&mut self, runs: usize) {
-        let used = &self.scratch[..runs];
-        reduce_into(&mut self.kernel.grad, used.iter().map(|s| &s.dkernel[..]));
+    /// Sums the workers' partial gradients into the parameters.
+    fn finish_backward(&mut self) {
+        let parts = &self.scratch;
+        reduce_into(&mut self.kernel.grad, parts.iter().map(|s| &s.dkernel[..]));
         if let Some(bias) = self.bias.as_mut() {
-            reduce_into(&mut bias.grad, used.iter().map(|s| &s.dbias[..]));
+            reduce_into(&mut bias.grad, parts.iter().map(|s| &s.dbias[..]));
         }
     }
 }
@@ -367,26 +351,14 @@ fn for_each_on_workers<T: Send>(
         .for_each(|(run, scratch)| run.into_iter().for_each(|item| work(item, scratch)));
 }
 
-/// The batch cut into one run of images per worker, each with its part of the input gradient.
-fn runs(
-    batch: usize,
-    workers: usize,
-    in_size: usize,
-    dx: Option<&mut [f32]>,
-) -> Vec<(Range<usize>, Option<&mut [f32]>)> {
-    let per_worker = batch.div_ceil(workers).max(1);
-    let images = (0..batch)
-        .step_by(per_worker)
-        .map(move |first| first..(first + per_worker).min(batch));
+/// Each image's part of the input gradient, or `None` for every image when it is not wanted.
+fn per_image(dx: Option<&mut [f32]>, batch: usize, in_size: usize) -> Vec<Option<&mut [f32]>> {
     match dx {
-        Some(dx) => images
-            .zip(
-                dx[..batch * in_size]
-                    .chunks_mut(per_worker * in_size)
-                    .map(Some),
-            )
+        Some(dx) => dx[..batch * in_size]
+            .chunks_exact_mut(in_size)
+            .map(Some)
             .collect(),
-        None => images.map(|run| (run, None)).collect(),
+        None => (0..batch).map(|_| None).collect(),
     }
 }
 
@@ -399,8 +371,7 @@ pub(crate) fn direct_kernels_available() -> bool {
 /// Sums the workers' partial gradients in a fixed order, so results do not depend on timing.
 fn reduce_into<'a>(total: &mut [f32], parts: impl Iterator<Item = &'a [f32]>) {
     total.fill(0.0);
-    let len = total.len();
-    for part in parts.filter(|p| p.len() == len) {
+    for part in parts {
         total.iter_mut().zip(part).for_each(|(t, p)| *t += p);
     }
 }
