@@ -1,9 +1,13 @@
 //! JPEG decoding through libjpeg-turbo with TensorFlow's settings — the fast integer IDCT and
 //! fancy upsampling — so petal's pixels are TensorFlow's pixels, not just close to them.
+//!
+//! Every file gets a decompressor of its own, destroyed after it. A libjpeg handle reused after
+//! an error, or after a stream of tables only, keeps the earlier file's state: its next header
+//! call reported an earlier image's size, and the pixel buffer sized from it was overrun. A
+//! fresh handle costs a few microseconds against the milliseconds a photo takes to decode.
 
 use super::image_u8::ImageU8;
 use crate::ImageErrorKind;
-use std::cell::RefCell;
 use std::ffi::{c_int, CStr};
 use turbojpeg_sys as tj;
 
@@ -54,10 +58,6 @@ impl Drop for Decompressor {
     }
 }
 
-thread_local! {
-    static DECOMPRESSOR: RefCell<Option<Decompressor>> = const { RefCell::new(None) };
-}
-
 /// Decodes a JPEG into 1, 3 or 4 channels. `Ok(None)` for CMYK/YCCK files, which libjpeg-turbo
 /// cannot turn into RGB: the caller decodes those another way.
 pub(crate) fn decode(
@@ -65,19 +65,17 @@ pub(crate) fn decode(
     channels: usize,
     max_pixels: u64,
 ) -> Result<Option<ImageU8>, ImageErrorKind> {
-    DECOMPRESSOR.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        if slot.is_none() {
-            *slot = Decompressor::new();
-        }
-        match slot.as_ref() {
-            Some(d) => decode_with(d, bytes, channels, max_pixels),
-            None => Err(ImageErrorKind::Unreadable(
-                "cannot start the JPEG decoder".into(),
-            )),
-        }
-    })
+    let Some(d) = Decompressor::new() else {
+        return Err(ImageErrorKind::Unreadable(
+            "cannot start the JPEG decoder (out of memory?)".into(),
+        ));
+    };
+    decode_with(&d, bytes, channels, max_pixels)
 }
+
+/// libjpeg-turbo's own fuzzing limit: photos have at most a few dozen scans, while a crafted
+/// progressive file with thousands of tiny ones takes minutes to decode.
+const MAX_SCANS: c_int = 500;
 
 fn decode_with(
     d: &Decompressor,
@@ -85,6 +83,8 @@ fn decode_with(
     channels: usize,
     max_pixels: u64,
 ) -> Result<Option<ImageU8>, ImageErrorKind> {
+    d.set(tj::TJPARAM_TJPARAM_SAVEMARKERS, 0);
+    d.set(tj::TJPARAM_TJPARAM_SCANLIMIT, MAX_SCANS);
     // SAFETY: the pointer and length describe `bytes`, which outlives the call.
     let status = unsafe { tj::tj3DecompressHeader(d.0, bytes.as_ptr(), bytes.len() as _) };
     if status != 0 {
@@ -94,9 +94,18 @@ fn decode_with(
     if colorspace == tj::TJCS_TJCS_CMYK as c_int || colorspace == tj::TJCS_TJCS_YCCK as c_int {
         return Ok(None);
     }
-    let width = d.get(tj::TJPARAM_TJPARAM_JPEGWIDTH).max(0) as u32;
-    let height = d.get(tj::TJPARAM_TJPARAM_JPEGHEIGHT).max(0) as u32;
-    super::decode::check_size(width, height, max_pixels)?;
+    // A fresh handle reports -1 until a frame header sets the size; a stream of tables only
+    // (a photo cut before its frame header) passes the header call without one.
+    let (width, height) = (
+        d.get(tj::TJPARAM_TJPARAM_JPEGWIDTH),
+        d.get(tj::TJPARAM_TJPARAM_JPEGHEIGHT),
+    );
+    if width < 0 || height < 0 {
+        return Err(ImageErrorKind::Corrupt(
+            "the file ends before the image's frame header".into(),
+        ));
+    }
+    super::decode::check_size(width as u32, height as u32, max_pixels)?;
     let (width, height) = (width as usize, height as usize);
     let format = match channels {
         1 => tj::TJPF_TJPF_GRAY,
@@ -104,7 +113,14 @@ fn decode_with(
         _ => tj::TJPF_TJPF_RGBA,
     };
     let mut pixels = vec![0u8; width * height * channels];
-    // SAFETY: `pixels` holds exactly height rows of `width * channels` bytes, the pitch given.
+    // A second guard on the buffer: libjpeg-turbo refuses a frame of more pixels than it holds.
+    d.set(
+        tj::TJPARAM_TJPARAM_MAXPIXELS,
+        c_int::try_from(width * height).unwrap_or(c_int::MAX),
+    );
+    // SAFETY: `pixels` holds `height` rows of `width * channels` bytes, the pitch given. The
+    // decompressor is fresh, and the decompression reads the frame header of these same bytes
+    // as the header call did, so it writes those `height` rows of `width` pixels and no more.
     let status = unsafe {
         tj::tj3Decompress8(
             d.0,

@@ -5,6 +5,8 @@ pub mod cache;
 pub mod dataset;
 pub mod decode;
 pub mod fetch;
+#[cfg(test)]
+mod hostile_images;
 pub mod image_u8;
 pub mod index;
 pub mod inspect;

@@ -35,11 +35,17 @@ impl<'a> Mat<'a> {
         }
     }
 
+    /// Whether the last element lies in `data`, computed without overflow: a wrapped product
+    /// would pass the check and let the kernel read anywhere.
     fn fits(&self) -> bool {
-        self.rows == 0
-            || self.cols == 0
-            || (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride
-                < self.data.len()
+        if self.rows == 0 || self.cols == 0 {
+            return true;
+        }
+        let last = (self.rows - 1)
+            .checked_mul(self.row_stride)
+            .zip((self.cols - 1).checked_mul(self.col_stride))
+            .and_then(|(r, c)| r.checked_add(c));
+        last.is_some_and(|last| last < self.data.len())
     }
 }
 
@@ -56,7 +62,7 @@ pub fn matmul(c: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: Threads)
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "inner dimensions differ");
     assert!(
-        c.len() >= m * n && a.fits() && b.fits(),
+        m.checked_mul(n).is_some_and(|mn| c.len() >= mn) && a.fits() && b.fits(),
         "matrix out of bounds"
     );
     if m == 0 || n == 0 {

@@ -37,10 +37,24 @@ impl Geometry {
 
     /// Whether every window lies inside the (padded) input.
     fn windows_fit(&self) -> bool {
-        self.out_h > 0
-            && self.out_w > 0
-            && (self.out_h - 1) * self.sy + self.kh <= self.in_h
-            && (self.out_w - 1) * self.sx + self.kw <= self.in_w
+        let fits = |out: usize, stride: usize, k: usize, size: usize| {
+            out > 0
+                && (out - 1)
+                    .checked_mul(stride)
+                    .and_then(|start| start.checked_add(k))
+                    .is_some_and(|end| end <= size)
+        };
+        fits(self.out_h, self.sy, self.kh, self.in_h)
+            && fits(self.out_w, self.sx, self.kw, self.in_w)
+    }
+
+    /// Whether every length the kernels work with fits in `usize`: a wrapped product would pass
+    /// the length checks and let them address memory outside the slices.
+    fn lengths_fit(&self) -> bool {
+        let product = |dims: &[usize]| dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        product(&[self.in_h, self.in_w, self.channels]).is_some()
+            && product(&[self.kh, self.kw, self.channels, self.filters]).is_some()
+            && product(&[self.out_h, self.out_w, self.filters]).is_some()
     }
 
     /// Length of one kernel row's taps, contiguous in the input: kw × channels.
@@ -64,7 +78,8 @@ pub(super) fn available() -> bool {
 /// Whether the kernels handle this shape: whole vectors of 16 output channels, and kernel rows
 /// of at least [`SMALLEST_BLOCK`] taps for the weight gradient.
 pub(super) fn supports(g: &Geometry) -> bool {
-    g.filters > 0
+    g.lengths_fit()
+        && g.filters > 0
         && g.filters.is_multiple_of(16)
         && g.tap_run() >= SMALLEST_BLOCK
         && g.windows_fit()
@@ -197,7 +212,10 @@ pub(super) fn weight_grad(
     if oys.is_empty() {
         return;
     }
-    assert!(dy.len() >= (oys.end - 1) * dy_row + g.out_w * g.filters);
+    let dy_needed = (oys.end - 1)
+        .checked_mul(dy_row)
+        .and_then(|start| start.checked_add(g.out_w * g.filters));
+    assert!(dy_needed.is_some_and(|needed| dy.len() >= needed));
     let run = g.tap_run();
     #[cfg(target_arch = "x86_64")]
     for ky in 0..g.kh {

@@ -16,9 +16,13 @@ pub(super) fn pool_pair(
     pooled: &mut [f32],
     corner: &mut [u8],
 ) {
-    let (line, out) = (width * channels, width / 2 * channels);
+    let pair_len = width
+        .checked_mul(channels)
+        .and_then(|line| line.checked_mul(2));
     assert!(channels.is_multiple_of(16) && super::direct::available());
-    assert!(pair.len() >= 2 * line && pooled.len() >= out && corner.len() >= out);
+    assert!(pair_len.is_some_and(|needed| pair.len() >= needed));
+    let (line, out) = (width * channels, width / 2 * channels);
+    assert!(pooled.len() >= out && corner.len() >= out);
     #[cfg(target_arch = "x86_64")]
     // SAFETY: the processor has AVX-512; both rows hold `width` pixels and the outputs `width / 2`,
     // in whole vectors of 16 channels.
@@ -53,10 +57,14 @@ impl Unpool<'_> {
     pub fn write(&self, out: &mut [f32], row_stride: usize, mut sums: Option<&mut [f32]>) {
         let (h, w, c) = self.size;
         let (ph, pw) = (h / 2, w / 2);
-        let row_len = w * c;
+        // Checked products: a wrapped one would pass the length checks below.
+        let row_len = w.checked_mul(c).expect("convolution output row too long");
         assert!(c.is_multiple_of(16) && super::direct::available() && row_stride >= row_len);
-        assert!(h > 0 && out.len() >= (h - 1) * row_stride + row_len);
-        let pooled_len = ph * pw * c;
+        let out_len = (h.max(1) - 1)
+            .checked_mul(row_stride)
+            .and_then(|start| start.checked_add(row_len));
+        assert!(h > 0 && out_len.is_some_and(|needed| out.len() >= needed));
+        let pooled_len = ph * pw * c; // at most a quarter of `out_len`
         assert!(self.grad.len() >= pooled_len && self.pooled.len() >= pooled_len);
         assert!(self.corner.len() >= pooled_len);
         assert!(sums.as_ref().is_none_or(|s| s.len() >= c));
