@@ -29,7 +29,7 @@ fn photos(per_class: usize) -> Vec<PathBuf> {
 
 fn frame_header(jpeg: &[u8]) -> usize {
     jpeg.windows(2)
-        .position(|w| w[0] == 0xFF && matches!(w[1], 0xC0 | 0xC1 | 0xC2))
+        .position(|w| w[0] == 0xFF && matches!(w[1], 0xC0..=0xC2))
         .expect("a frame header")
 }
 

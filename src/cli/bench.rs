@@ -5,6 +5,7 @@ use super::progress;
 use clap::Subcommand;
 use petal::data::CacheMode;
 use petal::nn::optim::{Optimizer, OptimizerConfig};
+use petal::nn::simd::Level;
 use petal::nn::{presets, LayerTime, Mode, Sequential};
 use petal::Result;
 use std::path::{Path, PathBuf};
@@ -161,12 +162,13 @@ fn bench_train(names: &[String], plan: TrainPlan) -> Result<()> {
             _ => format!(", {:.2}× {}", rate(seconds) / rate(best[0]), names[0]),
         };
         println!(
-            "petal bench train: {name} model, batch {}, {} steps in {seconds:.2} s: {:.1} images/s ({:.1} ms/step, {} threads{ratio})",
+            "petal bench train: {name} model, batch {}, {} steps in {seconds:.2} s: {:.1} images/s ({:.1} ms/step, {} threads, {}{ratio})",
             plan.batch,
             plan.steps,
             rate(seconds),
             seconds * 1e3 / plan.steps as f64,
-            rayon::current_num_threads()
+            rayon::current_num_threads(),
+            simd_levels()
         );
     }
     for (name, trainer) in names.iter().zip(&trainers) {
@@ -238,12 +240,19 @@ fn bench_infer(runs: usize, layers: bool) -> Result<()> {
     }
     let throughput = (32 * rounds) as f64 / start.elapsed().as_secs_f64();
     println!(
-        "petal bench infer: tutorial model, batch 1: {:.2} ms median ({:.2} ms best); batch 32: {throughput:.0} images/s ({} threads)",
+        "petal bench infer: tutorial model, batch 1: {:.2} ms median ({:.2} ms best); batch 32: {throughput:.0} images/s ({} threads, {})",
         latencies[latencies.len() / 2],
         latencies[0],
-        rayon::current_num_threads()
+        rayon::current_num_threads(),
+        simd_levels()
     );
     Ok(())
+}
+
+/// The instruction sets the run used: petal's kernels follow `PETAL_SIMD`; the `gemm` crate
+/// (im2col convolutions, Dense at batch > 1) picks its own, the best the processor has.
+fn simd_levels() -> String {
+    format!("SIMD {}, gemm {}", Level::selected(), Level::best())
 }
 
 fn bench_tflite(path: &Path, runs: usize) -> Result<()> {

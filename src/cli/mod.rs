@@ -53,6 +53,10 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = petal::nn::simd::Level::from_env() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     if let Some(threads) = cli.threads {
         if let Err(e) = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)

@@ -127,20 +127,9 @@ pub fn row_times_matrix(y: &mut [f32], x: &[f32], w: &[f32], rows: usize, cols: 
     }
 }
 
-/// `sums += Σᵢ x[i] · w[i]` over the rows `w[i]` of `w`.
-fn accumulate_rows(sums: &mut [f32], x: &[f32], w: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the processor has AVX-512, the only thing the variant adds.
-        return unsafe { accumulate_rows_avx512(sums, x, w) };
-    }
-    accumulate_rows_portable(sums, x, w)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn accumulate_rows_avx512(sums: &mut [f32], x: &[f32], w: &[f32]) {
-    accumulate_rows_portable(sums, x, w)
+crate::nn::simd::compiled_per_level! {
+    /// `sums += Σᵢ x[i] · w[i]` over the rows `w[i]` of `w`.
+    fn accumulate_rows(sums: &mut [f32], x: &[f32], w: &[f32]) = accumulate_rows_portable
 }
 
 #[inline(always)]

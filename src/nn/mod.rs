@@ -13,6 +13,7 @@ pub mod model_file;
 pub mod optim;
 pub mod presets;
 pub mod shape;
+pub mod simd;
 pub mod train;
 
 pub use layers::Mode;

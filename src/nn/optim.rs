@@ -18,18 +18,7 @@ struct AdamStep {
 
 impl AdamStep {
     fn apply(self, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the processor has AVX-512, the only thing the variant adds.
-            return unsafe { self.apply_avx512(w, g, m, v) };
-        }
-        self.apply_portable(w, g, m, v)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn apply_avx512(self, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
-        self.apply_portable(w, g, m, v)
+        adam_update(self, w, g, m, v)
     }
 
     #[inline(always)]
@@ -41,6 +30,13 @@ impl AdamStep {
             *w -= self.alpha * *m / (v.sqrt() + self.epsilon);
         }
     }
+}
+
+crate::nn::simd::compiled_per_level! {
+    /// One Adam update, vectorised at the selected level (it is memory-bound: wider vectors
+    /// mostly save instructions).
+    fn adam_update(step: AdamStep, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) =
+        AdamStep::apply_portable
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

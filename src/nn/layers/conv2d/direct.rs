@@ -1,10 +1,13 @@
 //! Direct convolution: forward, kernel gradient and input gradient computed straight from a
-//! zero-padded copy of the image by AVX-512 kernels, with no im2col matrix in between. The input
+//! zero-padded copy of the image by SIMD kernels, with no im2col matrix in between. The input
 //! gradient of a stride-1 convolution is itself a convolution (of the padded output gradient with
 //! the kernel flipped and transposed), so it reuses the forward kernel.
 //!
-//! This file checks every bound the kernels rely on; `avx512.rs` only computes.
+//! This file checks every bound the kernels rely on and picks each instruction set's tile
+//! shapes; `kernels.rs` only computes.
 
+use super::kernels;
+use crate::nn::simd::Level;
 use std::ops::Range;
 
 /// The shape of one convolution over one image, in the terms the kernels use: the input is
@@ -24,6 +27,8 @@ pub(super) struct Geometry {
     pub in_w: usize,
     pub out_h: usize,
     pub out_w: usize,
+    /// The instruction set the kernels run with.
+    pub level: Level,
 }
 
 impl Geometry {
@@ -63,20 +68,9 @@ impl Geometry {
     }
 }
 
-/// Whether this processor runs the direct kernels.
-pub(super) fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// Whether the kernels handle this shape: whole vectors of 16 output channels, and kernel rows
-/// of at least [`SMALLEST_BLOCK`] taps for the weight gradient.
+/// Whether the kernels handle this shape: output channels in whole chunks of 16 (a vector of
+/// AVX-512, two of AVX2 or the portable level), and kernel rows of at least [`SMALLEST_BLOCK`]
+/// taps for the weight gradient.
 pub(super) fn supports(g: &Geometry) -> bool {
     g.lengths_fit()
         && g.filters > 0
@@ -124,16 +118,15 @@ pub(super) fn forward(
     out: &mut [f32],
 ) {
     let row_len = g.out_w * g.filters;
-    assert!(available() && supports(g) && rows.end <= g.out_h);
+    assert!(g.level.is_available() && supports(g) && rows.end <= g.out_h);
     assert!(x.len() >= g.input_len() && kernel.len() >= g.kernel_len());
     assert!(bias.len() >= g.filters && out.len() >= rows.len() * row_len);
     for (i, oy) in rows.enumerate() {
         let out_row = out[i * row_len..][..row_len].as_mut_ptr();
-        for (f0, vectors) in filter_chunks(g.filters) {
-            // SAFETY: the processor has AVX-512; `supports` proves every window inside `x` (of
-            // the geometry's input length), the kernel and bias hold `filters` columns, and
-            // `out_row` one output row.
-            #[cfg(target_arch = "x86_64")]
+        for (f0, vectors) in filter_chunks(g) {
+            // SAFETY: the processor has the level's features; `supports` proves every window
+            // inside `x` (of the geometry's input length), the kernel and bias hold `filters`
+            // columns, and `out_row` one output row.
             unsafe {
                 forward_row(
                     g,
@@ -151,14 +144,26 @@ pub(super) fn forward(
     }
 }
 
-/// Filter columns in chunks of at most four vectors of 16: (first filter, vectors).
-fn filter_chunks(filters: usize) -> impl Iterator<Item = (usize, usize)> {
-    (0..filters)
-        .step_by(64)
-        .map(move |f0| (f0, ((filters - f0) / 16).min(4)))
+/// Floats per vector, and the most vectors of filters a tile holds, at `level`.
+fn vector_shape(level: Level) -> (usize, usize) {
+    match level {
+        Level::Avx512 => (16, 4),
+        Level::Avx2 | Level::Scalar => (8, 2),
+    }
 }
 
-#[cfg(target_arch = "x86_64")]
+/// Filter columns in chunks of at most the level's vectors per tile: (first filter, vectors).
+fn filter_chunks(g: &Geometry) -> impl Iterator<Item = (usize, usize)> {
+    let (lanes, most) = vector_shape(g.level);
+    let filters = g.filters;
+    (0..filters)
+        .step_by(lanes * most)
+        .map(move |f0| (f0, ((filters - f0) / lanes).min(most)))
+}
+
+/// Runs the forward kernel instantiated for this level, tile and channel count. Tiles: the
+/// accumulators (`V` × `P` vectors), `V` kernel vectors and one broadcast fit the level's
+/// registers (32 for AVX-512, 16 for AVX2).
 #[allow(clippy::too_many_arguments)]
 unsafe fn forward_row(
     g: &Geometry,
@@ -171,28 +176,45 @@ unsafe fn forward_row(
     vectors: usize,
     out: *mut f32,
 ) {
-    use super::avx512::{forward_row as row, tile_pixels as p};
     // Constant channel counts for the tutorial's layers and their input gradients.
     let channels = if g.sx == 1 { g.channels } else { 0 };
     macro_rules! go {
-        ($v:literal, $c:literal) => {
-            row::<$v, { p($v) }, $c>(g, x, w, bias, relu, oy, f0, out)
+        ($set:ident, $v:literal, $p:literal, $c:literal) => {
+            kernels::$set::forward_row::<$v, $p, $c>(g, x, w, bias, relu, oy, f0, out)
         };
     }
-    match (vectors, channels) {
-        (1, 3) => go!(1, 3),
-        (1, 16) => go!(1, 16),
-        (1, 32) => go!(1, 32),
-        (1, 64) => go!(1, 64),
-        (1, _) => go!(1, 0),
-        (2, 16) => go!(2, 16),
-        (2, 32) => go!(2, 32),
-        (2, 64) => go!(2, 64),
-        (2, _) => go!(2, 0),
-        (3, _) => go!(3, 0),
-        (_, 32) => go!(4, 32),
-        (_, 64) => go!(4, 64),
-        _ => go!(4, 0),
+    macro_rules! two_vectors {
+        ($set:ident) => {{
+            debug_assert_eq!(vectors, 2);
+            match channels {
+                3 => go!($set, 2, 6, 3),
+                16 => go!($set, 2, 6, 16),
+                32 => go!($set, 2, 6, 32),
+                64 => go!($set, 2, 6, 64),
+                _ => go!($set, 2, 6, 0),
+            }
+        }};
+    }
+    match g.level {
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => match (vectors, channels) {
+            (1, 3) => go!(avx512, 1, 12, 3),
+            (1, 16) => go!(avx512, 1, 12, 16),
+            (1, 32) => go!(avx512, 1, 12, 32),
+            (1, 64) => go!(avx512, 1, 12, 64),
+            (1, _) => go!(avx512, 1, 12, 0),
+            (2, 16) => go!(avx512, 2, 12, 16),
+            (2, 32) => go!(avx512, 2, 12, 32),
+            (2, 64) => go!(avx512, 2, 12, 64),
+            (2, _) => go!(avx512, 2, 12, 0),
+            (3, _) => go!(avx512, 3, 8, 0),
+            (_, 32) => go!(avx512, 4, 6, 32),
+            (_, 64) => go!(avx512, 4, 6, 64),
+            _ => go!(avx512, 4, 6, 0),
+        },
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => two_vectors!(avx2),
+        _ => two_vectors!(scalar),
     }
 }
 
@@ -207,7 +229,8 @@ pub(super) fn weight_grad(
     oys: Range<usize>,
     dw: &mut [f32],
 ) {
-    assert!(available() && supports(g) && oys.end <= g.out_h && dy_row >= g.out_w * g.filters);
+    assert!(g.level.is_available() && supports(g));
+    assert!(oys.end <= g.out_h && dy_row >= g.out_w * g.filters);
     assert!(x.len() >= g.input_len() && dw.len() >= g.kernel_len());
     if oys.is_empty() {
         return;
@@ -217,15 +240,14 @@ pub(super) fn weight_grad(
         .and_then(|start| start.checked_add(g.out_w * g.filters));
     assert!(dy_needed.is_some_and(|needed| dy.len() >= needed));
     let run = g.tap_run();
-    #[cfg(target_arch = "x86_64")]
     for ky in 0..g.kh {
-        for (f0, vectors) in filter_chunks(g.filters) {
-            let rows = block_rows(vectors, run);
+        for (f0, vectors) in filter_chunks(g) {
+            let rows = block_rows(g.level, vectors, run);
             let mut done = 0;
             while done < run {
                 let r0 = done.min(run - rows);
-                // SAFETY: the processor has AVX-512; `supports` proves every tap of every window
-                // inside `x`; the block's
+                // SAFETY: the processor has the level's features; `supports` proves every tap of
+                // every window inside `x`; the block's
                 // taps r0 .. r0 + rows lie within the kernel row's `run`; `dy` holds rows `oys`
                 // of `out_w × filters` values `dy_row` apart, and `dw` the whole kernel.
                 unsafe {
@@ -250,18 +272,21 @@ pub(super) fn weight_grad(
     }
 }
 
-/// Taps per weight-gradient block: the most that fit the registers, or a smaller instantiated
-/// size when a kernel row has fewer taps.
-#[cfg(target_arch = "x86_64")]
-fn block_rows(vectors: usize, run: usize) -> usize {
-    let most = super::avx512::block_rows(vectors);
+/// Taps per weight-gradient block: the most whose accumulators fit the registers beside `V`
+/// gradient vectors and one broadcast, or a smaller instantiated size for shorter kernel rows.
+fn block_rows(level: Level, vectors: usize, run: usize) -> usize {
+    let most = match (level, vectors) {
+        (Level::Avx512, 1) => 24,
+        (Level::Avx512, 2) => 12,
+        (Level::Avx512, 3) => 8,
+        _ => 6,
+    };
     [most, 9, 6, SMALLEST_BLOCK]
         .into_iter()
         .find(|&r| r <= run && r <= most)
         .unwrap_or(SMALLEST_BLOCK)
 }
 
-#[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn weight_grad_block(
     g: &Geometry,
@@ -277,26 +302,39 @@ unsafe fn weight_grad_block(
     rows: usize,
     dw: *mut f32,
 ) {
-    use super::avx512::weight_grad_block as block;
     macro_rules! go {
-        ($v:literal, $r:literal) => {
-            block::<$v, $r>(g, x, dy, dy_row, oys, ky, r0, keep_from, f0, dw)
+        ($set:ident, $v:literal, $r:literal) => {
+            kernels::$set::weight_grad_block::<$v, $r>(
+                g, x, dy, dy_row, oys, ky, r0, keep_from, f0, dw,
+            )
         };
     }
-    match (vectors, rows) {
-        (1, 24) => go!(1, 24),
-        (1, 9) => go!(1, 9),
-        (1, 6) => go!(1, 6),
-        (1, _) => go!(1, 3),
-        (2, 12) => go!(2, 12),
-        (2, 9) => go!(2, 9),
-        (2, 6) => go!(2, 6),
-        (2, _) => go!(2, 3),
-        (3, 8) => go!(3, 8),
-        (3, 6) => go!(3, 6),
-        (3, _) => go!(3, 3),
-        (_, 6) => go!(4, 6),
-        _ => go!(4, 3),
+    match g.level {
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => match (vectors, rows) {
+            (1, 24) => go!(avx512, 1, 24),
+            (1, 9) => go!(avx512, 1, 9),
+            (1, 6) => go!(avx512, 1, 6),
+            (1, _) => go!(avx512, 1, 3),
+            (2, 12) => go!(avx512, 2, 12),
+            (2, 9) => go!(avx512, 2, 9),
+            (2, 6) => go!(avx512, 2, 6),
+            (2, _) => go!(avx512, 2, 3),
+            (3, 8) => go!(avx512, 3, 8),
+            (3, 6) => go!(avx512, 3, 6),
+            (3, _) => go!(avx512, 3, 3),
+            (_, 6) => go!(avx512, 4, 6),
+            _ => go!(avx512, 4, 3),
+        },
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => match rows {
+            6 => go!(avx2, 2, 6),
+            _ => go!(avx2, 2, 3),
+        },
+        _ => match rows {
+            6 => go!(scalar, 2, 6),
+            _ => go!(scalar, 2, 3),
+        },
     }
 }
 

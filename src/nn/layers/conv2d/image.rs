@@ -8,6 +8,7 @@ use crate::nn::activation::Activation;
 use crate::nn::gemm::{matmul, Mat, Threads};
 use crate::nn::layers::add_bias;
 use crate::nn::layers::window::Axis;
+use crate::nn::simd::Level;
 use rayon::prelude::*;
 use std::ops::Range;
 
@@ -50,7 +51,13 @@ pub(super) struct Scratch {
 }
 
 impl DirectPlan {
-    pub fn new(rows: Axis, cols: Axis, channels: usize, filters: usize) -> Option<Self> {
+    pub fn new(
+        rows: Axis,
+        cols: Axis,
+        channels: usize,
+        filters: usize,
+        level: Level,
+    ) -> Option<Self> {
         let geometry = Geometry {
             kh: rows.window,
             kw: cols.window,
@@ -62,8 +69,9 @@ impl DirectPlan {
             in_w: (cols.output - 1) * cols.stride + cols.window,
             out_h: rows.output,
             out_w: cols.output,
+            level,
         };
-        if !direct::available() || !direct::supports(&geometry) {
+        if !direct::supports(&geometry) {
             return None;
         }
         let input_grad = (rows.stride == 1 && cols.stride == 1)
@@ -186,8 +194,8 @@ impl Pass<'_> {
                 pair,
                 width,
                 f,
-                &mut pooled[..prow_len],
-                &mut corner[..prow_len],
+                (&mut pooled[..prow_len], &mut corner[..prow_len]),
+                plan.geometry.level,
             );
         }
     }

@@ -3,11 +3,11 @@
 //! im2col + GEMM (`im2col.rs`); bias and activation are fused into the output pass either way.
 //! Kernel layout is Keras's (kh, kw, in, filters).
 
-#[cfg(target_arch = "x86_64")]
-mod avx512;
 mod direct;
 mod im2col;
 mod image;
+#[cfg(target_arch = "x86_64")]
+mod kernels;
 mod pool;
 
 use super::window::Axis;
@@ -17,6 +17,7 @@ use super::{
 use crate::nn::activation::Activation;
 use crate::nn::init::glorot_uniform;
 use crate::nn::shape::Shape;
+use crate::nn::simd::Level;
 use image::{DirectPlan, Pass, Scratch};
 use pool::Unpool;
 use rayon::prelude::*;
@@ -88,7 +89,7 @@ impl Conv2D {
         }
         let kernel = Param::new("kernel", vec![kh, kw, c, spec.filters], kernel);
         let bias = bias.map(|b| Param::new("bias", vec![spec.filters], b));
-        let direct = DirectPlan::new(rows, cols, c, spec.filters);
+        let direct = DirectPlan::new(rows, cols, c, spec.filters, Level::selected());
         Some(Conv2D {
             name,
             channels: c,
@@ -105,6 +106,14 @@ impl Conv2D {
             padded_inputs: Vec::new(),
             scratch: Vec::new(),
         })
+    }
+
+    /// The same layer with its direct kernels at `level`.
+    #[cfg(test)]
+    pub(crate) fn at_level(mut self, level: Level) -> Self {
+        let (rows, cols) = (self.rows, self.cols);
+        self.direct = DirectPlan::new(rows, cols, self.channels, self.filters, level);
+        self
     }
 
     fn ensure_scratch(&mut self) {
@@ -291,6 +300,7 @@ impl Layer for Conv2D {
                 corner: &corner[at],
                 relu: pass.activation == Activation::Relu,
                 size: (pass.rows.output, pass.cols.output, pass.filters),
+                level: plan.geometry.level,
             };
             pass.backward_pooled_image(plan, &padded_inputs[n], &unpool, dimage, s);
         });
@@ -360,12 +370,6 @@ fn per_image(dx: Option<&mut [f32]>, batch: usize, in_size: usize) -> Vec<Option
             .collect(),
         None => (0..batch).map(|_| None).collect(),
     }
-}
-
-/// Whether this processor runs the direct convolution kernels (and so fuses 2×2 max-pools).
-#[cfg(test)]
-pub(crate) fn direct_kernels_available() -> bool {
-    direct::available()
 }
 
 /// Sums the workers' partial gradients in a fixed order, so results do not depend on timing.
@@ -451,11 +455,14 @@ mod tests {
                 use_bias,
             };
             direct_ran |= layer(&case).direct.is_some();
-            for batch in [1, 3] {
+            for (level, batch) in Level::available()
+                .into_iter()
+                .flat_map(|l| [(l, 1), (l, 3)])
+            {
                 let mut portable = layer(&case);
                 portable.direct = None;
                 let expected = run(portable, batch);
-                let got = run(layer(&case), batch);
+                let got = run(layer(&case).at_level(level), batch);
                 for (what, (e, g)) in [
                     "output",
                     "input gradient",
@@ -475,16 +482,12 @@ mod tests {
                         );
                     assert!(
                         worst < 1e-4,
-                        "{what} differs by {worst} for input {input:?}, {filters} filters, kernel {kernel:?}, strides {strides:?}, batch {batch}"
+                        "{what} differs by {worst} at {level} for input {input:?}, {filters} filters, kernel {kernel:?}, strides {strides:?}, batch {batch}"
                     );
                 }
             }
         }
-        assert_eq!(
-            direct_ran,
-            direct::available(),
-            "the direct kernels should run wherever the processor has them"
-        );
+        assert!(direct_ran, "the direct kernels should run at every level");
     }
 
     #[test]
