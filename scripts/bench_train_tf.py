@@ -1,5 +1,6 @@
-"""Times the tutorial model in TensorFlow/Keras and in petal on this machine, alternately, and
-prints both figures and their ratios: training images/s (batch 32, Adam, random data), batch-1
+"""Times the tutorial model in TensorFlow/Keras and in petal at every SIMD level this processor
+runs (PETAL_SIMD; PETAL_LEVELS=avx2,scalar to choose), alternately, and prints the figures and
+petal's speed-ups over TensorFlow: training images/s (batch 32, Adam, random data), batch-1
 inference latency and batch-32 inference throughput.
 
     python3 -m venv .venv-tf && .venv-tf/bin/pip install tensorflow-cpu numpy
@@ -69,29 +70,46 @@ def tensorflow_figures(steps=20, runs=50):
     return train, latency, throughput
 
 
-def petal_figures(petal):
-    train_out = subprocess.run([petal, "bench", "train"], check=True, capture_output=True, text=True).stdout
-    infer_out = subprocess.run([petal, "bench", "infer"], check=True, capture_output=True, text=True).stdout
+def petal_figures(petal, level):
+    env = dict(os.environ, PETAL_SIMD=level)
+    run = lambda *args: subprocess.run([petal, *args], check=True, capture_output=True, text=True, env=env).stdout
+    train_out, infer_out = run("bench", "train"), run("bench", "infer")
     train = float(re.search(r"([0-9.]+) images/s", train_out).group(1))
     latency = float(re.search(r"batch 1: ([0-9.]+) ms median", infer_out).group(1))
     throughput = float(re.search(r"batch 32: ([0-9.]+) images/s", infer_out).group(1))
     return train, latency, throughput
 
 
+def levels_here(petal):
+    """The SIMD levels this processor runs (petal refuses the others), best first."""
+    wanted = os.environ.get("PETAL_LEVELS", "avx512,avx2,scalar").split(",")
+    ok = lambda level: subprocess.run([petal, "summary", "--preset", "tutorial"], capture_output=True,
+                                      env=dict(os.environ, PETAL_SIMD=level)).returncode == 0
+    return [level for level in wanted if ok(level)]
+
+
 def main():
     petal = sys.argv[1] if len(sys.argv) > 1 else "target/release/petal"
-    # Alternate the two twice and keep each one's best: this shared machine's speed drifts.
-    best_tf = [0.0, float("inf"), 0.0]
-    best_petal = [0.0, float("inf"), 0.0]
+    levels = levels_here(petal)
+    # Alternate TensorFlow and petal at every level twice and keep each one's best: this shared
+    # machine's speed drifts.
+    best = {name: [0.0, float("inf"), 0.0] for name in ["tf", *levels]}
     for _ in range(2):
-        for best, figures in ((best_tf, tensorflow_figures()), (best_petal, petal_figures(petal))):
-            best[0] = max(best[0], figures[0])
-            best[1] = min(best[1], figures[1])
-            best[2] = max(best[2], figures[2])
-    print(f"{'':28}{'TensorFlow ' + keras.__version__:>18}{'petal':>10}{'ratio':>8}")
-    print(f"{'training, images/s':28}{best_tf[0]:>18.1f}{best_petal[0]:>10.1f}{best_petal[0] / best_tf[0]:>7.2f}x")
-    print(f"{'batch-1 inference, ms':28}{best_tf[1]:>18.2f}{best_petal[1]:>10.2f}{best_tf[1] / best_petal[1]:>7.2f}x")
-    print(f"{'batch-32 inference, images/s':28}{best_tf[2]:>18.0f}{best_petal[2]:>10.0f}{best_petal[2] / best_tf[2]:>7.2f}x")
+        for name in best:
+            figures = tensorflow_figures() if name == "tf" else petal_figures(petal, name)
+            best[name][0] = max(best[name][0], figures[0])
+            best[name][1] = min(best[name][1], figures[1])
+            best[name][2] = max(best[name][2], figures[2])
+    tf = best["tf"]
+    tf_version = __import__("tensorflow").__version__
+    header = "".join(f"{'petal ' + level:>14}{'/ TF':>7}" for level in levels)
+    print(f"{'':30}{'TensorFlow ' + tf_version:>18}{header}")
+    rows = [("training, images/s", 0, "{:.1f}", lambda p, t: p / t),
+            ("batch-1 inference, ms", 1, "{:.2f}", lambda p, t: t / p),
+            ("batch-32 inference, images/s", 2, "{:.0f}", lambda p, t: p / t)]
+    for label, i, fmt, speedup in rows:
+        cells = "".join(f"{fmt.format(best[l][i]):>14}{speedup(best[l][i], tf[i]):>6.2f}x" for l in levels)
+        print(f"{label:30}{fmt.format(tf[i]):>18}{cells}")
 
 
 if __name__ == "__main__":
