@@ -250,9 +250,10 @@ fn bench_infer(runs: usize, layers: bool) -> Result<()> {
 }
 
 /// The instruction sets the run used: petal's kernels follow `PETAL_SIMD`; the `gemm` crate
-/// (im2col convolutions, Dense at batch > 1) picks its own, the best the processor has.
+/// (im2col convolutions, Dense at batch > 1) picks its own.
 fn simd_levels() -> String {
-    format!("SIMD {}, gemm {}", Level::selected(), Level::best())
+    let gemm = petal::nn::gemm::instruction_set();
+    format!("SIMD {}, gemm {gemm}", Level::selected())
 }
 
 fn bench_tflite(path: &Path, runs: usize) -> Result<()> {

@@ -1,9 +1,10 @@
 //! A checked front to the `gemm` crate: matrices as slices with strides, so transposes are free
 //! and every access is proven in bounds before the unchecked kernel runs.
 
-/// A read-only matrix view: element (r, c) is `data[r * row_stride + c * col_stride]`.
+use crate::nn::simd::Level;
 use rayon::prelude::*;
 
+/// A read-only matrix view: element (r, c) is `data[r * row_stride + c * col_stride]`.
 #[derive(Clone, Copy)]
 pub struct Mat<'a> {
     data: &'a [f32],
@@ -46,6 +47,18 @@ impl<'a> Mat<'a> {
             .zip((self.cols - 1).checked_mul(self.col_stride))
             .and_then(|(r, c)| r.checked_add(c));
         last.is_some_and(|last| last < self.data.len())
+    }
+}
+
+/// The instruction set the `gemm` crate runs here: it chooses by itself, the best the processor
+/// has among those it was built with.
+pub fn instruction_set() -> Level {
+    if cfg!(feature = "gemm-avx512") && Level::Avx512.is_available() {
+        Level::Avx512
+    } else if Level::Avx2.is_available() {
+        Level::Avx2
+    } else {
+        Level::Scalar
     }
 }
 

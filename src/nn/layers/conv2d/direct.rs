@@ -242,13 +242,15 @@ pub(super) fn weight_grad(
     let run = g.tap_run();
     for ky in 0..g.kh {
         for (f0, vectors) in filter_chunks(g) {
-            let rows = block_rows(g.level, vectors, run);
             let mut done = 0;
             while done < run {
+                // The largest block that fits what is left; only a remainder under the smallest
+                // block moves its block back over taps already done (and skips adding them).
+                let rows = block_rows(g.level, vectors, run - done);
                 let r0 = done.min(run - rows);
                 // SAFETY: the processor has the level's features; `supports` proves every tap of
-                // every window inside `x`; the block's
-                // taps r0 .. r0 + rows lie within the kernel row's `run`; `dy` holds rows `oys`
+                // every window inside `x` and `run ≥ SMALLEST_BLOCK`; the block's taps
+                // r0 .. r0 + rows lie within the kernel row's `run`; `dy` holds rows `oys`
                 // of `out_w × filters` values `dy_row` apart, and `dw` the whole kernel.
                 unsafe {
                     weight_grad_block(
@@ -273,8 +275,8 @@ pub(super) fn weight_grad(
 }
 
 /// Taps per weight-gradient block: the most whose accumulators fit the registers beside `V`
-/// gradient vectors and one broadcast, or a smaller instantiated size for shorter kernel rows.
-fn block_rows(level: Level, vectors: usize, run: usize) -> usize {
+/// gradient vectors and one broadcast, or a smaller instantiated size when fewer taps are left.
+fn block_rows(level: Level, vectors: usize, left: usize) -> usize {
     let most = match (level, vectors) {
         (Level::Avx512, 1) => 24,
         (Level::Avx512, 2) => 12,
@@ -283,7 +285,7 @@ fn block_rows(level: Level, vectors: usize, run: usize) -> usize {
     };
     [most, 9, 6, SMALLEST_BLOCK]
         .into_iter()
-        .find(|&r| r <= run && r <= most)
+        .find(|&r| r <= left && r <= most)
         .unwrap_or(SMALLEST_BLOCK)
 }
 
