@@ -8,6 +8,10 @@
 mod x86;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use x86::{Avx2, Avx512};
+#[cfg(target_arch = "aarch64")]
+mod neon;
+#[cfg(target_arch = "aarch64")]
+pub(crate) use neon::Neon;
 mod portable;
 pub(crate) use portable::Portable;
 
@@ -21,17 +25,20 @@ pub enum Level {
     Avx512,
     /// AVX2 with FMA (x86-64 since 2013): 16 registers of 8 floats.
     Avx2,
+    /// NEON (every aarch64 processor): 32 registers of 4 floats.
+    Neon,
     /// Plain Rust that the compiler vectorises for the target's baseline (SSE2 on x86-64).
     Scalar,
 }
 
 impl Level {
-    pub const ALL: [Level; 3] = [Level::Avx512, Level::Avx2, Level::Scalar];
+    pub const ALL: [Level; 4] = [Level::Avx512, Level::Avx2, Level::Neon, Level::Scalar];
 
     pub fn name(self) -> &'static str {
         match self {
             Level::Avx512 => "avx512",
             Level::Avx2 => "avx2",
+            Level::Neon => "neon",
             Level::Scalar => "scalar",
         }
     }
@@ -45,6 +52,8 @@ impl Level {
             Level::Avx2 => {
                 std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
             }
+            #[cfg(target_arch = "aarch64")]
+            Level::Neon => std::arch::is_aarch64_feature_detected!("neon"),
             Level::Scalar => true,
             #[allow(unreachable_patterns)]
             _ => false,
@@ -87,7 +96,7 @@ impl std::str::FromStr for Level {
             .find(|l| l.name() == s)
             .ok_or_else(|| {
                 Error::InvalidArgument(format!(
-                    "PETAL_SIMD={s:?} is not a level petal knows: use avx512, avx2 or scalar"
+                    "PETAL_SIMD={s:?} is not a level petal knows: use avx512, avx2, neon or scalar"
                 ))
             })?;
         if !level.is_available() {
@@ -134,7 +143,8 @@ pub(crate) trait Simd: Copy {
 }
 
 /// Defines `$name`, which runs the `#[inline(always)]` function `$portable` compiled for the
-/// selected level: plain loops that the compiler vectorises with that level's instructions.
+/// selected level: plain loops that the compiler vectorises with that level's instructions (on
+/// aarch64 the portable build already has NEON).
 macro_rules! compiled_per_level {
     ($(#[$doc:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) = $portable:path) => {
         $(#[$doc])*
@@ -175,7 +185,7 @@ mod tests {
     fn levels_parse_and_unavailable_ones_are_refused_with_what_the_processor_has() {
         assert_eq!("scalar".parse::<Level>().unwrap(), Level::Scalar);
         let err = "sse9".parse::<Level>().unwrap_err().to_string();
-        assert!(err.contains("avx512, avx2 or scalar"), "{err}");
+        assert!(err.contains("avx512, avx2, neon or scalar"), "{err}");
         for level in Level::ALL {
             match level.name().parse::<Level>() {
                 Ok(parsed) => assert!(parsed == level && level.is_available()),

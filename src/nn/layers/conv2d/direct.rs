@@ -148,6 +148,7 @@ pub(super) fn forward(
 fn vector_shape(level: Level) -> (usize, usize) {
     match level {
         Level::Avx512 => (16, 4),
+        Level::Neon => (4, 4),
         Level::Avx2 | Level::Scalar => (8, 2),
     }
 }
@@ -163,7 +164,7 @@ fn filter_chunks(g: &Geometry) -> impl Iterator<Item = (usize, usize)> {
 
 /// Runs the forward kernel instantiated for this level, tile and channel count. Tiles: the
 /// accumulators (`V` × `P` vectors), `V` kernel vectors and one broadcast fit the level's
-/// registers (32 for AVX-512, 16 for AVX2).
+/// registers (32 for AVX-512 and NEON, 16 for AVX2).
 #[allow(clippy::too_many_arguments)]
 unsafe fn forward_row(
     g: &Geometry,
@@ -214,6 +215,15 @@ unsafe fn forward_row(
         },
         #[cfg(target_arch = "x86_64")]
         Level::Avx2 => two_vectors!(avx2),
+        // Sixteen filters are four NEON vectors: 24 accumulators of 32 registers.
+        #[cfg(target_arch = "aarch64")]
+        Level::Neon => match channels {
+            3 => go!(neon, 4, 6, 3),
+            16 => go!(neon, 4, 6, 16),
+            32 => go!(neon, 4, 6, 32),
+            64 => go!(neon, 4, 6, 64),
+            _ => go!(neon, 4, 6, 0),
+        },
         _ => two_vectors!(scalar),
     }
 }
@@ -329,12 +339,17 @@ unsafe fn weight_grad_block(
             _ => go!(avx512, 4, 3),
         },
         #[cfg(target_arch = "x86_64")]
-        Level::Avx2 => match rows {
-            6 => go!(avx2, 2, 6),
+        Level::Avx2 => match (vectors, rows) {
+            (2, 6) => go!(avx2, 2, 6),
             _ => go!(avx2, 2, 3),
         },
-        _ => match rows {
-            6 => go!(scalar, 2, 6),
+        #[cfg(target_arch = "aarch64")]
+        Level::Neon => match (vectors, rows) {
+            (4, 6) => go!(neon, 4, 6),
+            _ => go!(neon, 4, 3),
+        },
+        _ => match (vectors, rows) {
+            (2, 6) => go!(scalar, 2, 6),
             _ => go!(scalar, 2, 3),
         },
     }

@@ -279,4 +279,6 @@ macro_rules! instruction_set {
 instruction_set!(avx512, crate::nn::simd::Avx512, "avx512f,avx2,fma");
 #[cfg(target_arch = "x86_64")]
 instruction_set!(avx2, crate::nn::simd::Avx2, "avx2,fma");
+#[cfg(target_arch = "aarch64")]
+instruction_set!(neon, crate::nn::simd::Neon);
 instruction_set!(scalar, crate::nn::simd::Portable);

@@ -6,7 +6,6 @@
 mod direct;
 mod im2col;
 mod image;
-#[cfg(target_arch = "x86_64")]
 mod kernels;
 mod pool;
 

@@ -38,6 +38,8 @@ pub(super) fn pool_pair(
             }
             #[cfg(target_arch = "x86_64")]
             Level::Avx2 => kernels::avx2::pool_pair(top, bottom, pixels, channels, pooled, corner),
+            #[cfg(target_arch = "aarch64")]
+            Level::Neon => kernels::neon::pool_pair(top, bottom, pixels, channels, pooled, corner),
             _ => kernels::scalar::pool_pair(top, bottom, pixels, channels, pooled, corner),
         }
     }
@@ -97,6 +99,10 @@ impl Unpool<'_> {
                     ),
                     #[cfg(target_arch = "x86_64")]
                     Level::Avx2 => kernels::avx2::unpool_pair(
+                        grad, pooled, corner, relu, pw, c, rows, sums_ptr,
+                    ),
+                    #[cfg(target_arch = "aarch64")]
+                    Level::Neon => kernels::neon::unpool_pair(
                         grad, pooled, corner, relu, pw, c, rows, sums_ptr,
                     ),
                     _ => kernels::scalar::unpool_pair(
