@@ -14,6 +14,7 @@ mod error;
 pub mod fsutil;
 pub mod nn;
 pub mod report;
+mod split_mix;
 pub mod tflite;
 pub mod viz;
 

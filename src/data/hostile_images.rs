@@ -5,6 +5,7 @@
 
 use super::decode::{decode_bytes, ColorMode};
 use super::image_u8::ImageU8;
+use crate::split_mix::SplitMix64;
 use crate::ImageErrorKind;
 use image::{DynamicImage, ImageFormat, RgbImage};
 use std::io::Cursor;
@@ -139,16 +140,12 @@ fn a_broken_jpeg_never_changes_how_the_next_one_decodes() {
     });
 }
 
-/// SplitMix64: a fixed, dependency-free stream of mutations.
-struct Mutator(u64);
+/// A fixed stream of mutations for a seed.
+struct Mutator(SplitMix64);
 
 impl Mutator {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next()
     }
 
     fn below(&mut self, n: usize) -> usize {
@@ -201,7 +198,7 @@ fn mutation_sweep(count: usize, seed: u64) {
     ];
     let reference = encode(&photo_like(53, 41, 9), ImageFormat::Jpeg);
     let reference_pixels = decode(&reference).unwrap();
-    let mut mutator = Mutator(seed);
+    let mut mutator = Mutator(SplitMix64(seed));
     for format in formats {
         let original = encode(&picture, format);
         for n in 0..count {

@@ -1,5 +1,6 @@
 use super::{Layer, LayerConfig, Mode};
 use crate::nn::shape::Shape;
+use crate::split_mix::SplitMix64;
 
 /// Dropout: in training, zeroes each value with probability `rate` and scales the rest by
 /// 1 / (1 - rate); at inference, the identity.
@@ -8,6 +9,8 @@ pub struct Dropout {
     shape: Shape,
     rate: f32,
     seed: Option<u32>,
+    /// Two 32-bit draws per step: a training step of the tutorial's augmented model draws a
+    /// million mask values, where Mersenne Twister's cost showed.
     rng: SplitMix64,
     /// The last training pass's multipliers (0 or 1 / (1 - rate)).
     mask: Vec<f32>,
@@ -30,20 +33,6 @@ impl Dropout {
             rng,
             mask: Vec::new(),
         }
-    }
-}
-
-/// SplitMix64, two 32-bit draws per step: a training step of the tutorial's augmented model
-/// draws a million mask values, where Mersenne Twister's cost showed.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
     }
 }
 
