@@ -47,6 +47,10 @@ pub enum Error {
     #[error("{what}: {reason}")]
     Fetch { what: String, reason: String },
 
+    /// Ctrl-C: the command stopped, keeping what it says; the process exits with 130.
+    #[error("interrupted: {0}")]
+    Interrupted(String),
+
     #[error("{count} of {total} images cannot be used (first: {first}); fix or remove them, or run without --strict to skip them")]
     BadImages {
         count: usize,

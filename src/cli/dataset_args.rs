@@ -9,7 +9,7 @@ pub struct DatasetArgs {
     /// Folder with one subfolder of images per class.
     pub dir: PathBuf,
     /// Fraction of the files kept for validation, as Keras's validation_split.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub validation_split: Option<f64>,
     /// Seed of the shuffle (and so of the split), as Keras's seed.
     #[arg(long)]

@@ -3,6 +3,7 @@
 mod bench;
 mod data;
 mod dataset_args;
+mod interrupt;
 mod model;
 mod progress;
 mod tflite;
@@ -79,6 +80,10 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e @ petal::Error::Interrupted(_)) => {
+            eprintln!("{e}");
+            ExitCode::from(130) // what shells report for Ctrl-C
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

@@ -175,11 +175,14 @@ pub fn evaluate_command(args: EvaluateArgs) -> Result<()> {
         )));
     }
     let result = evaluate(&mut model, &dataset)?;
+    let skipped = dataset.len() - result.images;
+    let skipped = match skipped {
+        0 => String::new(),
+        n => format!(" ({n} unusable, skipped)"),
+    };
     println!(
-        "{} images: loss {:.4}, accuracy {:.4}",
-        dataset.len(),
-        result.loss,
-        result.accuracy
+        "{} images{skipped}: loss {:.4}, accuracy {:.4}",
+        result.images, result.loss, result.accuracy
     );
     let width = class_names
         .iter()

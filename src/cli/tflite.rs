@@ -18,11 +18,9 @@ pub struct ExportArgs {
 }
 
 pub fn export(args: ExportArgs) -> Result<()> {
+    petal::fsutil::refuse_output_over_input(&args.out, &[&args.model])?;
     let saved = model_file::load(&args.model)?;
-    tflite::export_file(&saved.model, &saved.class_names, &args.out)?;
-    let bytes = std::fs::metadata(&args.out)
-        .map_err(|e| Error::io(&args.out, e))?
-        .len();
+    let bytes = tflite::export_file(&saved.model, &saved.class_names, &args.out)?;
     println!("Wrote {} ({bytes} bytes).", args.out.display());
     Ok(())
 }

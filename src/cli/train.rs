@@ -11,8 +11,6 @@ use petal::nn::{model_file, presets, ModelConfig, Sequential};
 use petal::viz::{history_plot, save_png};
 use petal::{Error, Result};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -30,7 +28,7 @@ pub struct TrainArgs {
     #[arg(long, default_value = "adam")]
     pub optimizer: String,
     /// Defaults to Keras's: 0.001 for Adam, 0.01 for SGD.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub learning_rate: Option<f32>,
     /// Seed of the weights' initialisation.
     #[arg(long, default_value_t = 123)]
@@ -61,6 +59,8 @@ pub fn run(mut args: TrainArgs) -> Result<()> {
     };
     // One batch ahead is enough: a training step takes far longer than loading a batch, even
     // decoding in the first epoch, and each queued batch costs 12 MB at 180×180.
+    // Where the run's files go is checked now, not after the last epoch.
+    petal::fsutil::check_writable_folder(&args.out)?;
     let builder = args.data.builder(cache).prefetch(1);
     let index = builder.index()?;
     println!(
@@ -87,13 +87,16 @@ pub fn run(mut args: TrainArgs) -> Result<()> {
             )))
         }
     };
-    let optimizer = args
-        .learning_rate
-        .map_or(optimizer, |lr| optimizer.with_learning_rate(lr));
+    let optimizer = match args.learning_rate {
+        Some(lr) => optimizer.with_learning_rate(lr)?,
+        None => optimizer,
+    };
     let mut optimizer = Optimizer::new(optimizer);
 
     let (history, stop) = fit_printing(&mut model, &mut optimizer, &train, &val, args.epochs)?;
-    save_run(&args.out, &model, train.class_names(), &history)?;
+    if !history.epochs.is_empty() {
+        save_run(&args.out, &model, train.class_names(), &history)?;
+    }
     stop_outcome(stop, &history)
 }
 
@@ -105,11 +108,6 @@ pub fn fit_printing(
     val: &Dataset,
     epochs: usize,
 ) -> Result<(History, Stop)> {
-    let interrupt = Arc::new(AtomicBool::new(false));
-    let flag = interrupt.clone();
-    // A second handler cannot be installed (tests call run twice in one process): then Ctrl-C
-    // simply ends the process as usual.
-    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
     let mut observer = EpochProgress::default();
     let outcome = fit(
         model,
@@ -118,7 +116,7 @@ pub fn fit_printing(
         Some(val),
         epochs,
         &mut observer,
-        &interrupt,
+        super::interrupt::flag(),
     )?;
     observer.finish();
     let skipped = train.bad_files().len() + val.bad_files().len();
@@ -128,17 +126,28 @@ pub fn fit_printing(
     Ok(outcome)
 }
 
-/// Why training ended, as the command's result: an error only for a NaN loss.
+/// Why training ended, as the command's result: an error unless every epoch ran. A run with
+/// no finished epoch saved nothing (the caller checks), so a model already there is kept.
 pub fn stop_outcome(stop: Stop, history: &History) -> Result<()> {
+    let finished = history.epochs.len();
     match stop {
         Stop::Finished => Ok(()),
-        Stop::Interrupted => {
-            println!("Interrupted: kept the {} finished epochs.", history.epochs.len());
-            Ok(())
-        }
-        Stop::NotFinite { epoch, batch } => Err(Error::Model(format!(
-            "the loss became NaN at epoch {epoch}, batch {batch}; saved the weights of the last finished epoch. Try a lower --learning-rate"
+        Stop::Interrupted if finished == 0 => Err(Error::Interrupted(
+            "no epoch finished, so nothing was saved (a model already in the output folder is kept)".into(),
+        )),
+        Stop::Interrupted => Err(Error::Interrupted(format!(
+            "saved the {finished} finished epoch{}",
+            if finished == 1 { "" } else { "s" }
         ))),
+        Stop::NotFinite { epoch, batch } => {
+            let kept = match finished {
+                0 => "nothing was saved (a model already in the output folder is kept)".to_string(),
+                n => format!("saved the weights of epoch {n}, the last whose weights were finite"),
+            };
+            Err(Error::Model(format!(
+                "the loss or the weights became NaN or infinite at epoch {epoch}, batch {batch}; {kept}. Try a lower --learning-rate"
+            )))
+        }
     }
 }
 

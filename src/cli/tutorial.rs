@@ -114,6 +114,11 @@ impl Tutorial {
 
     /// Runs one step, timing it, and rewrites the report so far.
     fn step<T>(&mut self, name: &str, work: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        if super::interrupt::requested() {
+            return Err(Error::Interrupted(format!(
+                "stopped before \"{name}\"; the steps before it are in the report"
+            )));
+        }
         println!("\n── {name} ──");
         let start = Instant::now();
         let value = work(self)?;
@@ -197,6 +202,9 @@ impl Tutorial {
         let (history, stop) =
             fit_printing(&mut model, &mut adam, &split.train, &split.val, epochs)?;
         let seconds = start.elapsed().as_secs_f64();
+        if history.epochs.is_empty() {
+            return super::train::stop_outcome(stop, &history).map(|()| model);
+        }
         let stem = preset.replace('-', "_");
         let file = self.out.join(format!("model_{stem}.safetensors"));
         model_file::save(&file, &model, split.train.class_names())?;
@@ -288,10 +296,7 @@ impl Tutorial {
     /// signature runner, and compare with the native model's logits.
     fn tflite(&mut self, model: &Sequential, class_names: &[String], photo: &Path) -> Result<()> {
         let path = self.out.join("model.tflite");
-        export_file(model, class_names, &path)?;
-        let bytes = std::fs::metadata(&path)
-            .map_err(|e| Error::io(&path, e))?
-            .len();
+        let bytes = export_file(model, class_names, &path)? as u64;
         let mut interpreter = Interpreter::from_file(&path)?;
         let signatures = signature_text(&interpreter.signature_list());
         println!(

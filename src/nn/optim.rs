@@ -1,6 +1,7 @@
 //! Optimizers with Keras's update rules.
 
 use super::layers::Param;
+use crate::{Error, Result};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -73,8 +74,16 @@ impl OptimizerConfig {
         }
     }
 
-    pub fn with_learning_rate(self, lr: f32) -> Self {
-        match self {
+    /// The same optimizer with learning rate `lr`, which must be finite, positive and at most
+    /// [`MAX_LEARNING_RATE`]: a larger one overflows the weights within a step or two, and
+    /// training would only save NaN.
+    pub fn with_learning_rate(self, lr: f32) -> Result<Self> {
+        if !(lr > 0.0 && lr <= MAX_LEARNING_RATE) {
+            return Err(Error::InvalidArgument(format!(
+                "the learning rate must be a number above 0 and at most {MAX_LEARNING_RATE}, not {lr}; Keras's defaults are 0.001 (Adam) and 0.01 (SGD)"
+            )));
+        }
+        Ok(match self {
             OptimizerConfig::Adam {
                 beta_1,
                 beta_2,
@@ -90,9 +99,12 @@ impl OptimizerConfig {
                 learning_rate: lr,
                 momentum,
             },
-        }
+        })
     }
 }
+
+/// The largest learning rate petal accepts (Keras accepts any; above this none trains).
+pub const MAX_LEARNING_RATE: f32 = 10.0;
 
 /// An optimizer's state (moments, step count), one slot per parameter in model order.
 pub struct Optimizer {

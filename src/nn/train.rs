@@ -130,6 +130,26 @@ pub fn fit(
             running += score;
             observer.batch_finished(b + 1, &running);
         }
+        if running.count == 0 {
+            return Err(no_usable_images(train, "training"));
+        }
+        // A ReLU network can keep a finite loss while NaN fills weights its units no longer
+        // use: check them, so that the weights kept are truly the last good ones.
+        let finite = model
+            .named_params()
+            .iter()
+            .all(|(_, p)| p.value.iter().all(|v| v.is_finite()));
+        if !finite {
+            restore(model);
+            let batch = train.num_batches();
+            return Ok((
+                history,
+                Stop::NotFinite {
+                    epoch: epoch + 1,
+                    batch,
+                },
+            ));
+        }
         let train_seconds = start.elapsed().as_secs_f64();
         let val = validation.map(|v| evaluate(model, v)).transpose()?;
         let log = EpochLog {
@@ -150,6 +170,8 @@ pub fn fit(
 /// Loss, accuracy and the confusion matrix of a model on a dataset.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Evaluation {
+    /// The images that could be decoded and were scored.
+    pub images: usize,
     pub loss: f64,
     pub accuracy: f64,
     pub class_names: Vec<String>,
@@ -184,12 +206,29 @@ pub fn evaluate(model: &mut Sequential, dataset: &Dataset) -> Result<Evaluation>
             confusion[label as usize][argmax(row)] += 1;
         }
     }
+    if total.count == 0 {
+        return Err(no_usable_images(dataset, "evaluated"));
+    }
     Ok(Evaluation {
+        images: total.count,
         loss: total.loss(),
         accuracy: total.accuracy(),
         class_names: dataset.class_names().to_vec(),
         confusion,
     })
+}
+
+/// Every image of `dataset` failed to decode: training or scoring on nothing is an error.
+fn no_usable_images(dataset: &Dataset, what: &str) -> Error {
+    let example = dataset
+        .bad_files()
+        .first()
+        .map(|p| format!(" (such as {})", p.display()))
+        .unwrap_or_default();
+    Error::InvalidArgument(format!(
+        "none of the {} {what} images could be used{example}: the warnings above say why; fix or replace them, or raise --max-pixels if they are too large",
+        dataset.len()
+    ))
 }
 
 pub fn argmax(row: &[f32]) -> usize {

@@ -48,8 +48,8 @@ pub fn export(model: &Sequential, class_names: &[String]) -> Result<Vec<u8>> {
     Ok(graph.serialise())
 }
 
-/// Writes [`export`]'s bytes to `path` atomically.
-pub fn export_file(model: &Sequential, class_names: &[String], path: &Path) -> Result<()> {
+/// Writes [`export`]'s bytes to `path` (see [`write_atomically`]) and returns how many.
+pub fn export_file(model: &Sequential, class_names: &[String], path: &Path) -> Result<usize> {
     let bytes = export(model, class_names).map_err(|e| match e {
         Error::TfLite { reason, .. } => Error::TfLite {
             origin: path.display().to_string(),
@@ -57,7 +57,8 @@ pub fn export_file(model: &Sequential, class_names: &[String], path: &Path) -> R
         },
         other => other,
     })?;
-    write_atomically(path, &bytes)
+    write_atomically(path, &bytes)?;
+    Ok(bytes.len())
 }
 
 #[derive(Default)]

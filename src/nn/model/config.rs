@@ -43,8 +43,9 @@ impl ModelConfig {
             .enumerate()
             .map(|(i, layer)| {
                 let kind = layer.get("type").and_then(|t| t.as_str()).unwrap_or("?");
-                serde_json::from_value(layer.clone())
-                    .map_err(|e| Error::Model(format!("layer {} ({kind}): {e}", i + 1)))
+                let fault = |e: String| Error::Model(format!("layer {} ({kind}): {e}", i + 1));
+                check_float32(layer, "").map_err(fault)?;
+                serde_json::from_value(layer.clone()).map_err(|e| fault(e.to_string()))
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(ModelConfig {
@@ -55,5 +56,23 @@ impl ModelConfig {
 
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("model configs serialise")
+    }
+}
+
+/// Refuses numbers that a 32-bit float cannot hold (`1e39` would become infinity, saved as
+/// JSON `null`, and the model file could never be read again).
+fn check_float32(value: &serde_json::Value, key: &str) -> std::result::Result<(), String> {
+    match value {
+        serde_json::Value::Number(n) => match n.as_f64() {
+            Some(v) if v.is_finite() && v.abs() > f32::MAX as f64 => Err(format!(
+                "argument `{key}` is {n}, beyond what a 32-bit float holds (±3.4e38)"
+            )),
+            _ => Ok(()),
+        },
+        serde_json::Value::Array(items) => items.iter().try_for_each(|v| check_float32(v, key)),
+        serde_json::Value::Object(fields) => {
+            fields.iter().try_for_each(|(k, v)| check_float32(v, k))
+        }
+        _ => Ok(()),
     }
 }

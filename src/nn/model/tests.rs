@@ -249,6 +249,21 @@ fn bad_descriptions_name_the_layer_and_argument() {
         r#"{"input_shape": [2, 2, 3], "layers": [{"type": "Conv2D", "filters": 1, "kernel_size": 3}]}"#,
     );
     assert!(e.contains("does not fit"), "{e}");
+    for (arg, json) in [
+        (
+            "fill_value",
+            r#"{"type": "RandomZoom", "height_factor": 0.1, "fill_value": 1e39}"#,
+        ),
+        ("scale", r#"{"type": "Rescaling", "scale": 1e308}"#),
+    ] {
+        let e = err(&format!(
+            r#"{{"input_shape": [8, 8, 3], "layers": [{json}]}}"#
+        ));
+        assert!(
+            e.contains("layer 1") && e.contains(arg) && e.contains("32-bit"),
+            "{e}"
+        );
+    }
 }
 
 #[test]
@@ -279,7 +294,7 @@ fn a_small_model_learns_a_small_problem() {
     )
     .unwrap();
     let mut model = Sequential::new(&config, 11).unwrap();
-    let mut adam = Optimizer::new(OptimizerConfig::adam().with_learning_rate(0.01));
+    let mut adam = Optimizer::new(OptimizerConfig::adam().with_learning_rate(0.01).unwrap());
     let mut grad = vec![0f32; batch * 2];
     let mut first_loss = None;
     let mut last = Default::default();
