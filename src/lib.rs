@@ -15,6 +15,7 @@ pub mod fsutil;
 pub mod nn;
 pub mod report;
 mod split_mix;
+pub mod sysmem;
 pub mod tflite;
 pub mod viz;
 

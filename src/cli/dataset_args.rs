@@ -67,6 +67,24 @@ impl DatasetArgs {
     }
 }
 
+/// The builder with its in-memory cache moved to `disk` if it would not fit (see
+/// [`ImageDatasetBuilder::cache_within_memory`]), saying so.
+pub fn cache_within_memory(
+    builder: ImageDatasetBuilder,
+    files: usize,
+    disk: PathBuf,
+) -> ImageDatasetBuilder {
+    let (builder, spilled) = builder.cache_within_memory(files, disk.clone());
+    if let Some(bytes) = spilled {
+        println!(
+            "The decoded images would take {} in memory, more than half of what is available: caching them on disk in {} instead.",
+            petal::sysmem::describe(bytes),
+            disk.display()
+        );
+    }
+    builder
+}
+
 fn parse_size(s: &str) -> Result<(usize, usize), String> {
     let parse = |v: &str| v.trim().parse::<usize>().ok().filter(|&n| n > 0);
     let parts: Vec<&str> = s.split(['x', 'X', ',']).collect();

@@ -52,6 +52,9 @@ enum Command {
     Bench(bench::BenchCommand),
 }
 
+/// More worker threads than this only cost memory and start-up time (each has its own buffers).
+const MAX_THREADS: usize = 1024;
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Err(e) = petal::nn::simd::Level::from_env() {
@@ -59,6 +62,13 @@ pub fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     if let Some(threads) = cli.threads {
+        if threads == 0 || threads > MAX_THREADS {
+            eprintln!(
+                "error: --threads {threads}: give 1 to {MAX_THREADS} (default: one per core, {})",
+                std::thread::available_parallelism().map_or(1, |n| n.get())
+            );
+            return ExitCode::FAILURE;
+        }
         if let Err(e) = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build_global()

@@ -68,6 +68,8 @@ pub fn run(mut args: TrainArgs) -> Result<()> {
         index.len(),
         index.class_names.len()
     );
+    let disk = args.out.join("image-cache");
+    let builder = super::dataset_args::cache_within_memory(builder, index.len(), disk);
     let (train, val) = builder.build_both()?;
     println!("Using {} files for training.", train.len());
     println!("Using {} files for validation.", val.len());

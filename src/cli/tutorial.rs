@@ -160,6 +160,8 @@ impl Tutorial {
             .map(|(name, n)| format!("{name} {n}"))
             .collect();
         println!("  {}", per_class.join(" · "));
+        let disk = self.out.join("image-cache");
+        let builder = super::dataset_args::cache_within_memory(builder, index.len(), disk);
         let (train, val) = builder.build_both()?;
         println!("Using {} files for training.", train.len());
         println!("Using {} files for validation.", val.len());

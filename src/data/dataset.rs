@@ -111,6 +111,31 @@ impl ImageDatasetBuilder {
         self
     }
 
+    /// Bytes an in-memory cache of `files` images takes (8-bit pixels at the output size).
+    pub fn memory_cache_bytes(&self, files: usize) -> u64 {
+        let (h, w) = self.image_size;
+        (files * h * w * self.color_mode.channels()) as u64
+    }
+
+    /// With [`CacheMode::Memory`], a cache of `files` images that would take more than half
+    /// the memory available to the process moves to a disk cache in `disk` (as fast here, and
+    /// not killed by the kernel mid-run); returns the bytes it would have taken when it moved.
+    pub fn cache_within_memory(self, files: usize, disk: PathBuf) -> (Self, Option<u64>) {
+        let room = crate::sysmem::available_bytes();
+        self.cache_within(files, disk, room)
+    }
+
+    /// [`Self::cache_within_memory`] with `room` bytes available (`None`: unknown).
+    fn cache_within(self, files: usize, disk: PathBuf, room: Option<u64>) -> (Self, Option<u64>) {
+        let needed = self.memory_cache_bytes(files);
+        let too_large = room.is_some_and(|room| needed > room / 2);
+        if self.cache == CacheMode::Memory && too_large {
+            (self.cache(CacheMode::Disk(disk)), Some(needed))
+        } else {
+            (self, None)
+        }
+    }
+
     /// Scans the directory (classes and files in Keras's order, not shuffled).
     pub fn index(&self) -> Result<DirectoryIndex> {
         DirectoryIndex::scan(
@@ -441,5 +466,28 @@ impl Dataset {
             .filter(|&i| self.inner.store.is_bad(i))
             .map(|i| self.file_path(i))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_memory_cache_too_large_for_the_room_moves_to_disk() {
+        let disk = PathBuf::from("cache-dir");
+        let builder = ImageDatasetBuilder::new("d")
+            .image_size(100, 100)
+            .cache(CacheMode::Memory);
+        assert_eq!(builder.memory_cache_bytes(10), 300_000);
+        let (kept, moved) = builder.cache_within(10, disk.clone(), Some(600_000));
+        assert_eq!((kept.cache.clone(), moved), (CacheMode::Memory, None));
+        let (spilled, moved) = kept.cache_within(10, disk.clone(), Some(599_999));
+        assert_eq!(
+            (spilled.cache, moved),
+            (CacheMode::Disk(disk.clone()), Some(300_000))
+        );
+        let unknown = ImageDatasetBuilder::new("d").cache(CacheMode::Memory);
+        assert_eq!(unknown.cache_within(10, disk, None).1, None);
     }
 }

@@ -119,14 +119,37 @@ pub(crate) fn check_size(
     Ok(())
 }
 
+/// Largest image file petal reads: far above any photo (a 64-megapixel JPEG takes about
+/// 30 MB), and it keeps a link to `/dev/zero` or a runaway file from filling memory.
+pub const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Opens an image file after checking, without opening it, that it is a regular file (opening a
+/// FIFO named like an image would wait forever) of at most [`MAX_FILE_BYTES`].
+fn open_image(path: &Path) -> Result<std::fs::File, ImageError> {
+    let unreadable = |why: String| bad(path, ImageErrorKind::Unreadable(why));
+    let meta = std::fs::metadata(path).map_err(|e| unreadable(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(unreadable(
+            "not a regular file (a pipe, device or folder named like an image); petal reads only files".into(),
+        ));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(unreadable(format!(
+            "the file is {} MB, over petal's limit of {} MB for one image",
+            meta.len() >> 20,
+            MAX_FILE_BYTES >> 20
+        )));
+    }
+    std::fs::File::open(path).map_err(|e| unreadable(e.to_string()))
+}
+
 /// Reads only the header of `path`.
 pub fn probe_file(path: &Path) -> Result<ImageHeader, ImageError> {
     use std::io::Read;
     // Headers of all four formats fit in the first 64 KiB except JPEGs with large EXIF blocks;
     // those fall back to the whole file.
     let mut head = Vec::with_capacity(64 * 1024);
-    let file = std::fs::File::open(path)
-        .map_err(|e| bad(path, ImageErrorKind::Unreadable(e.to_string())))?;
+    let file = open_image(path)?;
     file.take(64 * 1024)
         .read_to_end(&mut head)
         .map_err(|e| bad(path, ImageErrorKind::Unreadable(e.to_string())))?;
@@ -151,7 +174,20 @@ fn probe_bytes(bytes: &[u8]) -> std::result::Result<ImageHeader, ImageErrorKind>
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, ImageError> {
-    std::fs::read(path).map_err(|e| bad(path, ImageErrorKind::Unreadable(e.to_string())))
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    // Bounded even if the file grows between the check and the read.
+    open_image(path)?
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| bad(path, ImageErrorKind::Unreadable(e.to_string())))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(bad(
+            path,
+            ImageErrorKind::Unreadable("the file grew past petal's size limit while read".into()),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Decodes the image file at `path` into `mode`'s channels.
@@ -329,6 +365,28 @@ mod tests {
         }
         let missing = decode_file(&dir.path().join("gone.png"), ColorMode::Rgb, 100).unwrap_err();
         assert!(matches!(missing.kind, ImageErrorKind::Unreadable(_)));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn pipes_and_devices_named_like_images_are_refused_without_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("x.jpg");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        let zero = dir.path().join("zero.png");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        let mut files = vec![zero];
+        if made.is_ok_and(|s| s.success()) {
+            files.push(fifo);
+        }
+        for path in files {
+            for err in [
+                decode_file(&path, ColorMode::Rgb, DEFAULT_MAX_PIXELS).unwrap_err(),
+                probe_file(&path).unwrap_err(),
+            ] {
+                assert!(err.to_string().contains("not a regular file"), "{err}");
+            }
+        }
     }
 
     #[test]

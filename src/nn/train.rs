@@ -88,6 +88,7 @@ pub fn fit(
     if let Some(val) = validation {
         check_fit(model, val)?;
     }
+    model.check_memory(train.batch_size())?;
     let from_logits = !model.outputs_probabilities();
     let mut grad = vec![0f32; train.batch_size() * classes];
     let mut history = History::default();
@@ -195,6 +196,7 @@ impl Evaluation {
 
 pub fn evaluate(model: &mut Sequential, dataset: &Dataset) -> Result<Evaluation> {
     let classes = check_fit(model, dataset)?;
+    model.check_memory(dataset.batch_size())?;
     let from_logits = !model.outputs_probabilities();
     let mut total = BatchScore::default();
     let mut confusion = vec![vec![0usize; classes]; classes];

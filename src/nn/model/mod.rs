@@ -15,6 +15,7 @@ use super::activation::Activation;
 use super::layers::augment::{self, ImageSize};
 use super::layers::{Layer, LayerConfig, Mode, Param};
 use super::shape::Shape;
+use crate::sysmem::describe;
 use crate::{Error, Result};
 use plan::Step;
 use std::collections::HashMap;
@@ -226,6 +227,33 @@ impl Sequential {
     /// is rebuilt, the outputs and gradients stay the same.
     pub fn fuse_pools(&mut self, on: bool) {
         self.steps = plan::plan(&self.layers, on).expect("the layers were checked when built");
+    }
+
+    /// Bytes the activation and gradient buffers take for batches of `batch` (the layers' own
+    /// scratch comes on top, a fraction of it).
+    pub fn activation_bytes(&self, batch: usize) -> u64 {
+        let sizes = || {
+            self.steps
+                .iter()
+                .map(|step| self.layers[step.last()].output_shape().size() as u64)
+        };
+        let largest = sizes().max().unwrap_or(0);
+        (sizes().sum::<u64>() + 2 * largest) * batch as u64 * 4
+    }
+
+    /// Refuses batches of `batch` whose buffers would not fit the memory available, with the
+    /// figures, before anything is allocated.
+    pub fn check_memory(&self, batch: usize) -> Result<()> {
+        let needed = self.activation_bytes(batch);
+        match crate::sysmem::available_bytes() {
+            Some(room) if needed > room => Err(Error::Model(format!(
+                "the model needs {} of activations for a batch of {batch} ({} per image), more than the {} available: lower --batch-size or --image-size, or use a smaller model",
+                describe(needed),
+                describe(needed / batch.max(1) as u64),
+                describe(room)
+            ))),
+            _ => Ok(()),
+        }
     }
 
     fn reserve(&mut self, batch: usize) {

@@ -330,3 +330,20 @@ fn the_plan_groups_augmentation_and_fuses_conv_pool_pairs() {
     separate.extend(tail);
     assert_eq!(model.steps, separate);
 }
+
+#[test]
+fn batches_too_large_for_memory_are_refused_with_the_figures() {
+    let config = ModelConfig::from_json(
+        r#"{"input_shape": [4000, 4000, 3], "layers": [
+            {"type": "Conv2D", "filters": 16, "kernel_size": 3, "padding": "same"}]}"#,
+    )
+    .unwrap();
+    let model = Sequential::new(&config, 0).unwrap();
+    let per_image = model.activation_bytes(1);
+    assert_eq!(per_image, 3 * 4000 * 4000 * 16 * 4);
+    let err = model.check_memory(100_000).unwrap_err().to_string();
+    assert!(
+        err.contains("lower --batch-size") && err.contains("per image"),
+        "{err}"
+    );
+}
