@@ -54,6 +54,10 @@ fn serve(routes: HashMap<&'static str, Reply>) -> (String, Arc<AtomicUsize>) {
             );
             let _ = stream.write_all(head.as_bytes());
             let _ = stream.write_all(&reply.body);
+            if path.starts_with("/stall") {
+                // The body stops arriving but the connection stays open.
+                std::thread::sleep(std::time::Duration::from_secs(4));
+            }
         }
     });
     (base, count)
@@ -300,6 +304,53 @@ fn failed_fetches_say_why_and_leave_nothing() {
     );
     let unknown = petal(home.path(), &["data", "fetch", "tulip_photos"]);
     assert!(text(&unknown.stderr).contains("neither a known data set"));
+}
+
+#[test]
+fn stalled_and_endless_downloads_stop_and_file_urls_are_fetched() {
+    let mut routes = HashMap::new();
+    routes.insert(
+        "/stall.tgz",
+        Reply {
+            status: 200,
+            announced: 1000,
+            body: vec![0; 10],
+        },
+    );
+    routes.insert("/endless.bin", ok(vec![7; 1 << 20]));
+    let (base, _) = serve(routes);
+    let home = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let url = format!("{base}/stall.tgz");
+    let out = petal(home.path(), &["data", "fetch", &url, "--read-timeout", "1"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no data arrived for 1 s"), "{err}");
+    assert!(
+        started.elapsed().as_secs() < 4,
+        "the stall was not cut short"
+    );
+
+    let url = format!("{base}/endless.bin");
+    let out = petal(
+        home.path(),
+        &["data", "fetch", &url, "--max-bytes", "100000"],
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("passed 100000 bytes"), "{err}");
+    assert_eq!(tree(&home.path().join("downloads")), Vec::<PathBuf>::new());
+
+    let local = home.path().join("flowers.tgz");
+    std::fs::write(&local, flowers_tgz()).unwrap();
+    let url = format!("file://{}", local.display());
+    let out = petal(home.path(), &["data", "fetch", &url, "--extract"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("datasets"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 #[test]

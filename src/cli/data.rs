@@ -61,6 +61,12 @@ pub enum DataCommand {
         /// Unpack the archive (.tgz, .tar.gz, .tar, .zip) into a folder of the same name.
         #[arg(long)]
         extract: bool,
+        /// Stop a download of unknown size past this many bytes (default 8 GiB).
+        #[arg(long, default_value_t = petal::data::fetch::DEFAULT_MAX_BYTES)]
+        max_bytes: u64,
+        /// Give up when no data arrives for this many seconds.
+        #[arg(long, default_value_t = petal::data::fetch::DEFAULT_READ_TIMEOUT.as_secs())]
+        read_timeout: u64,
     },
     /// The tutorial's augmentation preview: the first training image through the model's
     /// augmentation layers, nine times.
@@ -106,7 +112,15 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             sha256,
             name,
             extract,
-        } => run_fetch(&what, sha256, name, extract),
+            max_bytes,
+            read_timeout,
+        } => {
+            let limits = (
+                max_bytes,
+                std::time::Duration::from_secs(read_timeout.max(1)),
+            );
+            run_fetch(&what, sha256, name, extract, limits)
+        }
         DataCommand::Augment {
             mut data,
             preset,
@@ -221,6 +235,7 @@ fn run_fetch(
     sha256: Option<String>,
     name: Option<String>,
     extract: bool,
+    (max_bytes, read_timeout): (u64, std::time::Duration),
 ) -> Result<()> {
     let mut request = match Fetch::known(what) {
         Some(known) => known,
@@ -234,6 +249,12 @@ fn run_fetch(
     request.sha256 = sha256.or(request.sha256);
     request.name = name.unwrap_or(request.name);
     request.extract |= extract;
+    // A known data set keeps its own, tighter limit.
+    request.max_bytes = match Fetch::known(what) {
+        Some(_) => request.max_bytes.min(max_bytes),
+        None => max_bytes,
+    };
+    request.read_timeout = read_timeout;
     let path = fetch(&request, &petal_home(), &mut progress::DownloadBar::new())?;
     println!("{}", path.display());
     Ok(())

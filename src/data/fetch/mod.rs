@@ -25,7 +25,16 @@ pub struct Fetch {
     pub sha256: Option<String>,
     pub size: Option<u64>,
     pub extract: bool,
+    /// A download larger than this (or than `size`, when known) is stopped and nothing kept.
+    pub max_bytes: u64,
+    /// How long a download may wait for more data before it is given up.
+    pub read_timeout: std::time::Duration,
 }
+
+/// The most a download of unknown size may bring: a disk is not filled by an endless reply.
+pub const DEFAULT_MAX_BYTES: u64 = 8 << 30;
+/// How long a stalled download waits for more data by default.
+pub const DEFAULT_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Where TensorFlow publishes the tutorial's files; `$PETAL_MIRROR` replaces it (a local mirror,
 /// or the tests' server), the checks staying the same.
@@ -54,6 +63,8 @@ impl Fetch {
             sha256: None,
             size: None,
             extract: false,
+            max_bytes: DEFAULT_MAX_BYTES,
+            read_timeout: DEFAULT_READ_TIMEOUT,
         })
     }
 
@@ -69,6 +80,8 @@ impl Fetch {
                 ),
                 size: Some(228_813_984),
                 extract: true,
+                max_bytes: DEFAULT_MAX_BYTES,
+                read_timeout: DEFAULT_READ_TIMEOUT,
             }),
             "sunflower" => Some(Fetch {
                 url: tutorial_url("592px-Red_sunflower.jpg"),
@@ -76,6 +89,8 @@ impl Fetch {
                 sha256: None,
                 size: None,
                 extract: false,
+                max_bytes: 64 << 20,
+                read_timeout: DEFAULT_READ_TIMEOUT,
             }),
             _ => None,
         }
