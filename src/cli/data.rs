@@ -327,7 +327,20 @@ fn run_grid(
     }
     let dataset = args.builder(CacheMode::None).build_subset(subset)?;
     let tiles = first_images(&dataset, count);
+    if tiles.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "none of the {} images could be drawn: the warnings above say why",
+            dataset.len()
+        )));
+    }
     save_png(&image_grid(&tiles, columns), out)?;
     println!("Wrote {} ({} images).", out.display(), tiles.len());
+    if tiles.len() < count {
+        eprintln!(
+            "note: {count} images were asked for, but the {} subset has only {} usable",
+            format!("{subset:?}").to_lowercase(),
+            tiles.len()
+        );
+    }
     Ok(())
 }

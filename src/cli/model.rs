@@ -40,6 +40,9 @@ pub struct PredictArgs {
     /// One JSON object per image instead of sentences.
     #[arg(long)]
     pub json: bool,
+    /// Refuse photos with more pixels than this.
+    #[arg(long, default_value_t = petal::data::decode::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
 }
 
 /// What `petal predict` runs: a native model or a TensorFlow Lite file.
@@ -88,7 +91,7 @@ pub fn predict(args: PredictArgs) -> Result<()> {
         };
     let mut failures = 0;
     for path in &args.images {
-        let image = match load_img(path, height, width, channels) {
+        let image = match load_img(path, (height, width, channels), args.max_pixels) {
             Ok(image) => image,
             Err(e) => {
                 eprintln!("error: {e}");

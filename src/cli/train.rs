@@ -68,6 +68,11 @@ pub fn run(mut args: TrainArgs) -> Result<()> {
         index.len(),
         index.class_names.len()
     );
+    if let [only] = index.class_names.as_slice() {
+        eprintln!(
+            "warning: only one class ({only}): every image is labelled {only:?}, so accuracy will be 1.0 whatever the model learns; add a subfolder for each other class"
+        );
+    }
     let disk = args.out.join("image-cache");
     let builder = super::dataset_args::cache_within_memory(builder, index.len(), disk);
     let (train, val) = builder.build_both()?;

@@ -3,6 +3,7 @@
 
 use super::train::fit_printing;
 use clap::Args;
+use petal::data::decode::DEFAULT_MAX_PIXELS;
 use petal::data::fetch::{fetch, petal_home, Fetch};
 use petal::data::load_img::load_img;
 use petal::data::{CacheMode, Dataset, ImageDatasetBuilder};
@@ -77,6 +78,9 @@ impl Tutorial {
         let (base_epochs, augmented_epochs) = if args.quick { (1, 1) } else { (10, 15) };
         let directory = self.step("get the data", |_| data_directory(args.data.as_deref()))?;
         let split = self.step("explore and load the data", |t| t.load(&directory))?;
+        // The last steps' photo is found now, so that a missing one stops the run before the
+        // long training steps, not after them.
+        let photo = self.photo(args.photo.as_deref(), &split.val)?;
         self.step("visualize the data", |t| t.samples(&split))?;
         let base = presets::preset("tutorial", 180, 180, split.train.class_names().len())?;
         self.step("train the tutorial model", |t| {
@@ -104,7 +108,7 @@ impl Tutorial {
             t.evaluate(&mut model, &split.val)
         })?;
         let photo = self.step("predict on new data", |t| {
-            t.predict(&mut model, &split, args.photo.as_deref())
+            t.predict(&mut model, &split, &photo)
         })?;
         self.step("convert to TensorFlow Lite and run it", |t| {
             t.tflite(&model, split.train.class_names(), &photo)
@@ -263,15 +267,10 @@ impl Tutorial {
         Ok(())
     }
 
-    fn predict(
-        &mut self,
-        model: &mut Sequential,
-        split: &Split,
-        photo: Option<&str>,
-    ) -> Result<PathBuf> {
-        let path = self.photo(photo, &split.val)?;
+    fn predict(&mut self, model: &mut Sequential, split: &Split, photo: &Path) -> Result<PathBuf> {
+        let path = photo.to_path_buf();
         let (height, width, channels) = model.image_input()?;
-        let image = load_img(&path, height, width, channels)?;
+        let image = load_img(&path, (height, width, channels), DEFAULT_MAX_PIXELS)?;
         let logits = model.forward(&image.pixels, 1, Mode::Infer).to_vec();
         let mut probabilities = logits.clone();
         softmax_in_place(&mut probabilities);
@@ -320,7 +319,7 @@ impl Tutorial {
                 input.shape
             )));
         };
-        let image = load_img(photo, height, width, channels)?;
+        let image = load_img(photo, (height, width, channels), DEFAULT_MAX_PIXELS)?;
         let tensor = Tensor::f32(vec![1, height, width, channels], image.pixels);
         let outputs = runner.run(&[(input.name.as_str(), &tensor)])?;
         let lite = outputs
@@ -374,7 +373,9 @@ impl Tutorial {
             Ok(path) => Ok(path),
             Err(e) => {
                 let Some(fallback) = first_of_class(val, "sunflowers") else {
-                    return Err(e);
+                    return Err(Error::InvalidArgument(format!(
+                        "the photo to classify could not be fetched ({e}), and the data has no \"sunflowers\" class to take one from: give a photo with --photo PATH"
+                    )));
                 };
                 let note = format!(
                     "The photo could not be fetched ({e}); used {} from the validation set instead.",

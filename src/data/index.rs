@@ -48,6 +48,12 @@ impl DirectoryIndex {
                         found,
                     });
                 }
+                let mut seen = HashSet::new();
+                if let Some(twice) = given.iter().find(|c| !seen.insert(*c)) {
+                    return Err(Error::InvalidArgument(format!(
+                        "class_names lists {twice:?} twice: name each class once"
+                    )));
+                }
                 given.to_vec()
             }
         };
@@ -212,6 +218,9 @@ mod tests {
         let bad = vec!["z".to_string()];
         let err = DirectoryIndex::scan(dir.path(), Some(&bad), false).unwrap_err();
         assert!(matches!(err, Error::ClassNamesMismatch { .. }));
+        let twice = vec!["a".to_string(), "a".to_string()];
+        let err = DirectoryIndex::scan(dir.path(), Some(&twice), false).unwrap_err();
+        assert!(err.to_string().contains("\"a\" twice"), "{err}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Keras's `load_img(path, target_size=…)` + `img_to_array`: one photo as a model's input.
 
-use super::decode::{decode_file, ColorMode, DEFAULT_MAX_PIXELS};
+use super::decode::{decode_file, ColorMode};
 use super::resize::{resize, Interpolation, Window};
 use crate::Result;
 use std::path::Path;
@@ -19,14 +19,19 @@ impl LoadedImage {
 }
 
 /// Decodes `path` and resizes it to `height × width` with nearest-neighbour, as `load_img`
-/// does by default; `channels` picks grayscale (1), RGB (3) or RGBA (4).
-pub fn load_img(path: &Path, height: usize, width: usize, channels: usize) -> Result<LoadedImage> {
+/// does by default; `channels` picks grayscale (1), RGB (3) or RGBA (4). A photo of more than
+/// `max_pixels` is refused before decoding.
+pub fn load_img(
+    path: &Path,
+    (height, width, channels): (usize, usize, usize),
+    max_pixels: u64,
+) -> Result<LoadedImage> {
     let mode = match channels {
         1 => ColorMode::Grayscale,
         4 => ColorMode::Rgba,
         _ => ColorMode::Rgb,
     };
-    let image = decode_file(path, mode, DEFAULT_MAX_PIXELS)?;
+    let image = decode_file(path, mode, max_pixels)?;
     let resized = resize(
         &image,
         Window::whole(&image),

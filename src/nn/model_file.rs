@@ -77,8 +77,8 @@ pub fn load(path: &Path) -> Result<SavedModel> {
         return Err(file_error(
             path,
             format!(
-                "model file version {:?} is not supported; this petal reads version {VERSION}",
-                metadata.get("version")
+                "model file version {} is not supported; this petal reads version {VERSION}: train the model again with this petal, or use the petal that wrote it",
+                metadata.get("version").map_or("(none)", String::as_str)
             ),
         ));
     }

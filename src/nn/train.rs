@@ -60,8 +60,20 @@ impl FitObserver for Silent {}
 fn check_fit(model: &Sequential, dataset: &Dataset) -> Result<usize> {
     let (h, w, c) = dataset.image_shape();
     if model.input_shape() != Shape::image(h, w, c) {
+        let fix = match model.image_input() {
+            Ok((mh, mw, mc)) if (mh, mw) == (h, w) => format!(
+                "use --color-mode {} to match",
+                match mc {
+                    1 => "grayscale",
+                    4 => "rgba",
+                    _ => "rgb",
+                }
+            ),
+            Ok((mh, mw, _)) => format!("use --image-size {mh}x{mw} to match"),
+            Err(_) => "the model does not take images".into(),
+        };
         return Err(Error::Model(format!(
-            "the model takes {} images but the dataset yields (None, {h}, {w}, {c}): use --image-size to match",
+            "the model takes {} images but the dataset yields (None, {h}, {w}, {c}): {fix}",
             model.input_shape()
         )));
     }
