@@ -78,7 +78,7 @@ fn replace_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .ok_or_else(|| Error::InvalidArgument(format!("{} is not a file path", path.display())))?
         .to_string_lossy();
-    remove_stale_temporaries(dir, &file_name);
+    remove_files_of_dead_processes(dir, &temporary_prefix(&file_name));
     let tmp = dir.join(temporary_name(&file_name, std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -100,10 +100,9 @@ fn temporary_name(file_name: &str, pid: u32) -> String {
     format!("{}{pid}", temporary_prefix(file_name))
 }
 
-/// Removes temporary files that a petal process killed mid-write left beside `file_name`
-/// (only those whose process is gone: another petal may be writing right now).
-fn remove_stale_temporaries(dir: &Path, file_name: &str) {
-    let prefix = temporary_prefix(file_name);
+/// Removes the files named `prefix` + a process id in `dir` whose process is gone: what a
+/// petal killed mid-write left (another petal may be writing right now, so only those).
+pub(crate) fn remove_files_of_dead_processes(dir: &Path, prefix: &str) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -111,7 +110,7 @@ fn remove_stale_temporaries(dir: &Path, file_name: &str) {
         let name = entry.file_name();
         let pid = name
             .to_str()
-            .and_then(|n| n.strip_prefix(prefix.as_str()))
+            .and_then(|n| n.strip_prefix(prefix))
             .and_then(|pid| pid.parse::<u32>().ok());
         if pid.is_some_and(|pid| !process_alive(pid)) {
             let _ = std::fs::remove_file(entry.path());

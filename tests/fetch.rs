@@ -331,6 +331,10 @@ fn stalled_and_endless_downloads_stop_and_file_urls_are_fetched() {
         "the stall was not cut short"
     );
 
+    // What a fetch killed mid-download left: removed by the next fetch of the same file.
+    let downloads = home.path().join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    std::fs::write(downloads.join(".endless.bin.part-4294967294"), b"partial").unwrap();
     let url = format!("{base}/endless.bin");
     let out = petal(
         home.path(),

@@ -88,7 +88,19 @@ pub fn load(path: &Path) -> Result<SavedModel> {
         serde_json::from_str(metadata.get("class_names").map_or("", String::as_str))
             .map_err(|e| file_error(path, format!("bad class names: {e}")))?;
     let tensors = SafeTensors::deserialize(&bytes).map_err(|e| not_ours(e.to_string()))?;
-    let mut model = Sequential::new(&config, 0).map_err(|e| file_error(path, e))?;
+    // The weights a description asks for must be in the file: a 340-byte file cannot make
+    // petal allocate gigabytes before it finds them missing.
+    let stored: usize = tensors
+        .tensors()
+        .iter()
+        .map(|(_, t)| t.data().len() / 4)
+        .sum();
+    let mut model = Sequential::with_param_budget(&config, 0, stored).map_err(|e| {
+        file_error(
+            path,
+            format!("{e} (the file stores {stored} weights): the file is damaged or not petal's"),
+        )
+    })?;
     let names: Vec<String> = model.named_params().into_iter().map(|(n, _)| n).collect();
     for (name, param) in names.iter().zip(model.params_mut()) {
         let tensor = tensors
@@ -124,6 +136,27 @@ pub fn load(path: &Path) -> Result<SavedModel> {
 mod tests {
     use super::*;
     use crate::nn::layers::Mode;
+
+    #[test]
+    fn a_description_asking_for_weights_the_file_lacks_is_refused_before_allocating() {
+        let config = r#"{"input_shape": [64, 64, 3], "layers": [{"type": "Flatten"},
+            {"type": "Dense", "units": 40000}]}"#;
+        let mut metadata = std::collections::HashMap::new();
+        metadata.insert("format".to_string(), FORMAT.to_string());
+        metadata.insert("version".to_string(), VERSION.to_string());
+        metadata.insert("config".to_string(), config.to_string());
+        metadata.insert("class_names".to_string(), "[]".to_string());
+        let none: Vec<(String, safetensors::tensor::TensorView)> = Vec::new();
+        let bytes = safetensors::serialize(none, Some(metadata)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("crafted.safetensors");
+        std::fs::write(&path, &bytes).unwrap();
+        let err = load(&path).err().expect("a crafted file loads").to_string();
+        assert!(
+            err.contains("stores 0 weights") && err.contains("crafted"),
+            "{err}"
+        );
+    }
 
     fn small_model() -> Sequential {
         let config = ModelConfig::from_json(

@@ -23,11 +23,14 @@ pub fn download(request: &Fetch, path: &Path, progress: &mut dyn Progress) -> Re
         what: request.url.clone(),
         reason,
     };
-    let tmp = path.with_file_name(format!(
-        ".{}.part-{}",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
+    let prefix = format!(
+        ".{}.part-",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    );
+    if let Some(dir) = path.parent() {
+        crate::fsutil::remove_files_of_dead_processes(dir, &prefix);
+    }
+    let tmp = path.with_file_name(format!("{prefix}{}", std::process::id()));
     let limit = request
         .size
         .unwrap_or(request.max_bytes)

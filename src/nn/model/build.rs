@@ -1,6 +1,5 @@
 //! Layers built from their Keras arguments, each argument checked with a message that names it.
 
-use super::MAX_PARAMS;
 use crate::data::resize::Interpolation;
 use crate::nn::layers::augment::{
     self, Brightness, Contrast, Flip, RandomLayer, Rotation, Sampling, Translation, Zoom,
@@ -36,12 +35,17 @@ fn random<A: augment::Augmentation + 'static>(
     )?))
 }
 
+/// Builds one layer whose weights may number at most `room`, checked before they are allocated.
 pub(super) fn build_layer(
     config: &LayerConfig,
     name: String,
     input: Shape,
     seed: u32,
+    room: usize,
 ) -> Result<Box<dyn Layer>, String> {
+    let too_many = |weights: String| {
+        format!("{weights} weights are more than the {room} this model may still have")
+    };
     let image = |what: &str| match input {
         Shape::Image {
             height,
@@ -81,10 +85,8 @@ pub(super) fn build_layer(
             let weights = (kernel_size.get().0 * kernel_size.get().1)
                 .saturating_mul(shape.2)
                 .saturating_mul(*filters);
-            if weights > MAX_PARAMS {
-                return Err(format!(
-                    "{weights} weights are more than petal handles ({MAX_PARAMS})"
-                ));
+            if weights > room {
+                return Err(too_many(weights.to_string()));
             }
             let spec = Conv2DSpec {
                 filters: *filters,
@@ -129,10 +131,8 @@ pub(super) fn build_layer(
             if *units == 0 {
                 return Err("argument `units` must be at least 1, got 0".into());
             }
-            if inputs.saturating_mul(*units) > MAX_PARAMS {
-                return Err(format!(
-                    "{inputs} × {units} weights are more than petal handles ({MAX_PARAMS})"
-                ));
+            if inputs.saturating_mul(*units) > room {
+                return Err(too_many(format!("{inputs} × {units}")));
             }
             Box::new(Dense::new(
                 name,

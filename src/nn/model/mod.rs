@@ -51,6 +51,14 @@ pub struct LayerTime {
 impl Sequential {
     /// Builds the layers with Keras's initialisers; `seed` makes the weights reproducible.
     pub fn new(config: &ModelConfig, seed: u32) -> Result<Self> {
+        Self::with_param_budget(config, seed, MAX_PARAMS)
+    }
+
+    /// [`Sequential::new`] for a model of at most `budget` weights, checked layer by layer
+    /// before each layer's weights are allocated: the values a model file holds bound the model
+    /// it can describe, so a crafted description cannot make petal allocate gigabytes.
+    pub fn with_param_budget(config: &ModelConfig, seed: u32, budget: usize) -> Result<Self> {
+        let budget = budget.min(MAX_PARAMS);
         super::denormals::flush_denormals_to_zero();
         let [h, w, c] = config.input_shape;
         if h == 0 || w == 0 || c == 0 {
@@ -84,11 +92,17 @@ impl Sequential {
                     n => format!("{stem}_{n}"),
                 });
             *count += 1;
+            let params: usize = layers
+                .iter()
+                .flat_map(|l| l.params())
+                .map(|p| p.value.len())
+                .sum();
             let built = build::build_layer(
                 layer,
                 name.clone(),
                 shape,
                 seed.wrapping_add(i as u32 * 7919),
+                budget - params,
             )
             .map_err(|why| {
                 Error::Model(format!(
@@ -110,7 +124,7 @@ impl Sequential {
                 .flat_map(|l| l.params())
                 .map(|p| p.value.len())
                 .sum();
-            if shape.size() > MAX_VALUES_PER_SAMPLE || params > MAX_PARAMS {
+            if shape.size() > MAX_VALUES_PER_SAMPLE || params > budget {
                 return Err(Error::Model(format!(
                     "layer {} (\"{name}\") makes the model too large: {} values per sample, {params} parameters",
                     i + 1,
