@@ -2,14 +2,7 @@
 
 mod common;
 
-use common::{make_dataset, petal, s, text};
-
-const TINY_MODEL: &str = r#"{"input_shape": [16, 16, 3], "layers": [
-    {"type": "Rescaling", "scale": 0.00392156862745098},
-    {"type": "Conv2D", "filters": 4, "kernel_size": 3, "padding": "same", "activation": "relu"},
-    {"type": "Flatten"},
-    {"type": "Dense", "units": 2}
-]}"#;
+use common::{make_dataset, petal, s, text, trained_model, TINY_MODEL};
 
 #[test]
 fn a_grayscale_data_set_for_an_rgb_model_points_at_the_colour_mode() {
@@ -71,20 +64,7 @@ fn predict_takes_the_max_pixels_its_message_suggests() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     make_dataset(&data, &["a", "b"], 4);
-    let json = dir.path().join("tiny.json");
-    std::fs::write(&json, TINY_MODEL).unwrap();
-    let run = dir.path().join("run");
-    let args = [
-        "train",
-        s(&data),
-        "--model",
-        s(&json),
-        "--image-size",
-        "16x16",
-    ];
-    let out = petal(&[&args[..], &["--epochs", "1", "--out", s(&run)]].concat());
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let model = run.join("model.safetensors");
+    let model = trained_model(&data, dir.path(), &dir.path().join("run"));
     let photo = data.join("a/img00.png");
     let out = petal(&["predict", s(&model), s(&photo), "--max-pixels", "10"]);
     let err = text(&out.stderr);

@@ -94,3 +94,28 @@ pub const TFLITE_LAYERS_MODEL: &str = r#"{"input_shape": [9, 11, 2], "layers": [
     {"type": "Dense", "units": 6, "activation": "relu"},
     {"type": "Dense", "units": 3, "activation": "softmax"}
 ]}"#;
+
+/// A model small enough to train in a test: 16×16 RGB in, two classes out.
+pub const TINY_MODEL: &str = r#"{"input_shape": [16, 16, 3], "layers": [
+    {"type": "Rescaling", "scale": 0.00392156862745098},
+    {"type": "Conv2D", "filters": 4, "kernel_size": 3, "padding": "same", "activation": "relu"},
+    {"type": "Flatten"},
+    {"type": "Dense", "units": 2}
+]}"#;
+
+/// Trains the tiny model for one epoch into `out`; returns the model file.
+pub fn trained_model(data: &Path, work: &Path, out: &Path) -> std::path::PathBuf {
+    let json = work.join("tiny.json");
+    std::fs::write(&json, TINY_MODEL).unwrap();
+    let args = [
+        "train",
+        s(data),
+        "--model",
+        s(&json),
+        "--image-size",
+        "16x16",
+    ];
+    let run = petal(&[&args[..], &["--epochs", "1", "--out", s(out)]].concat());
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    out.join("model.safetensors")
+}
