@@ -72,3 +72,31 @@ fn predict_takes_the_max_pixels_its_message_suggests() {
     let out = petal(&["predict", s(&model), s(&photo), "--max-pixels", "1000"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+#[test]
+fn thread_counts_are_bounded_and_model_versions_print_plainly() {
+    let out = petal(&["--threads", "100000", "summary", "--preset", "tutorial"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("give 1 to 1024"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    make_dataset(&data, &["a", "b"], 4);
+    let model = trained_model(&data, dir.path(), &dir.path().join("run"));
+    let bytes = std::fs::read(&model).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = String::from_utf8(bytes[8..8 + header_len].to_vec()).unwrap();
+    let old = header.replacen("\"version\":\"1\"", "\"version\":\"2\"", 1);
+    assert_ne!(old, header, "the test expects version 1 in {header}");
+    let mut changed = bytes[..8].to_vec();
+    changed.extend_from_slice(old.as_bytes());
+    changed.extend_from_slice(&bytes[8 + header_len..]);
+    std::fs::write(&model, changed).unwrap();
+    let out = petal(&["summary", s(&model)]);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("model file version 2 is not supported"),
+        "{err}"
+    );
+}

@@ -77,12 +77,14 @@ fn training_checks_its_output_folder_and_learning_rate_before_the_first_epoch() 
     );
 
     for lr in ["nan", "inf", "1e30", "0", "-1"] {
+        // Written with a space, as users do: "-1" is a value, not an option.
         let out = petal(&[
             "train",
             s(&data),
             "--image-size",
             "16x16",
-            &format!("--learning-rate={lr}"),
+            "--learning-rate",
+            lr,
             "--out",
             s(&dir.path().join("run")),
         ]);

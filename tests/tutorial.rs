@@ -190,3 +190,26 @@ fn a_failed_step_is_named_and_the_report_of_what_ran_is_kept() {
         "an unwritable --out is named: {stderr}"
     );
 }
+
+#[test]
+fn without_a_photo_to_classify_the_tutorial_stops_before_training_and_names_photo() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    common::make_dataset(&data, &["daisy", "roses"], 6);
+    let started = std::time::Instant::now();
+    let run = Command::new(env!("CARGO_BIN_EXE_petal"))
+        .env("PETAL_HOME", dir.path().join("home"))
+        .env("PETAL_MIRROR", "http://127.0.0.1:9")
+        .args(["tutorial", "--quick", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--photo"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(!stdout.contains("Epoch 1/1"), "it trained first: {stdout}");
+    assert!(started.elapsed().as_secs() < 60);
+}

@@ -101,6 +101,11 @@ pub fn fit(
         check_fit(model, val)?;
     }
     model.check_memory(train.batch_size())?;
+    if !weights_finite(model) {
+        return Err(Error::Model(
+            "the model's weights are not all finite numbers (NaN or infinite): training cannot recover them; start from a fresh model".into(),
+        ));
+    }
     let from_logits = !model.outputs_probabilities();
     let mut grad = vec![0f32; train.batch_size() * classes];
     let mut history = History::default();
@@ -148,11 +153,7 @@ pub fn fit(
         }
         // A ReLU network can keep a finite loss while NaN fills weights its units no longer
         // use: check them, so that the weights kept are truly the last good ones.
-        let finite = model
-            .named_params()
-            .iter()
-            .all(|(_, p)| p.value.iter().all(|v| v.is_finite()));
-        if !finite {
+        if !weights_finite(model) {
             restore(model);
             let batch = train.num_batches();
             return Ok((
@@ -178,6 +179,13 @@ pub fn fit(
         history.epochs.push(log);
     }
     Ok((history, Stop::Finished))
+}
+
+fn weights_finite(model: &Sequential) -> bool {
+    let params = model.named_params();
+    params
+        .iter()
+        .all(|(_, p)| p.value.iter().all(|v| v.is_finite()))
 }
 
 /// Loss, accuracy and the confusion matrix of a model on a dataset.
@@ -249,4 +257,76 @@ pub fn argmax(row: &[f32]) -> usize {
     row.iter()
         .enumerate()
         .fold(0, |best, (i, &v)| if v > row[best] { i } else { best })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{CacheMode, ImageDatasetBuilder};
+    use crate::nn::model::ModelConfig;
+    use crate::nn::optim::OptimizerConfig;
+
+    #[test]
+    fn weights_that_overflow_are_never_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        for (class, shade) in [("a", 40u8), ("b", 200)] {
+            std::fs::create_dir_all(dir.path().join(class)).unwrap();
+            for i in 0..6u8 {
+                let img = image::RgbImage::from_pixel(8, 8, image::Rgb([shade + i, 9, 9]));
+                img.save(dir.path().join(class).join(format!("{i}.png")))
+                    .unwrap();
+            }
+        }
+        let data = ImageDatasetBuilder::new(dir.path())
+            .image_size(8, 8)
+            .batch_size(4)
+            .seed(1)
+            .cache(CacheMode::Memory)
+            .build()
+            .unwrap();
+        let config = ModelConfig::from_json(
+            r#"{"input_shape": [8, 8, 3], "layers": [{"type": "Flatten"},
+                {"type": "Dense", "units": 16, "activation": "relu"}, {"type": "Dense", "units": 2}]}"#,
+        )
+        .unwrap();
+        let mut model = Sequential::new(&config, 3).unwrap();
+        // Past what `with_learning_rate` accepts: the weights overflow within an epoch.
+        let absurd = OptimizerConfig::Sgd {
+            learning_rate: 1e30,
+            momentum: 0.0,
+        };
+        let mut optimizer = Optimizer::new(absurd);
+        let never = AtomicBool::new(false);
+        let (history, stop) = fit(
+            &mut model,
+            &mut optimizer,
+            &data,
+            None,
+            3,
+            &mut Silent,
+            &never,
+        )
+        .unwrap();
+        assert!(matches!(stop, Stop::NotFinite { .. }), "{stop:?}");
+        let kept = history.epochs.len();
+        assert!(
+            weights_finite(&model),
+            "non-finite weights kept after {kept} epochs"
+        );
+
+        // Weights already broken (a unit's NaN that ReLU hides from the loss) are refused, not
+        // trained on and saved again.
+        model.params_mut()[0].value[5] = f32::NAN;
+        let mut optimizer = Optimizer::new(OptimizerConfig::sgd());
+        let err = fit(
+            &mut model,
+            &mut optimizer,
+            &data,
+            None,
+            1,
+            &mut Silent,
+            &never,
+        );
+        assert!(err.is_err_and(|e| e.to_string().contains("not all finite")));
+    }
 }
