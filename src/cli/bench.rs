@@ -252,7 +252,7 @@ fn bench_infer(runs: usize, layers: bool) -> Result<()> {
 /// The instruction sets the run used: petal's kernels follow `PETAL_SIMD`; the `gemm` crate
 /// (im2col convolutions, Dense at batch > 1) picks its own.
 fn simd_levels() -> String {
-    let gemm = petal::nn::gemm::instruction_set();
+    let gemm = petal::nn::kernels::gemm::instruction_set();
     format!("SIMD {}, gemm {gemm}", Level::selected())
 }
 

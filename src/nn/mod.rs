@@ -4,8 +4,8 @@
 
 pub mod activation;
 pub mod denormals;
-pub mod gemm;
 pub mod init;
+pub mod kernels;
 pub mod layers;
 pub mod loss;
 pub mod model;

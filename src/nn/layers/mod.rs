@@ -9,7 +9,7 @@ mod dropout;
 mod flatten;
 mod max_pooling2d;
 mod rescaling;
-mod window;
+pub(crate) mod window;
 
 pub use config::{Factor, FillMode, FlipMode, LayerConfig, Padding, Pair};
 pub use conv2d::Conv2D;

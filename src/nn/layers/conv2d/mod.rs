@@ -3,11 +3,7 @@
 //! im2col + GEMM (`im2col.rs`); bias and activation are fused into the output pass either way.
 //! Kernel layout is Keras's (kh, kw, in, filters).
 
-mod direct;
-mod im2col;
 mod image;
-mod kernels;
-mod pool;
 
 use super::window::Axis;
 use super::{
@@ -17,8 +13,9 @@ use crate::nn::activation::Activation;
 use crate::nn::init::glorot_uniform;
 use crate::nn::shape::Shape;
 use crate::nn::simd::Level;
+use crate::nn::kernels::conv::direct;
+use crate::nn::kernels::conv::pool::Unpool;
 use image::{DirectPlan, Pass, Scratch};
-use pool::Unpool;
 use rayon::prelude::*;
 
 pub struct Conv2D {

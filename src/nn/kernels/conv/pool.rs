@@ -7,12 +7,12 @@
 //! bottom-right, and a later corner wins only when strictly greater. Only the direct path fuses
 //! pools, so these run its SIMD kernels; this file checks their bounds.
 
-use super::kernels;
+use super::tiles;
 use crate::nn::simd::Level;
 
 /// Pools two output rows (`pair`: 2 × `width` pixels of `channels`, a multiple of 16) into one
 /// row of `width / 2` pixels, recording each winner's corner in `corner`.
-pub(super) fn pool_pair(
+pub(crate) fn pool_pair(
     pair: &[f32],
     width: usize,
     channels: usize,
@@ -34,13 +34,13 @@ pub(super) fn pool_pair(
         match level {
             #[cfg(target_arch = "x86_64")]
             Level::Avx512 => {
-                kernels::avx512::pool_pair(top, bottom, pixels, channels, pooled, corner)
+                tiles::avx512::pool_pair(top, bottom, pixels, channels, pooled, corner)
             }
             #[cfg(target_arch = "x86_64")]
-            Level::Avx2 => kernels::avx2::pool_pair(top, bottom, pixels, channels, pooled, corner),
+            Level::Avx2 => tiles::avx2::pool_pair(top, bottom, pixels, channels, pooled, corner),
             #[cfg(target_arch = "aarch64")]
-            Level::Neon => kernels::neon::pool_pair(top, bottom, pixels, channels, pooled, corner),
-            _ => kernels::scalar::pool_pair(top, bottom, pixels, channels, pooled, corner),
+            Level::Neon => tiles::neon::pool_pair(top, bottom, pixels, channels, pooled, corner),
+            _ => tiles::scalar::pool_pair(top, bottom, pixels, channels, pooled, corner),
         }
     }
 }
@@ -48,7 +48,7 @@ pub(super) fn pool_pair(
 /// The gradient of the convolution's output from the pool's: each window's winner gets the pooled
 /// gradient (zero when `relu` and the pooled value is not positive), the other three zero, and so
 /// do the rows and columns no window covers.
-pub(super) struct Unpool<'a> {
+pub(crate) struct Unpool<'a> {
     pub pooled: &'a [f32],
     pub grad: &'a [f32],
     pub corner: &'a [u8],
@@ -94,18 +94,18 @@ impl Unpool<'_> {
             unsafe {
                 match self.level {
                     #[cfg(target_arch = "x86_64")]
-                    Level::Avx512 => kernels::avx512::unpool_pair(
+                    Level::Avx512 => tiles::avx512::unpool_pair(
                         grad, pooled, corner, relu, pw, c, rows, sums_ptr,
                     ),
                     #[cfg(target_arch = "x86_64")]
-                    Level::Avx2 => kernels::avx2::unpool_pair(
+                    Level::Avx2 => tiles::avx2::unpool_pair(
                         grad, pooled, corner, relu, pw, c, rows, sums_ptr,
                     ),
                     #[cfg(target_arch = "aarch64")]
-                    Level::Neon => kernels::neon::unpool_pair(
+                    Level::Neon => tiles::neon::unpool_pair(
                         grad, pooled, corner, relu, pw, c, rows, sums_ptr,
                     ),
-                    _ => kernels::scalar::unpool_pair(
+                    _ => tiles::scalar::unpool_pair(
                         grad, pooled, corner, relu, pw, c, rows, sums_ptr,
                     ),
                 }

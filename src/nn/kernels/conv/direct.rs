@@ -4,9 +4,9 @@
 //! the kernel flipped and transposed), so it reuses the forward kernel.
 //!
 //! This file checks every bound the kernels rely on and picks each instruction set's tile
-//! shapes; `kernels.rs` only computes.
+//! shapes; `tiles.rs` only computes.
 
-use super::kernels;
+use super::tiles;
 use crate::nn::simd::Level;
 use std::ops::Range;
 
@@ -14,7 +14,7 @@ use std::ops::Range;
 /// already padded, so output pixel (oy, ox) reads input rows `oy·sy .. oy·sy + kh` and columns
 /// `ox·sx .. ox·sx + kw`, all inside.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Geometry {
+pub(crate) struct Geometry {
     pub kh: usize,
     pub kw: usize,
     /// Input channels.
@@ -71,7 +71,7 @@ impl Geometry {
 /// Whether the kernels handle this shape: output channels in whole chunks of 16 (a vector of
 /// AVX-512, two of AVX2 or the portable level), and kernel rows of at least [`SMALLEST_BLOCK`]
 /// taps for the weight gradient.
-pub(super) fn supports(g: &Geometry) -> bool {
+pub(crate) fn supports(g: &Geometry) -> bool {
     g.lengths_fit()
         && g.filters > 0
         && g.filters.is_multiple_of(16)
@@ -83,7 +83,7 @@ const SMALLEST_BLOCK: usize = 3;
 
 /// Writes `image` (h × w × c) into `padded` (its geometry's input) with `top` rows and `left`
 /// columns of zeros before it and zeros wherever the image does not reach.
-pub(super) fn pad_image(
+pub(crate) fn pad_image(
     image: &[f32],
     (h, w, c): (usize, usize, usize),
     (top, left): (usize, usize),
@@ -108,7 +108,7 @@ pub(super) fn pad_image(
 
 /// Output rows `rows` of one image: `out` holds those rows (`rows.len() × out_w × filters`),
 /// with `bias` added and ReLU applied when `relu`.
-pub(super) fn forward(
+pub(crate) fn forward(
     g: &Geometry,
     x: &[f32],
     kernel: &[f32],
@@ -181,7 +181,7 @@ unsafe fn forward_row(
     let channels = if g.sx == 1 { g.channels } else { 0 };
     macro_rules! go {
         ($set:ident, $v:literal, $p:literal, $c:literal) => {
-            kernels::$set::forward_row::<$v, $p, $c>(g, x, w, bias, relu, oy, f0, out)
+            tiles::$set::forward_row::<$v, $p, $c>(g, x, w, bias, relu, oy, f0, out)
         };
     }
     macro_rules! two_vectors {
@@ -231,7 +231,7 @@ unsafe fn forward_row(
 /// Adds to `dw` (the kernel's shape) the kernel gradient of output rows `oys`: `dy` holds the
 /// output gradient with `dy_row` floats from one output row to the next (its padding, if any,
 /// is skipped by the caller's slicing).
-pub(super) fn weight_grad(
+pub(crate) fn weight_grad(
     g: &Geometry,
     x: &[f32],
     dy: &[f32],
@@ -316,7 +316,7 @@ unsafe fn weight_grad_block(
 ) {
     macro_rules! go {
         ($set:ident, $v:literal, $r:literal) => {
-            kernels::$set::weight_grad_block::<$v, $r>(
+            tiles::$set::weight_grad_block::<$v, $r>(
                 g, x, dy, dy_row, oys, ky, r0, keep_from, f0, dw,
             )
         };
@@ -356,7 +356,7 @@ unsafe fn weight_grad_block(
 }
 
 /// The kernel of the input gradient: `flipped[ky][kx][f][c] = kernel[kh-1-ky][kw-1-kx][c][f]`.
-pub(super) fn flip_kernel(
+pub(crate) fn flip_kernel(
     kernel: &[f32],
     (kh, kw, c, f): (usize, usize, usize, usize),
     flipped: &mut Vec<f32>,

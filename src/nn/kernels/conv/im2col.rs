@@ -8,7 +8,7 @@ crate::nn::simd::compiled_per_level! {
     /// Copies the receptive field of every output pixel in rows `band` into one row of
     /// `columns` (zeros where padded). Its many short copies take half the instructions with
     /// AVX2's wider moves.
-    pub(super) fn im2col(
+    pub(crate) fn im2col(
         image: &[f32],
         rows: &Axis,
         cols: &Axis,
@@ -64,7 +64,7 @@ fn im2col_portable(
 
 crate::nn::simd::compiled_per_level! {
     /// The adjoint of [`im2col`]: adds each row of `columns` back onto the pixels it came from.
-    pub(super) fn col2im(
+    pub(crate) fn col2im(
         columns: &[f32],
         rows: &Axis,
         cols: &Axis,
