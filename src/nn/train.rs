@@ -295,18 +295,20 @@ mod tests {
             learning_rate: 1e30,
             momentum: 0.0,
         };
-        let mut optimizer = Optimizer::new(absurd);
         let never = AtomicBool::new(false);
-        let (history, stop) = fit(
-            &mut model,
-            &mut optimizer,
-            &data,
-            None,
-            3,
-            &mut Silent,
-            &never,
-        )
-        .unwrap();
+        let train = |model: &mut Sequential, optimizer: OptimizerConfig, epochs: usize| {
+            let mut optimizer = Optimizer::new(optimizer);
+            fit(
+                model,
+                &mut optimizer,
+                &data,
+                None,
+                epochs,
+                &mut Silent,
+                &never,
+            )
+        };
+        let (history, stop) = train(&mut model, absurd, 3).unwrap();
         assert!(matches!(stop, Stop::NotFinite { .. }), "{stop:?}");
         let kept = history.epochs.len();
         assert!(
@@ -317,16 +319,7 @@ mod tests {
         // Weights already broken (a unit's NaN that ReLU hides from the loss) are refused, not
         // trained on and saved again.
         model.params_mut()[0].value[5] = f32::NAN;
-        let mut optimizer = Optimizer::new(OptimizerConfig::sgd());
-        let err = fit(
-            &mut model,
-            &mut optimizer,
-            &data,
-            None,
-            1,
-            &mut Silent,
-            &never,
-        );
+        let err = train(&mut model, OptimizerConfig::sgd(), 1);
         assert!(err.is_err_and(|e| e.to_string().contains("not all finite")));
     }
 }

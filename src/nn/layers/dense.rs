@@ -2,8 +2,8 @@
 
 use super::{add_bias, kernel_and_bias, kernel_and_bias_mut, Layer, LayerConfig, Mode, Param};
 use crate::nn::activation::Activation;
-use crate::nn::kernels::gemm::{matmul, row_times_matrix, Mat, Threads};
 use crate::nn::init::glorot_uniform;
+use crate::nn::kernels::gemm::{matmul, row_times_matrix, Mat, Threads};
 use crate::nn::shape::Shape;
 
 pub struct Dense {

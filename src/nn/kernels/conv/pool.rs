@@ -98,13 +98,13 @@ impl Unpool<'_> {
                         grad, pooled, corner, relu, pw, c, rows, sums_ptr,
                     ),
                     #[cfg(target_arch = "x86_64")]
-                    Level::Avx2 => tiles::avx2::unpool_pair(
-                        grad, pooled, corner, relu, pw, c, rows, sums_ptr,
-                    ),
+                    Level::Avx2 => {
+                        tiles::avx2::unpool_pair(grad, pooled, corner, relu, pw, c, rows, sums_ptr)
+                    }
                     #[cfg(target_arch = "aarch64")]
-                    Level::Neon => tiles::neon::unpool_pair(
-                        grad, pooled, corner, relu, pw, c, rows, sums_ptr,
-                    ),
+                    Level::Neon => {
+                        tiles::neon::unpool_pair(grad, pooled, corner, relu, pw, c, rows, sums_ptr)
+                    }
                     _ => tiles::scalar::unpool_pair(
                         grad, pooled, corner, relu, pw, c, rows, sums_ptr,
                     ),

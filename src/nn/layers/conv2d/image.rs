@@ -1,10 +1,10 @@
 //! The work on one image (or some of its output rows) for Conv2D: forward and backward, by the
 //! direct kernels when the layer's plan allows, otherwise by im2col + GEMM.
 
+use crate::nn::activation::Activation;
 use crate::nn::kernels::conv::direct::{self, Geometry};
 use crate::nn::kernels::conv::im2col::{col2im, im2col};
 use crate::nn::kernels::conv::pool::{self, Unpool};
-use crate::nn::activation::Activation;
 use crate::nn::kernels::gemm::{matmul, Mat, Threads};
 use crate::nn::layers::add_bias;
 use crate::nn::layers::window::Axis;

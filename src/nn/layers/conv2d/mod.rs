@@ -11,10 +11,10 @@ use super::{
 };
 use crate::nn::activation::Activation;
 use crate::nn::init::glorot_uniform;
-use crate::nn::shape::Shape;
-use crate::nn::simd::Level;
 use crate::nn::kernels::conv::direct;
 use crate::nn::kernels::conv::pool::Unpool;
+use crate::nn::shape::Shape;
+use crate::nn::simd::Level;
 use image::{DirectPlan, Pass, Scratch};
 use rayon::prelude::*;
 
