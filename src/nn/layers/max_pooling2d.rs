@@ -102,7 +102,7 @@ impl MaxPooling2D {
         }
     }
 
-    fn is_2x2(&self) -> bool {
+    pub(crate) fn is_2x2(&self) -> bool {
         (
             self.rows.window,
             self.rows.stride,
@@ -146,10 +146,6 @@ impl MaxPooling2D {
 }
 
 impl Layer for MaxPooling2D {
-    fn is_2x2_max_pool(&self) -> bool {
-        self.is_2x2()
-    }
-
     fn name(&self) -> &str {
         &self.name
     }

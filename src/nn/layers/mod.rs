@@ -11,6 +11,8 @@ mod max_pooling2d;
 mod rescaling;
 pub(crate) mod window;
 
+use std::any::Any;
+
 pub use config::{Factor, FillMode, FlipMode, LayerConfig, Padding, Pair};
 pub use conv2d::Conv2D;
 pub use dense::Dense;
@@ -50,7 +52,7 @@ impl Param {
     }
 }
 
-pub trait Layer: Send {
+pub trait Layer: Send + AsAny {
     fn name(&self) -> &str;
     /// The arguments that rebuild this layer (saved in model files).
     fn config(&self) -> LayerConfig;
@@ -73,34 +75,21 @@ pub trait Layer: Send {
         dx: Option<&mut [f32]>,
         batch: usize,
     );
-    /// Whether this is a 2×2, stride-2, "valid" max-pool, which the layer before it may run.
-    fn is_2x2_max_pool(&self) -> bool {
-        false
+}
+
+/// A layer as its own type: the model's plan reaches a Conv2D that can run the pool after it,
+/// or an augmentation layer's draws, without the `Layer` trait knowing about either.
+pub trait AsAny {
+    fn as_any(&self) -> &dyn Any;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+impl<T: Any> AsAny for T {
+    fn as_any(&self) -> &dyn Any {
+        self
     }
-    /// Whether this layer can run a following 2×2 max-pool itself ([`Layer::forward_pooled`]),
-    /// so that its own, four times larger, output is never stored.
-    fn pools_2x2(&self) -> bool {
-        false
-    }
-    /// Forward followed by the 2×2 max-pool: `pooled` receives the pool's output.
-    fn forward_pooled(&mut self, _x: &[f32], _pooled: &mut [f32], _batch: usize) {
-        unreachable!("{} cannot run a max-pool", self.name())
-    }
-    /// Backward from the pool's output gradient `dpooled`, given the pool's outputs `pooled`.
-    fn backward_pooled(
-        &mut self,
-        _x: &[f32],
-        _pooled: &[f32],
-        _dpooled: &[f32],
-        _dx: Option<&mut [f32]>,
-        _batch: usize,
-    ) {
-        unreachable!("{} cannot run a max-pool", self.name())
-    }
-    /// Random augmentation layers draw one image's transform here, so that a run of them can
-    /// be applied in one pass; other layers have none.
-    fn draw_transform(&mut self) -> Option<augment::Transform> {
-        None
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
     }
 }
 

@@ -303,15 +303,17 @@ impl Sequential {
             let output = &mut rest[0];
             match (step, mode) {
                 (Step::Layer(i), _) => self.layers[*i].forward(input, output, batch, mode),
-                (Step::ConvPool { conv }, _) => {
-                    self.layers[*conv].forward_pooled(input, output, batch)
-                }
+                (Step::ConvPool { conv }, _) => plan::conv_mut(&mut *self.layers[*conv])
+                    .expect("the plan fuses Conv2D layers only")
+                    .forward_pooled(input, output, batch),
                 (Step::Augment(run), Mode::Train) => {
                     let size = image_size(self.layers[first].output_shape());
                     let mut draws = vec![Vec::with_capacity(run.len()); batch];
                     for layer in &mut self.layers[run.clone()] {
+                        let random = plan::augmentation_mut(&mut **layer)
+                            .expect("the plan groups augmentation layers only");
                         for image in draws.iter_mut() {
-                            image.extend(layer.draw_transform());
+                            image.push(random.draw_transform());
                         }
                     }
                     augment::augment_batch(&draws, size, input, output);
@@ -363,7 +365,9 @@ impl Sequential {
                 }
                 Step::ConvPool { conv } => {
                     let pooled = &self.outputs[conv + 1];
-                    self.layers[*conv].backward_pooled(input, pooled, &self.gradient, dx, batch)
+                    plan::conv_mut(&mut *self.layers[*conv])
+                        .expect("the plan fuses Conv2D layers only")
+                        .backward_pooled(input, pooled, &self.gradient, dx, batch)
                 }
                 // Augmentation comes before every layer with weights: nothing to pass back.
                 Step::Augment(_) => break,

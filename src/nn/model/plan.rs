@@ -2,7 +2,8 @@
 //! order and backward the same steps reversed. A step is one layer, a Conv2D that runs the
 //! 2×2 max-pool after it itself, or a run of augmentation layers resampled in one pass.
 
-use crate::nn::layers::Layer;
+use crate::nn::layers::augment::RandomLayer;
+use crate::nn::layers::{Conv2D, Layer, MaxPooling2D};
 use crate::{Error, Result};
 use std::ops::Range;
 
@@ -41,7 +42,7 @@ impl Step {
 }
 
 /// The steps over `layers`, with Conv2D + MaxPooling2D pairs fused when `fuse_pools` and the
-/// convolution can (see [`Layer::pools_2x2`]). Augmentation must come before the first layer
+/// convolution can (see [`Conv2D::pools_2x2`]). Augmentation must come before the first layer
 /// with weights: petal does not back-propagate through it.
 pub(super) fn plan(layers: &[Box<dyn Layer>], fuse_pools: bool) -> Result<Vec<Step>> {
     let augments = |i: usize| layers[i].config().is_augmentation();
@@ -67,8 +68,8 @@ pub(super) fn plan(layers: &[Box<dyn Layer>], fuse_pools: bool) -> Result<Vec<St
             steps.push(Step::Augment(i..end));
             i = end;
         } else if fuse_pools
-            && layers[i].pools_2x2()
-            && layers.get(i + 1).is_some_and(|l| l.is_2x2_max_pool())
+            && conv(&*layers[i]).is_some_and(Conv2D::pools_2x2)
+            && layers.get(i + 1).is_some_and(|l| is_2x2_pool(&**l))
         {
             steps.push(Step::ConvPool { conv: i });
             i += 2;
@@ -92,4 +93,23 @@ pub(super) fn needs_input_grad(layers: &[Box<dyn Layer>]) -> Vec<bool> {
             needs
         })
         .collect()
+}
+
+fn conv(layer: &dyn Layer) -> Option<&Conv2D> {
+    layer.as_any().downcast_ref()
+}
+
+/// The Conv2D of a [`Step::ConvPool`].
+pub(super) fn conv_mut(layer: &mut dyn Layer) -> Option<&mut Conv2D> {
+    layer.as_any_mut().downcast_mut()
+}
+
+fn is_2x2_pool(layer: &dyn Layer) -> bool {
+    let pool = layer.as_any().downcast_ref::<MaxPooling2D>();
+    pool.is_some_and(MaxPooling2D::is_2x2)
+}
+
+/// A layer of a [`Step::Augment`].
+pub(super) fn augmentation_mut(layer: &mut dyn Layer) -> Option<&mut RandomLayer> {
+    layer.as_any_mut().downcast_mut()
 }

@@ -54,20 +54,20 @@ pub trait Augmentation: Send {
 }
 
 /// A Keras random augmentation layer: an [`Augmentation`] with its own seeded generator.
-pub struct RandomLayer<A> {
+pub struct RandomLayer {
     name: String,
     size: ImageSize,
     seed: Option<u32>,
     rng: RandomState,
-    augmentation: A,
+    augmentation: Box<dyn Augmentation>,
 }
 
-impl<A: Augmentation> RandomLayer<A> {
+impl RandomLayer {
     /// Builds the layer for image input; `fallback_seed` seeds it when the config has no seed.
     pub fn new(
         name: String,
         input: Shape,
-        augmentation: A,
+        augmentation: impl Augmentation + 'static,
         seed: Option<u32>,
         fallback_seed: u32,
     ) -> Result<Self, String> {
@@ -90,12 +90,17 @@ impl<A: Augmentation> RandomLayer<A> {
             },
             seed,
             rng: RandomState::new(seed.unwrap_or(fallback_seed)),
-            augmentation,
+            augmentation: Box::new(augmentation),
         })
+    }
+
+    /// One image's transform, so that a run of augmentation layers is applied in one pass.
+    pub(crate) fn draw_transform(&mut self) -> Transform {
+        self.augmentation.draw(&mut self.rng, self.size)
     }
 }
 
-impl<A: Augmentation> Layer for RandomLayer<A> {
+impl Layer for RandomLayer {
     fn name(&self) -> &str {
         &self.name
     }
@@ -126,10 +131,6 @@ impl<A: Augmentation> Layer for RandomLayer<A> {
     /// Never called: Sequential admits augmentation only before the first layer with weights,
     /// so no gradient flows back to it.
     fn backward(&mut self, _: &[f32], _: &[f32], _: &mut [f32], _: Option<&mut [f32]>, _: usize) {}
-
-    fn draw_transform(&mut self) -> Option<Transform> {
-        Some(self.augmentation.draw(&mut self.rng, self.size))
-    }
 }
 
 /// Applies to each image of `x` its draws (one per layer of a run of augmentation layers, in

@@ -218,13 +218,19 @@ impl Layer for Conv2D {
         self.scratch = scratch;
         self.finish_backward();
     }
+}
 
-    fn pools_2x2(&self) -> bool {
+/// The 2×2 max-pool fused into the convolution (the model's plan decides when).
+impl Conv2D {
+    /// Whether this layer can run a following 2×2 max-pool itself ([`Conv2D::forward_pooled`]),
+    /// so that its own, four times larger, output is never stored.
+    pub(crate) fn pools_2x2(&self) -> bool {
         let activation_fuses = matches!(self.activation, Activation::Relu | Activation::Linear);
         self.direct.is_some() && activation_fuses && self.rows.output >= 2 && self.cols.output >= 2
     }
 
-    fn forward_pooled(&mut self, x: &[f32], pooled: &mut [f32], batch: usize) {
+    /// Forward followed by the 2×2 max-pool: `pooled` receives the pool's output.
+    pub(crate) fn forward_pooled(&mut self, x: &[f32], pooled: &mut [f32], batch: usize) {
         self.ensure_scratch();
         let mut scratch = std::mem::take(&mut self.scratch);
         let mut corner = std::mem::take(&mut self.corner);
@@ -271,7 +277,8 @@ impl Layer for Conv2D {
         self.padded_inputs = padded;
     }
 
-    fn backward_pooled(
+    /// Backward from the pool's output gradient `dpooled`, given the pool's outputs `pooled`.
+    pub(crate) fn backward_pooled(
         &mut self,
         _x: &[f32], // its padded copy from forward is what backward reads
         pooled: &[f32],
