@@ -237,7 +237,9 @@ fn run_fetch(
     extract: bool,
     (max_bytes, read_timeout): (u64, std::time::Duration),
 ) -> Result<()> {
-    let mut request = match Fetch::known(what) {
+    let known = Fetch::known(what);
+    let is_known = known.is_some();
+    let mut request = match known {
         Some(known) => known,
         None if what.contains("://") => Fetch::url(what)?,
         None => {
@@ -250,9 +252,9 @@ fn run_fetch(
     request.name = name.unwrap_or(request.name);
     request.extract |= extract;
     // A known data set keeps its own, tighter limit.
-    request.max_bytes = match Fetch::known(what) {
-        Some(_) => request.max_bytes.min(max_bytes),
-        None => max_bytes,
+    request.max_bytes = match is_known {
+        true => request.max_bytes.min(max_bytes),
+        false => max_bytes,
     };
     request.read_timeout = read_timeout;
     let path = fetch(&request, &petal_home(), &mut progress::DownloadBar::new())?;

@@ -45,6 +45,11 @@ pub struct TrainArgs {
 }
 
 pub fn run(mut args: TrainArgs) -> Result<()> {
+    if args.epochs == 0 {
+        return Err(Error::InvalidArgument(
+            "--epochs must be at least 1: a run of no epoch trains and saves nothing".into(),
+        ));
+    }
     args.data.validation_split.get_or_insert(0.2);
     args.data.seed.get_or_insert(123);
     let cache = match args.cache.as_str() {

@@ -27,6 +27,24 @@ impl ColorMode {
             ColorMode::Rgba => 4,
         }
     }
+
+    /// The mode that yields `channels` (1 grayscale, 4 RGBA, anything else RGB).
+    pub fn from_channels(channels: usize) -> Self {
+        match channels {
+            1 => ColorMode::Grayscale,
+            4 => ColorMode::Rgba,
+            _ => ColorMode::Rgb,
+        }
+    }
+
+    /// Keras's name, as `--color-mode` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ColorMode::Grayscale => "grayscale",
+            ColorMode::Rgb => "rgb",
+            ColorMode::Rgba => "rgba",
+        }
+    }
 }
 
 impl std::str::FromStr for ColorMode {

@@ -222,7 +222,8 @@ fn mutated_jpeg_png_gif_and_bmp_files_decode_or_fail_cleanly() {
     mutation_sweep(2_000, 1);
 }
 
-/// The long sweep (`cargo test --release -- --ignored mutation`): 25,000 mutants per format.
+/// The long sweep (`cargo test --release --lib long_mutation_sweep -- --ignored`): 25,000
+/// mutants per format, `PETAL_MUTATION_SEED` to vary them.
 #[test]
 #[ignore]
 fn long_mutation_sweep() {

@@ -26,12 +26,7 @@ pub fn load_img(
     (height, width, channels): (usize, usize, usize),
     max_pixels: u64,
 ) -> Result<LoadedImage> {
-    let mode = match channels {
-        1 => ColorMode::Grayscale,
-        4 => ColorMode::Rgba,
-        _ => ColorMode::Rgb,
-    };
-    let image = decode_file(path, mode, max_pixels)?;
+    let image = decode_file(path, ColorMode::from_channels(channels), max_pixels)?;
     let resized = resize(
         &image,
         Window::whole(&image),

@@ -6,7 +6,7 @@ use super::loss::{sparse_categorical_crossentropy, BatchScore};
 use super::model::Sequential;
 use super::optim::Optimizer;
 use super::shape::Shape;
-use crate::data::Dataset;
+use crate::data::{ColorMode, Dataset};
 use crate::{Error, Result};
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -63,11 +63,7 @@ fn check_fit(model: &Sequential, dataset: &Dataset) -> Result<usize> {
         let fix = match model.image_input() {
             Ok((mh, mw, mc)) if (mh, mw) == (h, w) => format!(
                 "use --color-mode {} to match",
-                match mc {
-                    1 => "grayscale",
-                    4 => "rgba",
-                    _ => "rgb",
-                }
+                ColorMode::from_channels(mc).name()
             ),
             Ok((mh, mw, _)) => format!("use --image-size {mh}x{mw} to match"),
             Err(_) => "the model does not take images".into(),

@@ -89,7 +89,7 @@ impl Fetch {
                 sha256: None,
                 size: None,
                 extract: false,
-                max_bytes: 64 << 20,
+                max_bytes: 64 << 20, // a photo of 0.2 MB: anything near this is not it
                 read_timeout: DEFAULT_READ_TIMEOUT,
             }),
             _ => None,
