@@ -183,7 +183,11 @@ pub fn probe_file(path: &Path) -> Result<ImageHeader, ImageError> {
 fn probe_bytes(bytes: &[u8]) -> std::result::Result<ImageHeader, ImageErrorKind> {
     let reader = reader_for(bytes)?;
     let format = reader.format().unwrap_or(ImageFormat::Jpeg);
-    let (width, height) = reader.into_dimensions().map_err(decode_error_kind)?;
+    let (width, height) = if format == ImageFormat::Jpeg {
+        super::jpeg::dimensions(bytes)?
+    } else {
+        reader.into_dimensions().map_err(decode_error_kind)?
+    };
     Ok(ImageHeader {
         format,
         width,
@@ -222,9 +226,7 @@ pub fn decode_bytes(
 ) -> std::result::Result<ImageU8, ImageErrorKind> {
     let reader = reader_for(bytes)?;
     if reader.format() == Some(ImageFormat::Jpeg) {
-        if let Some(image) = super::jpeg::decode(bytes, mode.channels(), max_pixels)? {
-            return Ok(image);
-        }
+        return super::jpeg::decode(bytes, mode.channels(), max_pixels);
     }
     let decoder = reader.into_decoder().map_err(decode_error_kind)?;
     let (width, height) = decoder.dimensions();

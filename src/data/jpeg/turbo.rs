@@ -1,12 +1,12 @@
-//! JPEG decoding through libjpeg-turbo with TensorFlow's settings — the fast integer IDCT and
-//! fancy upsampling — so petal's pixels are TensorFlow's pixels, not just close to them.
+//! libjpeg-turbo with TensorFlow's settings — the fast integer IDCT and fancy upsampling — as
+//! the oracle petal's own decoder is tested against (feature `libjpeg-turbo`).
 //!
 //! Every file gets a decompressor of its own, destroyed after it. A libjpeg handle reused after
 //! an error, or after a stream of tables only, keeps the earlier file's state: its next header
 //! call reported an earlier image's size, and the pixel buffer sized from it was overrun. A
 //! fresh handle costs a few microseconds against the milliseconds a photo takes to decode.
 
-use super::image_u8::ImageU8;
+use crate::data::image_u8::ImageU8;
 use crate::ImageErrorKind;
 use std::ffi::{c_int, CStr};
 use turbojpeg_sys as tj;
@@ -105,7 +105,7 @@ fn decode_with(
             "the file ends before the image's frame header".into(),
         ));
     }
-    super::decode::check_size(width as u32, height as u32, max_pixels)?;
+    crate::data::decode::check_size(width as u32, height as u32, max_pixels)?;
     let (width, height) = (width as usize, height as usize);
     let format = match channels {
         1 => tj::TJPF_TJPF_GRAY,
@@ -139,4 +139,71 @@ fn decode_with(
         }
     }
     Ok(Some(ImageU8::new(width, height, channels, pixels)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    pub(super) fn flower_photos() -> Option<Vec<PathBuf>> {
+        let dir = std::env::var_os("PETAL_FLOWERS").map(PathBuf::from).unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/flower_photos")
+        });
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .ok()?
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .flat_map(|e| std::fs::read_dir(e.path()).into_iter().flatten().flatten())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+            .collect();
+        files.sort();
+        Some(files)
+    }
+
+    #[test]
+    fn petal_decodes_every_flower_photo_as_libjpeg_turbo_does() {
+        let Some(files) = flower_photos() else {
+            eprintln!("skipped: flower_photos not found (set PETAL_FLOWERS)");
+            return;
+        };
+        let mut differing = Vec::new();
+        for path in &files {
+            let bytes = std::fs::read(path).unwrap();
+            for channels in [3, 1] {
+                let turbo = super::decode(&bytes, channels, u64::MAX).unwrap().unwrap();
+                let petal = super::super::decode(&bytes, channels, u64::MAX).unwrap();
+                if turbo != petal {
+                    let diff = turbo.pixels.iter().zip(&petal.pixels).filter(|(a, b)| a != b).count();
+                    differing.push(format!("{} ({channels} channels): {diff} bytes", path.display()));
+                }
+            }
+        }
+        assert!(differing.is_empty(), "{} of {} decodes differ:\n{}", differing.len(), 2 * files.len(), differing.join("\n"));
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    /// `cargo test --release --features libjpeg-turbo -- --ignored --nocapture decode_speed`
+    #[test]
+    #[ignore]
+    fn decode_speed() {
+        let files = super::tests::flower_photos().unwrap();
+        let photos: Vec<Vec<u8>> = files.iter().take(1000).map(|p| std::fs::read(p).unwrap()).collect();
+        for round in 0..3 {
+            let t = std::time::Instant::now();
+            for b in &photos {
+                super::decode(b, 3, u64::MAX).unwrap();
+            }
+            let turbo = t.elapsed().as_secs_f64();
+            let t = std::time::Instant::now();
+            for b in &photos {
+                super::super::decode(b, 3, u64::MAX).unwrap();
+            }
+            let petal = t.elapsed().as_secs_f64();
+            let n = photos.len() as f64;
+            println!("round {round}: libjpeg-turbo {:.0}/s, petal {:.0}/s, ratio {:.2}", n / turbo, n / petal, turbo / petal);
+        }
+    }
 }
