@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{flowers_dir, petal, s, text};
+use common::{flowers, petal, s, text};
 use petal::data::decode::{decode_bytes, ColorMode, DEFAULT_MAX_PIXELS};
 use petal::data::ImageU8;
 use petal::ImageErrorKind;
@@ -14,7 +14,7 @@ type Decoded = Result<ImageU8, ImageErrorKind>;
 
 /// The first `per_class` photos of every class, in a fixed order.
 fn photos(per_class: usize) -> Vec<PathBuf> {
-    let root = flowers_dir();
+    let Some(root) = flowers() else { return };
     let mut all = Vec::new();
     for class in ["daisy", "dandelion", "roses", "sunflowers", "tulips"] {
         let mut files: Vec<PathBuf> = std::fs::read_dir(root.join(class))

@@ -3,12 +3,12 @@
 
 mod common;
 
-use common::flowers_dir;
+use common::flowers;
 use std::path::Path;
 use std::process::Command;
 
-fn photo_of_sunflowers() -> std::path::PathBuf {
-    let dir = flowers_dir().join("sunflowers");
+fn photo_of_sunflowers(flowers: &Path) -> std::path::PathBuf {
+    let dir = flowers.join("sunflowers");
     let mut photos: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -19,11 +19,12 @@ fn photo_of_sunflowers() -> std::path::PathBuf {
 
 #[test]
 fn quick_tutorial_runs_every_step_and_reports() {
+    let Some(flowers) = flowers() else { return };
     let out = tempfile::tempdir().unwrap();
-    let photo = photo_of_sunflowers();
+    let photo = photo_of_sunflowers(&flowers);
     let run = Command::new(env!("CARGO_BIN_EXE_petal"))
         .args(["tutorial", "--quick", "--data"])
-        .arg(flowers_dir())
+        .arg(&flowers)
         .arg("--out")
         .arg(out.path())
         .arg("--photo")

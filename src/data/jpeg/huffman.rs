@@ -176,7 +176,7 @@ impl<'a> BitReader<'a> {
     }
 
     /// Tops the buffer up to at least 57 bits, zeros past the end of the data.
-    #[inline]
+    #[inline(always)]
     fn refill(&mut self) {
         // Eight bytes at once when none of them is 0xFF (no stuffing, no marker).
         if let Some(chunk) = self.data.get(self.pos..self.pos + 8) {
@@ -193,6 +193,12 @@ impl<'a> BitReader<'a> {
                 return;
             }
         }
+        self.refill_bytewise();
+    }
+
+    /// Byte by byte: stuffed bytes, a marker, or the end of the data are near.
+    #[inline(never)]
+    fn refill_bytewise(&mut self) {
         while self.count <= 56 {
             let byte = self.next_byte();
             self.bits |= (byte as u64) << (56 - self.count);
@@ -292,7 +298,7 @@ impl<'a> BitReader<'a> {
     }
 
     /// The next symbol in `table`; 0 for a code the table lacks, as libjpeg decodes it.
-    #[inline]
+    #[inline(always)]
     pub(super) fn symbol(&mut self, table: &HuffmanTable) -> u8 {
         self.ensure(16);
         let entry = table.lookup[(self.bits >> (64 - LOOKUP_BITS)) as usize];
@@ -300,6 +306,12 @@ impl<'a> BitReader<'a> {
             self.consume((entry >> 8) as u32);
             return entry as u8;
         }
+        self.long_symbol(table)
+    }
+
+    /// A code longer than the lookup covers, found by its length (libjpeg's jpeg_huff_decode).
+    #[inline(never)]
+    fn long_symbol(&mut self, table: &HuffmanTable) -> u8 {
         for length in LOOKUP_BITS + 1..=16 {
             let code = (self.bits >> (64 - length)) as i32;
             if code <= table.max_code[length as usize] {
