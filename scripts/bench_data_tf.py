@@ -1,10 +1,11 @@
 """Times TensorFlow's `image_dataset_from_directory` reading, decoding and resizing every image
 of a folder once (one epoch, no cache), then petal's `bench data` on the same folder, and prints
-both figures and their ratio.
+both figures and their ratio. More petal builds may be named as NAME=PATH (say, an older
+build) to time them in the same alternation.
 
     python3 -m venv .venv-tf && .venv-tf/bin/pip install tensorflow-cpu numpy
     cargo build --release
-    .venv-tf/bin/python scripts/bench_data_tf.py ../shared/datasets/flower_photos
+    .venv-tf/bin/python scripts/bench_data_tf.py ../shared/datasets/flower_photos [NAME=PATH ...]
 """
 import os
 import re
@@ -33,16 +34,18 @@ def petal_images_per_second(directory, petal):
 
 def main():
     directory = sys.argv[1]
-    petal = sys.argv[2] if len(sys.argv) > 2 else "target/release/petal"
-    # Timings on a shared machine drift by tens of percent: alternate the two and keep each
+    builds = [a.split("=", 1) for a in sys.argv[2:]] or [["petal", "target/release/petal"]]
+    # Timings on a shared machine drift by tens of percent: alternate them all and keep each
     # one's best epoch.
-    tf_best = petal_best = 0.0
+    tf_best = 0.0
+    best = {name: 0.0 for name, _ in builds}
     for _ in range(3):
         tf_best = max(tf_best, tensorflow_images_per_second(directory))
-        petal_best = max(petal_best, petal_images_per_second(directory, petal))
+        for name, path in builds:
+            best[name] = max(best[name], petal_images_per_second(directory, path))
     print(f"TensorFlow {tf.__version__} image_dataset_from_directory: {tf_best:.0f} images/s")
-    print(f"petal bench data: {petal_best:.0f} images/s")
-    print(f"petal / TensorFlow: {petal_best / tf_best:.2f}x")
+    for name, _ in builds:
+        print(f"{name} bench data: {best[name]:.0f} images/s ({best[name] / tf_best:.2f}x TensorFlow)")
 
 
 if __name__ == "__main__":

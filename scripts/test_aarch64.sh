@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Cross-builds petal for aarch64 (NEON kernels, and libjpeg-turbo with Debian's cross compiler)
-# and runs the library's tests under qemu-user: the NEON and portable levels of every kernel,
-# the decoders, the TFLite interpreter. Skips, saying why, where the Rust target or the Debian
+# Cross-builds petal for aarch64 (NEON kernels; Debian's cross compiler for ring's C parts) and
+# runs the library's tests under qemu-user: the NEON and portable levels of every kernel, the
+# decoders, the TFLite interpreter; then the JPEG decoder against TensorFlow's pixels. Skips, saying why, where the Rust target or the Debian
 # packages cannot be installed; a build or test failure fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,3 +25,4 @@ export CXX_aarch64_unknown_linux_gnu=aarch64-linux-gnu-g++
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
 cargo build --release --target "$target"
 cargo test --release --target "$target" --lib
+cargo test --release --target "$target" --test jpeg_golden

@@ -186,6 +186,18 @@ impl Mutator {
     }
 }
 
+/// JPEGs of the kinds with their own decoding paths: progressive scans, restart markers,
+/// unusual sampling, CMYK, one component per scan.
+const JPEG_KINDS: [&[u8]; 7] = [
+    include_bytes!("../../tests/golden/jpeg/progressive_420.jpg"),
+    include_bytes!("../../tests/golden/jpeg/progressive_restarts.jpg"),
+    include_bytes!("../../tests/golden/jpeg/restart_every_3_mcus.jpg"),
+    include_bytes!("../../tests/golden/jpeg/baseline_411.jpg"),
+    include_bytes!("../../tests/golden/jpeg/baseline_440.jpg"),
+    include_bytes!("../../tests/golden/jpeg/cmyk_adobe.jpg"),
+    include_bytes!("../../tests/golden/jpeg/one_component_per_scan.jpg"),
+];
+
 /// `count` mutants of a small image in each format, each decoded between two good files on one
 /// thread and compared with its decoding alone; the good files must come out unchanged.
 fn mutation_sweep(count: usize, seed: u64) {
@@ -200,9 +212,13 @@ fn mutation_sweep(count: usize, seed: u64) {
     let reference_pixels = decode(&reference).unwrap();
     let mut mutator = Mutator(SplitMix64(seed));
     for format in formats {
-        let original = encode(&picture, format);
+        let mut originals = vec![encode(&picture, format)];
+        if format == ImageFormat::Jpeg {
+            originals.extend(JPEG_KINDS.iter().map(|k| k.to_vec()));
+        }
         for n in 0..count {
-            let mutant = mutator.mutate(&original);
+            let original = &originals[n % originals.len()];
+            let mutant = mutator.mutate(original);
             let alone = decode_alone(&mutant);
             let here = decode(&mutant);
             assert!(

@@ -3,6 +3,7 @@
 //! TensorFlow's to the last bit or so, plus Keras's `crop_to_aspect_ratio` centre crop.
 
 use super::image_u8::ImageU8;
+use crate::nn::simd::compiled_per_level;
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -102,8 +103,11 @@ pub fn resize_f32(
     out_w: usize,
     interpolation: Interpolation,
 ) -> Vec<f32> {
-    let mut out = vec![0f32; out_h * out_w * src.channels];
-    resample(src, window, out_h, out_w, interpolation, &mut out, |v| v);
+    let row_len = out_w * src.channels;
+    let mut out = vec![0f32; out_h * row_len];
+    resample(src, window, out_h, out_w, interpolation, |y, row| {
+        out[y * row_len..(y + 1) * row_len].copy_from_slice(row)
+    });
     out
 }
 
@@ -118,25 +122,24 @@ pub fn resize(
     if window == Window::whole(src) && (src.height, src.width) == (out_h, out_w) {
         return src.clone();
     }
-    let mut pixels = vec![0u8; out_h * out_w * src.channels];
-    // Blends of 8-bit values stay within 0..=255, so the cast only rounds.
-    resample(src, window, out_h, out_w, interpolation, &mut pixels, |v| {
-        (v + 0.5) as i32 as u8
+    let row_len = out_w * src.channels;
+    let mut pixels = vec![0u8; out_h * row_len];
+    resample(src, window, out_h, out_w, interpolation, |y, row| {
+        round_to_u8(row, &mut pixels[y * row_len..(y + 1) * row_len])
     });
     ImageU8::new(out_w, out_h, src.channels, pixels)
 }
 
-/// Fills `out` (`out_h` rows of `out_w × channels` values) with `finish` of each resampled
-/// value. Rows are blended first (contiguous, so the compiler vectorises it), then columns;
-/// TensorFlow blends columns first, which differs only in float rounding (≤ 1e-4 here).
-fn resample<T: Copy>(
+/// Hands `emit` each output row's resampled values (`out_w × channels` floats). Rows are
+/// blended first (contiguous, so the compiler vectorises it), then columns; TensorFlow blends
+/// columns first, which differs only in float rounding (≤ 1e-4 here).
+fn resample(
     src: &ImageU8,
     window: Window,
     out_h: usize,
     out_w: usize,
     interpolation: Interpolation,
-    out: &mut [T],
-    finish: impl Fn(f32) -> T,
+    mut emit: impl FnMut(usize, &[f32]),
 ) {
     let c = src.channels;
     let ys = taps(window.height, out_h, interpolation);
@@ -159,16 +162,52 @@ fn resample<T: Copy>(
         &src.pixels[start..start + window.width * c]
     };
     let mut blended = vec![0f32; window.width * c];
-    for (tap, out_row) in ys.iter().zip(out.chunks_exact_mut(out_w * c)) {
-        let (top, bottom) = (row(tap.lo), row(tap.hi));
-        for ((v, &t), &b) in blended.iter_mut().zip(top).zip(bottom) {
-            let t = t as f32;
-            *v = t + (b as f32 - t) * tap.lerp;
-        }
-        for (((o, &l), &r), &w) in out_row.iter_mut().zip(&left).zip(&right).zip(&weight) {
-            let (l, r) = (blended[l as usize], blended[r as usize]);
-            *o = finish(l + (r - l) * w);
-        }
+    let mut out_row = vec![0f32; out_w * c];
+    for (y, tap) in ys.iter().enumerate() {
+        blend_rows(row(tap.lo), row(tap.hi), tap.lerp, &mut blended);
+        blend_columns(&blended, &left, &right, &weight, &mut out_row);
+        emit(y, &out_row);
+    }
+}
+
+compiled_per_level! {
+    /// Rounds half up: blends of 8-bit values stay within 0..=255, so the cast only rounds.
+    fn round_to_u8(values: &[f32], out: &mut [u8]) = round_to_u8_portable
+}
+
+#[inline(always)]
+fn round_to_u8_portable(values: &[f32], out: &mut [u8]) {
+    // (v + 0.5) as u8, without the float-to-integer cast the compiler will not vectorise:
+    // adding 2^23 to a whole number below 256 leaves it in the low bits of the float.
+    for (p, &v) in out.iter_mut().zip(values) {
+        *p = ((v + 0.5).floor() + 8_388_608.0).to_bits() as u8;
+    }
+}
+
+compiled_per_level! {
+    /// `top + (bottom − top) × lerp`, value by value.
+    fn blend_rows(top: &[u8], bottom: &[u8], lerp: f32, blended: &mut [f32]) = blend_rows_portable
+}
+
+#[inline(always)]
+fn blend_rows_portable(top: &[u8], bottom: &[u8], lerp: f32, blended: &mut [f32]) {
+    for ((v, &t), &b) in blended.iter_mut().zip(top).zip(bottom) {
+        let t = t as f32;
+        *v = t + (b as f32 - t) * lerp;
+    }
+}
+
+compiled_per_level! {
+    /// Each output value from its two blended-row values and weight (gathers, which AVX2 and
+    /// AVX-512 do in one instruction).
+    fn blend_columns(blended: &[f32], left: &[u32], right: &[u32], weight: &[f32], out: &mut [f32]) = blend_columns_portable
+}
+
+#[inline(always)]
+fn blend_columns_portable(blended: &[f32], left: &[u32], right: &[u32], weight: &[f32], out: &mut [f32]) {
+    for (((o, &l), &r), &w) in out.iter_mut().zip(left).zip(right).zip(weight) {
+        let (l, r) = (blended[l as usize], blended[r as usize]);
+        *o = l + (r - l) * w;
     }
 }
 

@@ -6,7 +6,7 @@
 use crate::ImageErrorKind;
 
 /// Codes up to this many bits resolve with one table lookup; longer ones walk the code lengths.
-const LOOKUP_BITS: u32 = 9;
+const LOOKUP_BITS: u32 = 11;
 
 /// A table as a DHT segment defines it (code counts per length, symbols) and what decoding
 /// needs of it.

@@ -190,20 +190,24 @@ mod speed {
     #[ignore]
     fn decode_speed() {
         let files = super::tests::flower_photos().unwrap();
-        let photos: Vec<Vec<u8>> = files.iter().take(1000).map(|p| std::fs::read(p).unwrap()).collect();
-        for round in 0..3 {
+        let photos: Vec<Vec<u8>> = files.iter().step_by(7).map(|p| std::fs::read(p).unwrap()).collect();
+        // Short alternating rounds, best of each: the machine's speed drifts within seconds.
+        let (mut turbo_best, mut petal_best) = (0f64, 0f64);
+        for _ in 0..10 {
             let t = std::time::Instant::now();
             for b in &photos {
                 super::decode(b, 3, u64::MAX).unwrap();
             }
-            let turbo = t.elapsed().as_secs_f64();
+            turbo_best = turbo_best.max(photos.len() as f64 / t.elapsed().as_secs_f64());
             let t = std::time::Instant::now();
             for b in &photos {
                 super::super::decode(b, 3, u64::MAX).unwrap();
             }
-            let petal = t.elapsed().as_secs_f64();
-            let n = photos.len() as f64;
-            println!("round {round}: libjpeg-turbo {:.0}/s, petal {:.0}/s, ratio {:.2}", n / turbo, n / petal, turbo / petal);
+            petal_best = petal_best.max(photos.len() as f64 / t.elapsed().as_secs_f64());
         }
+        println!(
+            "best of 10: libjpeg-turbo {turbo_best:.0}/s, petal {petal_best:.0}/s, ratio {:.2}",
+            petal_best / turbo_best
+        );
     }
 }
