@@ -87,10 +87,10 @@ fn grid_writes_the_three_by_three_picture() {
 
 #[test]
 fn augment_writes_nine_augmentations_of_one_training_image() {
+    let Some(flowers) = flowers() else { return };
     let out_dir = tempfile::tempdir().unwrap();
     let png = out_dir.path().join("augmented.png");
     let args = |png: &Path, preset: &'static str| {
-        let Some(flowers) = flowers() else { return };
         let mut a = vec!["data".to_string(), "augment".into()];
         a.push(path_str(&flowers).into());
         a.extend(["--seed", "123", "--preset", preset, "--out"].map(String::from));
