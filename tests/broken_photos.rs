@@ -61,10 +61,7 @@ fn decode_alone(bytes: &[u8]) -> Decoded {
 #[test]
 fn photos_decode_the_same_after_broken_ones_on_any_thread() {
     let Some(photos) = photos(8) else { return };
-    let good: Vec<Vec<u8>> = photos
-        .iter()
-        .map(|p| std::fs::read(p).unwrap())
-        .collect();
+    let good: Vec<Vec<u8>> = photos.iter().map(|p| std::fs::read(p).unwrap()).collect();
     let mut files = Vec::new();
     for (i, photo) in good.iter().enumerate() {
         for broken in broken_versions(&good[(i + 1) % good.len()]) {

@@ -72,7 +72,9 @@ fn export_info_and_predict_like_the_native_model() {
 
 #[test]
 fn predict_runs_tensorflows_converted_file() {
-    let Some(flowers) = common::flowers() else { return };
+    let Some(flowers) = common::flowers() else {
+        return;
+    };
     let fixture = common::golden_dir().join("tflite/tutorial64_tf.tflite");
     let photo = std::fs::read_dir(flowers.join("daisy"))
         .unwrap()

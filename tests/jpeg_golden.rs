@@ -79,7 +79,11 @@ fn mismatches(entries: &[&Golden], dir: &Path) -> Vec<String> {
             }
             let got = petal_hash(&bytes, mode);
             if &got != expected {
-                wrong.push(format!("{} ({}): petal {got}, TensorFlow {expected}", g.file, mode.name()));
+                wrong.push(format!(
+                    "{} ({}): petal {got}, TensorFlow {expected}",
+                    g.file,
+                    mode.name()
+                ));
             }
         }
     }
@@ -108,5 +112,10 @@ fn every_flower_photo_decodes_to_tensorflows_pixels() {
         wrong.extend(first.join().unwrap());
         wrong
     });
-    assert!(wrong.is_empty(), "{} differ:\n{}", wrong.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} differ:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
 }

@@ -65,7 +65,9 @@ fn litert_runs_petals_export_like_petal() {
     let Some(python) = litert_python() else {
         return;
     };
-    let Some(flowers) = common::flowers() else { return };
+    let Some(flowers) = common::flowers() else {
+        return;
+    };
     let mut classes: Vec<PathBuf> = std::fs::read_dir(&flowers)
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -204,7 +204,13 @@ compiled_per_level! {
 }
 
 #[inline(always)]
-fn blend_columns_portable(blended: &[f32], left: &[u32], right: &[u32], weight: &[f32], out: &mut [f32]) {
+fn blend_columns_portable(
+    blended: &[f32],
+    left: &[u32],
+    right: &[u32],
+    weight: &[f32],
+    out: &mut [f32],
+) {
     for (((o, &l), &r), &w) in out.iter_mut().zip(left).zip(right).zip(weight) {
         let (l, r) = (blended[l as usize], blended[r as usize]);
         *o = l + (r - l) * w;

@@ -31,8 +31,14 @@ pub fn flowers() -> Option<PathBuf> {
     if dir.is_dir() {
         return Some(dir);
     }
-    let message = format!("flower_photos not found at {}: set PETAL_FLOWERS", dir.display());
-    assert!(std::env::var_os("PETAL_REQUIRE_FLOWERS").is_none(), "{message}");
+    let message = format!(
+        "flower_photos not found at {}: set PETAL_FLOWERS",
+        dir.display()
+    );
+    assert!(
+        std::env::var_os("PETAL_REQUIRE_FLOWERS").is_none(),
+        "{message}"
+    );
     eprintln!("skipped: {message}");
     None
 }

@@ -182,11 +182,16 @@ impl<'a> BitReader<'a> {
         if let Some(chunk) = self.data.get(self.pos..self.pos + 8) {
             let word = u64::from_be_bytes(chunk.try_into().expect("8 bytes"));
             let inverted = !word;
-            let has_ff = inverted.wrapping_sub(0x0101_0101_0101_0101) & word & 0x8080_8080_8080_8080;
+            let has_ff =
+                inverted.wrapping_sub(0x0101_0101_0101_0101) & word & 0x8080_8080_8080_8080;
             if has_ff == 0 && !self.hit_marker {
                 let taken = (64 - self.count) / 8;
                 let new_count = self.count + 8 * taken;
-                let keep = if new_count == 64 { !0 } else { !((1u64 << (64 - new_count)) - 1) };
+                let keep = if new_count == 64 {
+                    !0
+                } else {
+                    !((1u64 << (64 - new_count)) - 1)
+                };
                 self.bits |= (word >> self.count) & keep;
                 self.pos += taken as usize;
                 self.count = new_count;
@@ -373,7 +378,7 @@ mod tests {
         counts[11] = 1;
         let table = HuffmanTable::new(&counts, &[7, 8, 9, 10]).unwrap();
         // Codes: 00 → 7, 01 → 8, 1000000000 → 9, 100000000100 → 10.
-        let bits = "01" .to_owned() + "00" + "1000000000" + "100000000100" + "1111";
+        let bits = "01".to_owned() + "00" + "1000000000" + "100000000100" + "1111";
         let bytes: Vec<u8> = bits
             .as_bytes()
             .chunks(8)

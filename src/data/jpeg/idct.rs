@@ -7,11 +7,11 @@
 /// 16384·s(u)·s(v) with s(0) = 1 and s(k) = √2·cos(kπ/16): the AAN scale folded into the
 /// dequantization multipliers (jddctmgr.c).
 const AAN_SCALES: [i32; 64] = [
-    16384, 22725, 21407, 19266, 16384, 12873, 8867, 4520, 22725, 31521, 29692, 26722, 22725,
-    17855, 12299, 6270, 21407, 29692, 27969, 25172, 21407, 16819, 11585, 5906, 19266, 26722,
-    25172, 22654, 19266, 15137, 10426, 5315, 16384, 22725, 21407, 19266, 16384, 12873, 8867, 4520,
-    12873, 17855, 16819, 15137, 12873, 10114, 6967, 3552, 8867, 12299, 11585, 10426, 8867, 6967,
-    4799, 2446, 4520, 6270, 5906, 5315, 4520, 3552, 2446, 1247,
+    16384, 22725, 21407, 19266, 16384, 12873, 8867, 4520, 22725, 31521, 29692, 26722, 22725, 17855,
+    12299, 6270, 21407, 29692, 27969, 25172, 21407, 16819, 11585, 5906, 19266, 26722, 25172, 22654,
+    19266, 15137, 10426, 5315, 16384, 22725, 21407, 19266, 16384, 12873, 8867, 4520, 12873, 17855,
+    16819, 15137, 12873, 10114, 6967, 3552, 8867, 12299, 11585, 10426, 8867, 6967, 4799, 2446,
+    4520, 6270, 5906, 5315, 4520, 3552, 2446, 1247,
 ];
 
 /// The dequantization multipliers for a quantization table (natural order): quantum × AAN
@@ -28,63 +28,87 @@ const F_1_082: i16 = 277 << 6;
 /// −(2.613 − 1): the SSE2 code multiplies by this and subtracts the value once more.
 const MINUS_F_1_613: i16 = -(413 << 6);
 
-type Lanes = [i16; 8];
-
-#[inline(always)]
-fn add(a: Lanes, b: Lanes) -> Lanes {
-    std::array::from_fn(|i| a[i].wrapping_add(b[i]))
+/// Eight 16-bit lanes and the three operations the transform needs, with the wrapping and
+/// high-half semantics of SSE2's `paddw`, `psubw` and `psllw 2` + `pmulhw`.
+trait Lanes: Copy {
+    fn add(self, other: Self) -> Self;
+    fn sub(self, other: Self) -> Self;
+    /// `(4·self · c) >> 16`: the value times a constant pre-shifted for the high half.
+    fn mul(self, c: i16) -> Self;
 }
 
-#[inline(always)]
-fn sub(a: Lanes, b: Lanes) -> Lanes {
-    std::array::from_fn(|i| a[i].wrapping_sub(b[i]))
+impl Lanes for [i16; 8] {
+    #[inline(always)]
+    fn add(self, other: Self) -> Self {
+        std::array::from_fn(|i| self[i].wrapping_add(other[i]))
+    }
+    #[inline(always)]
+    fn sub(self, other: Self) -> Self {
+        std::array::from_fn(|i| self[i].wrapping_sub(other[i]))
+    }
+    #[inline(always)]
+    fn mul(self, c: i16) -> Self {
+        std::array::from_fn(|i| ((self[i].wrapping_shl(2) as i32 * c as i32) >> 16) as i16)
+    }
 }
 
-/// `pmulhw` of the value scaled by 4 (`psllw 2`) and a pre-shifted constant.
-#[inline(always)]
-fn mul(a: Lanes, c: i16) -> Lanes {
-    std::array::from_fn(|i| ((a[i].wrapping_shl(2) as i32 * c as i32) >> 16) as i16)
+// SAFETY (all three): SSE2 is part of every x86-64 processor, and these touch no memory.
+#[cfg(target_arch = "x86_64")]
+impl Lanes for std::arch::x86_64::__m128i {
+    #[inline(always)]
+    fn add(self, other: Self) -> Self {
+        unsafe { std::arch::x86_64::_mm_add_epi16(self, other) }
+    }
+    #[inline(always)]
+    fn sub(self, other: Self) -> Self {
+        unsafe { std::arch::x86_64::_mm_sub_epi16(self, other) }
+    }
+    #[inline(always)]
+    fn mul(self, c: i16) -> Self {
+        use std::arch::x86_64::*;
+        unsafe { _mm_mulhi_epi16(_mm_slli_epi16(self, 2), _mm_set1_epi16(c)) }
+    }
 }
 
 /// One 1-D pass over eight lanes: `x[k]` holds input k of every lane; returns outputs 0..7.
 #[inline(always)]
-fn pass(x: [Lanes; 8]) -> [Lanes; 8] {
-    let tmp10 = add(x[0], x[4]);
-    let tmp11 = sub(x[0], x[4]);
-    let tmp13 = add(x[2], x[6]);
-    let tmp12 = sub(mul(sub(x[2], x[6]), F_1_414), tmp13);
-    let tmp0 = add(tmp10, tmp13);
-    let tmp3 = sub(tmp10, tmp13);
-    let tmp1 = add(tmp11, tmp12);
-    let tmp2 = sub(tmp11, tmp12);
+fn pass<V: Lanes>(x: [V; 8]) -> [V; 8] {
+    let tmp10 = x[0].add(x[4]);
+    let tmp11 = x[0].sub(x[4]);
+    let tmp13 = x[2].add(x[6]);
+    let tmp12 = x[2].sub(x[6]).mul(F_1_414).sub(tmp13);
+    let tmp0 = tmp10.add(tmp13);
+    let tmp3 = tmp10.sub(tmp13);
+    let tmp1 = tmp11.add(tmp12);
+    let tmp2 = tmp11.sub(tmp12);
 
-    let z13 = add(x[5], x[3]);
-    let z10 = sub(x[5], x[3]);
-    let z11 = add(x[1], x[7]);
-    let z12 = sub(x[1], x[7]);
-    let tmp7 = add(z11, z13);
-    let tmp11 = mul(sub(z11, z13), F_1_414);
-    let z5 = mul(add(z10, z12), F_1_847);
-    let tmp10 = sub(mul(z12, F_1_082), z5);
-    let tmp12 = add(sub(mul(z10, MINUS_F_1_613), z10), z5);
-    let tmp6 = sub(tmp12, tmp7);
-    let tmp5 = sub(tmp11, tmp6);
-    let tmp4 = add(tmp10, tmp5);
+    let z13 = x[5].add(x[3]);
+    let z10 = x[5].sub(x[3]);
+    let z11 = x[1].add(x[7]);
+    let z12 = x[1].sub(x[7]);
+    let tmp7 = z11.add(z13);
+    let tmp11 = z11.sub(z13).mul(F_1_414);
+    let z5 = z10.add(z12).mul(F_1_847);
+    let tmp10 = z12.mul(F_1_082).sub(z5);
+    let tmp12 = z10.mul(MINUS_F_1_613).sub(z10).add(z5);
+    let tmp6 = tmp12.sub(tmp7);
+    let tmp5 = tmp11.sub(tmp6);
+    let tmp4 = tmp10.add(tmp5);
 
     [
-        add(tmp0, tmp7),
-        add(tmp1, tmp6),
-        add(tmp2, tmp5),
-        sub(tmp3, tmp4),
-        add(tmp3, tmp4),
-        sub(tmp2, tmp5),
-        sub(tmp1, tmp6),
-        sub(tmp0, tmp7),
+        tmp0.add(tmp7),
+        tmp1.add(tmp6),
+        tmp2.add(tmp5),
+        tmp3.sub(tmp4),
+        tmp3.add(tmp4),
+        tmp2.sub(tmp5),
+        tmp1.sub(tmp6),
+        tmp0.sub(tmp7),
     ]
 }
 
 #[inline(always)]
-fn transpose(m: [Lanes; 8]) -> [Lanes; 8] {
+fn transpose(m: [[i16; 8]; 8]) -> [[i16; 8]; 8] {
     std::array::from_fn(|r| std::array::from_fn(|c| m[c][r]))
 }
 
@@ -98,8 +122,16 @@ fn to_sample(v: i16) -> u8 {
 /// Inverse-transforms one block (coefficients in natural order) into 8 rows of 8 samples at
 /// `out[0..]`, `out[stride..]`, …
 #[inline]
-pub(super) fn idct_block(coefficients: &[i16; 64], multipliers: &[i16; 64], out: &mut [u8], stride: usize) {
-    assert!(out.len() >= 7 * stride + 8, "an 8×8 block needs 8 rows of output");
+pub(super) fn idct_block(
+    coefficients: &[i16; 64],
+    multipliers: &[i16; 64],
+    out: &mut [u8],
+    stride: usize,
+) {
+    assert!(
+        out.len() >= 7 * stride + 8,
+        "an 8×8 block needs 8 rows of output"
+    );
     #[cfg(target_arch = "x86_64")]
     // SAFETY: SSE2 is part of x86-64; `out` holds the 8 rows of 8 bytes written (checked above).
     unsafe {
@@ -112,8 +144,13 @@ pub(super) fn idct_block(coefficients: &[i16; 64], multipliers: &[i16; 64], out:
 /// The same transform over arrays of lanes, for processors other than x86-64 and as the
 /// reference the SSE2 version is tested against.
 #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
-fn portable_idct_block(coefficients: &[i16; 64], multipliers: &[i16; 64], out: &mut [u8], stride: usize) {
-    let rows: [Lanes; 8] = std::array::from_fn(|r| {
+fn portable_idct_block(
+    coefficients: &[i16; 64],
+    multipliers: &[i16; 64],
+    out: &mut [u8],
+    stride: usize,
+) {
+    let rows: [[i16; 8]; 8] = std::array::from_fn(|r| {
         std::array::from_fn(|c| coefficients[r * 8 + c].wrapping_mul(multipliers[r * 8 + c]))
     });
     // Pass 1 transforms the columns (lanes are columns); after the transpose, pass 2 the rows.
@@ -134,47 +171,6 @@ mod sse2 {
     use std::arch::x86_64::*;
 
     type V = __m128i;
-
-    #[inline(always)]
-    unsafe fn mul(a: V, c: i16) -> V {
-        _mm_mulhi_epi16(_mm_slli_epi16(a, 2), _mm_set1_epi16(c))
-    }
-
-    #[inline(always)]
-    unsafe fn pass(x: [V; 8]) -> [V; 8] {
-        let (add, sub) = (|a, b| _mm_add_epi16(a, b), |a, b| _mm_sub_epi16(a, b));
-        let tmp10 = add(x[0], x[4]);
-        let tmp11 = sub(x[0], x[4]);
-        let tmp13 = add(x[2], x[6]);
-        let tmp12 = sub(mul(sub(x[2], x[6]), super::F_1_414), tmp13);
-        let tmp0 = add(tmp10, tmp13);
-        let tmp3 = sub(tmp10, tmp13);
-        let tmp1 = add(tmp11, tmp12);
-        let tmp2 = sub(tmp11, tmp12);
-
-        let z13 = add(x[5], x[3]);
-        let z10 = sub(x[5], x[3]);
-        let z11 = add(x[1], x[7]);
-        let z12 = sub(x[1], x[7]);
-        let tmp7 = add(z11, z13);
-        let tmp11 = mul(sub(z11, z13), super::F_1_414);
-        let z5 = mul(add(z10, z12), super::F_1_847);
-        let tmp10 = sub(mul(z12, super::F_1_082), z5);
-        let tmp12 = add(sub(mul(z10, super::MINUS_F_1_613), z10), z5);
-        let tmp6 = sub(tmp12, tmp7);
-        let tmp5 = sub(tmp11, tmp6);
-        let tmp4 = add(tmp10, tmp5);
-        [
-            add(tmp0, tmp7),
-            add(tmp1, tmp6),
-            add(tmp2, tmp5),
-            sub(tmp3, tmp4),
-            add(tmp3, tmp4),
-            sub(tmp2, tmp5),
-            sub(tmp1, tmp6),
-            sub(tmp0, tmp7),
-        ]
-    }
 
     #[inline(always)]
     unsafe fn transpose(m: [V; 8]) -> [V; 8] {
@@ -209,13 +205,18 @@ mod sse2 {
     /// # Safety
     /// `out` must hold `7 * stride + 8` bytes.
     #[inline]
-    pub(super) unsafe fn idct_block(coefficients: &[i16; 64], multipliers: &[i16; 64], out: &mut [u8], stride: usize) {
+    pub(super) unsafe fn idct_block(
+        coefficients: &[i16; 64],
+        multipliers: &[i16; 64],
+        out: &mut [u8],
+        stride: usize,
+    ) {
         let rows: [V; 8] = std::array::from_fn(|r| {
             let c = _mm_loadu_si128(coefficients.as_ptr().add(8 * r) as *const V);
             let m = _mm_loadu_si128(multipliers.as_ptr().add(8 * r) as *const V);
             _mm_mullo_epi16(c, m)
         });
-        let pixels = transpose(pass(transpose(pass(rows))));
+        let pixels = transpose(super::pass(transpose(super::pass(rows))));
         let centre = _mm_set1_epi8(-128);
         for (r, row) in pixels.iter().enumerate() {
             let shifted = _mm_srai_epi16(*row, 5);
@@ -250,20 +251,31 @@ mod tests {
         };
         for u in 0..8 {
             for v in 0..8 {
-                assert_eq!(AAN_SCALES[u * 8 + v], (16384.0 * s(u) * s(v)).round() as i32);
+                assert_eq!(
+                    AAN_SCALES[u * 8 + v],
+                    (16384.0 * s(u) * s(v)).round() as i32
+                );
             }
         }
     }
 
     /// The float IDCT of JPEG's definition, to bound the fast one's error.
     fn reference_idct(coefficients: &[f64; 64]) -> [f64; 64] {
-        let c = |k: usize| if k == 0 { std::f64::consts::FRAC_1_SQRT_2 } else { 1.0 };
+        let c = |k: usize| {
+            if k == 0 {
+                std::f64::consts::FRAC_1_SQRT_2
+            } else {
+                1.0
+            }
+        };
         std::array::from_fn(|i| {
             let (y, x) = (i / 8, i % 8);
             let mut sum = 0.0;
             for v in 0..8 {
                 for u in 0..8 {
-                    sum += c(u) * c(v) * coefficients[v * 8 + u]
+                    sum += c(u)
+                        * c(v)
+                        * coefficients[v * 8 + u]
                         * (((2 * x + 1) * u) as f64 * std::f64::consts::PI / 16.0).cos()
                         * (((2 * y + 1) * v) as f64 * std::f64::consts::PI / 16.0).cos();
                 }

@@ -80,7 +80,9 @@ impl<'a> Segment<'a> {
             None => return Err(truncated()),
         };
         if length < 2 {
-            return Err(corrupt("Invalid JPEG file structure: marker segment too short"));
+            return Err(corrupt(
+                "Invalid JPEG file structure: marker segment too short",
+            ));
         }
         let bytes = data.get(pos + 2..pos + length).ok_or_else(truncated)?;
         Ok((Segment { bytes, at: 0 }, pos + length))
@@ -120,10 +122,10 @@ impl<'a> Segment<'a> {
 /// JPEG's zigzag order: the natural (row-major) index of the k-th coded coefficient, with
 /// libjpeg's 16 extra entries so a corrupt run past 63 lands on the last coefficient.
 pub(super) const NATURAL_ORDER: [usize; 80] = [
-    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27,
-    20, 13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58,
-    59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63,
-    63, 63, 63, 63, 63, 63, 63,
+    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20,
+    13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59,
+    52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63,
+    63, 63, 63, 63, 63, 63,
 ];
 
 /// DQT: up to four tables of 8- or 16-bit values, kept in natural order.
@@ -206,7 +208,9 @@ pub(super) fn read_frame(mut seg: Segment, progressive: bool) -> Result<Frame, I
             return Err(corrupt("Bogus sampling factors"));
         }
         if quant_slot >= 4 {
-            return Err(corrupt(format!("Bogus quantization table index {quant_slot}")));
+            return Err(corrupt(format!(
+                "Bogus quantization table index {quant_slot}"
+            )));
         }
         components.push(Component {
             id,

@@ -31,7 +31,11 @@ const MAX_SCANS: usize = 500;
 
 /// Decodes a JPEG into 1 (gray), 3 (RGB) or 4 (RGBA, opaque) channels, refusing images of more
 /// than `max_pixels` pixels before allocating them.
-pub(crate) fn decode(bytes: &[u8], channels: usize, max_pixels: u64) -> Result<ImageU8, ImageErrorKind> {
+pub(crate) fn decode(
+    bytes: &[u8],
+    channels: usize,
+    max_pixels: u64,
+) -> Result<ImageU8, ImageErrorKind> {
     let mut decoder = Decoder::new(bytes, channels)?;
     decoder.run(max_pixels)?;
     decoder.into_image()
@@ -81,8 +85,15 @@ struct Decoder<'a> {
 impl<'a> Decoder<'a> {
     fn new(data: &'a [u8], channels: usize) -> Result<Self, ImageErrorKind> {
         if data.len() < 2 || data[0] != 0xFF || data[1] != markers::SOI {
-            let start = data.iter().take(2).map(|b| format!("0x{b:02x}")).collect::<Vec<_>>();
-            return Err(corrupt(format!("Not a JPEG file: starts with {}", start.join(" "))));
+            let start = data
+                .iter()
+                .take(2)
+                .map(|b| format!("0x{b:02x}"))
+                .collect::<Vec<_>>();
+            return Err(corrupt(format!(
+                "Not a JPEG file: starts with {}",
+                start.join(" ")
+            )));
         }
         Ok(Decoder {
             data,
@@ -129,7 +140,9 @@ impl<'a> Decoder<'a> {
                 Ok(marker) => marker,
                 // A single-scan image is complete once its scan is: libjpeg has given every
                 // row by then, and TensorFlow does not wait for the end marker.
-                Err(_) if matches!(self.store, Some(Store::Direct { .. })) && self.scans == 1 => return Ok(()),
+                Err(_) if matches!(self.store, Some(Store::Direct { .. })) && self.scans == 1 => {
+                    return Ok(())
+                }
                 Err(e) => return Err(e),
             };
             if let Some(frame) = self.frame_marker(marker)? {
@@ -226,26 +239,34 @@ impl<'a> Decoder<'a> {
         };
         let multipliers = &self.multipliers;
         self.pos = match self.store.as_mut().expect("chosen at the first scan") {
-            Store::Direct { planes } => scan::decode_sequential(&input, frame, &scan, &tables, |ci, x, y, block, has_ac| {
-                let plane = &mut planes[ci];
-                if plane.stride == 0 {
-                    return;
-                }
-                let mult = multipliers[ci].as_ref().expect("latched");
-                let out = &mut plane.samples[y * 8 * plane.stride + x * 8..];
-                if has_ac {
-                    idct::idct_block(block, mult, out, plane.stride);
-                } else {
-                    idct::flat_block(block[0], mult[0], out, plane.stride);
-                }
-            })?,
+            Store::Direct { planes } => scan::decode_sequential(
+                &input,
+                frame,
+                &scan,
+                &tables,
+                |ci, x, y, block, has_ac| {
+                    let plane = &mut planes[ci];
+                    if plane.stride == 0 {
+                        return;
+                    }
+                    let mult = multipliers[ci].as_ref().expect("latched");
+                    let out = &mut plane.samples[y * 8 * plane.stride + x * 8..];
+                    if has_ac {
+                        idct::idct_block(block, mult, out, plane.stride);
+                    } else {
+                        idct::flat_block(block[0], mult[0], out, plane.stride);
+                    }
+                },
+            )?,
             Store::Coefficients { blocks } if frame.progressive => {
                 scan::decode_progressive(&input, frame, &scan, &tables, blocks)?
             }
-            Store::Coefficients { blocks } => scan::decode_sequential(&input, frame, &scan, &tables, |ci, x, y, block, _| {
-                let at = (y * frame.components[ci].stride_blocks + x) * 64;
-                blocks[ci][at..at + 64].copy_from_slice(block);
-            })?,
+            Store::Coefficients { blocks } => {
+                scan::decode_sequential(&input, frame, &scan, &tables, |ci, x, y, block, _| {
+                    let at = (y * frame.components[ci].stride_blocks + x) * 64;
+                    blocks[ci][at..at + 64].copy_from_slice(block);
+                })?
+            }
         };
         Ok(())
     }
@@ -279,12 +300,19 @@ impl<'a> Decoder<'a> {
                         samples: vec![0u8; sample_count(c)],
                         stride: c.stride_blocks * 8,
                     },
-                    false => Plane { samples: Vec::new(), stride: 0 },
+                    false => Plane {
+                        samples: Vec::new(),
+                        stride: 0,
+                    },
                 })
                 .collect();
             Store::Direct { planes }
         } else {
-            let blocks = frame.components.iter().map(|c| vec![0i16; sample_count(c)]).collect();
+            let blocks = frame
+                .components
+                .iter()
+                .map(|c| vec![0i16; sample_count(c)])
+                .collect();
             Store::Coefficients { blocks }
         }
     }
@@ -293,9 +321,9 @@ impl<'a> Decoder<'a> {
         for &ci in &scan.components {
             if self.multipliers[ci].is_none() {
                 let slot = frame.components[ci].quant_slot;
-                let table = self.quant[slot]
-                    .as_ref()
-                    .ok_or_else(|| corrupt(format!("Quantization table 0x{slot:02x} was not defined")))?;
+                let table = self.quant[slot].as_ref().ok_or_else(|| {
+                    corrupt(format!("Quantization table 0x{slot:02x} was not defined"))
+                })?;
                 self.multipliers[ci] = Some(idct::multipliers(table));
             }
         }
@@ -304,7 +332,9 @@ impl<'a> Decoder<'a> {
 
     fn into_image(self) -> Result<ImageU8, ImageErrorKind> {
         let channels = self.channels;
-        let frame = self.frame.ok_or_else(|| corrupt("the file has no image frame"))?;
+        let frame = self
+            .frame
+            .ok_or_else(|| corrupt("the file has no image frame"))?;
         let Some(store) = self.store else {
             return Err(corrupt("the file ends before the image's first scan"));
         };
@@ -345,7 +375,10 @@ fn transform(
         .zip(needed)
         .map(|(((c, coefficients), mult), &needed)| {
             if !needed {
-                return Plane { samples: Vec::new(), stride: 0 };
+                return Plane {
+                    samples: Vec::new(),
+                    stride: 0,
+                };
             }
             let stride = c.stride_blocks * 8;
             let mut samples = vec![128u8; coefficients.len()];
@@ -363,14 +396,17 @@ fn transform(
 
 /// The tables the scan's kind uses, refusing missing ones as libjpeg does.
 fn scan_tables<'t>(
-dc: &'t [Option<HuffmanTable>; 4],
-ac: &'t [Option<HuffmanTable>; 4],
-frame: &Frame,
-scan: &Scan,
+    dc: &'t [Option<HuffmanTable>; 4],
+    ac: &'t [Option<HuffmanTable>; 4],
+    frame: &Frame,
+    scan: &Scan,
 ) -> Result<ScanTables<'t>, ImageErrorKind> {
     let needs_dc = !frame.progressive || (scan.start == 0 && scan.high_bit == 0);
     let needs_ac = !frame.progressive || scan.start > 0;
-    let mut tables = ScanTables { dc: Vec::new(), ac: Vec::new() };
+    let mut tables = ScanTables {
+        dc: Vec::new(),
+        ac: Vec::new(),
+    };
     for i in 0..scan.components.len() {
         if needs_dc {
             let slot = scan.dc_slots[i];
@@ -382,7 +418,9 @@ scan: &Scan,
         }
         if needs_ac {
             let slot = scan.ac_slots[i];
-            tables.ac.push(ac[slot].as_ref().ok_or_else(|| no_table(slot + 16))?);
+            tables
+                .ac
+                .push(ac[slot].as_ref().ok_or_else(|| no_table(slot + 16))?);
         }
     }
     Ok(tables)

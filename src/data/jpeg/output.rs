@@ -67,7 +67,10 @@ enum Upsampling {
     /// Triangle filter both ways: 9/16, 3/16, 3/16, 1/16.
     FancyH2V2,
     /// Each sample repeated `h` times across and `v` times down.
-    Replicate { h: usize, v: usize },
+    Replicate {
+        h: usize,
+        v: usize,
+    },
 }
 
 impl Upsampling {
@@ -85,7 +88,14 @@ impl Upsampling {
 
 /// Writes output row `y` of component `c` at full resolution into `out` (at least the image's
 /// width), reading the plane with edges repeated as libjpeg's context rows repeat them.
-fn upsample_row(c: &Component, plane: &Plane, method: Upsampling, y: usize, out: &mut [u8], sums: &mut Vec<u16>) {
+fn upsample_row(
+    c: &Component,
+    plane: &Plane,
+    method: Upsampling,
+    y: usize,
+    out: &mut [u8],
+    sums: &mut Vec<u16>,
+) {
     let row = |r: usize| &plane.samples[r * plane.stride..r * plane.stride + c.width];
     let last_row = c.height - 1;
     match method {
@@ -117,7 +127,11 @@ compiled_per_level! {
 fn fancy_h2v1_portable(src: &[u8], out: &mut [u8]) {
     let w = src.len();
     out[0] = src[0];
-    for ((pair, &left), &right) in out[1..2 * w - 1].chunks_exact_mut(2).zip(&src[..w - 1]).zip(&src[1..]) {
+    for ((pair, &left), &right) in out[1..2 * w - 1]
+        .chunks_exact_mut(2)
+        .zip(&src[..w - 1])
+        .zip(&src[1..])
+    {
         let (left, right) = (left as u16, right as u16);
         pair[0] = ((3 * left + right + 2) >> 2) as u8;
         pair[1] = ((3 * right + left + 1) >> 2) as u8;
@@ -150,7 +164,11 @@ fn fancy_h2v2_portable(near: &[u8], far: &[u8], sums: &mut [u16], out: &mut [u8]
         *s = 3 * n as u16 + f as u16;
     }
     out[0] = ((4 * sums[0] + 8) >> 4) as u8;
-    for ((pair, &left), &right) in out[1..2 * w - 1].chunks_exact_mut(2).zip(&sums[..w - 1]).zip(&sums[1..]) {
+    for ((pair, &left), &right) in out[1..2 * w - 1]
+        .chunks_exact_mut(2)
+        .zip(&sums[..w - 1])
+        .zip(&sums[1..])
+    {
         pair[0] = ((3 * left + right + 7) >> 4) as u8;
         pair[1] = ((3 * right + left + 8) >> 4) as u8;
     }
@@ -162,7 +180,7 @@ fn fancy_h2v2_portable(near: &[u8], far: &[u8], sums: &mut [u16], out: &mut [u8]
 /// the rounding bias libjpeg's h1v2 filter uses for each.
 fn vertical_pair(y: usize, last_row: usize) -> (usize, usize, u16) {
     let near = (y / 2).min(last_row);
-    if y % 2 == 0 {
+    if y.is_multiple_of(2) {
         (near, near.saturating_sub(1), 1)
     } else {
         (near, (near + 1).min(last_row), 2)
@@ -213,7 +231,12 @@ fn ycc_row_to_rgb_portable(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) {
         }
     }
     let done = chunks * CHUNK;
-    for (((o, &y), &cb), &cr) in out[3 * done..].chunks_exact_mut(3).zip(&y[done..]).zip(&cb[done..]).zip(&cr[done..]) {
+    for (((o, &y), &cb), &cr) in out[3 * done..]
+        .chunks_exact_mut(3)
+        .zip(&y[done..])
+        .zip(&cb[done..])
+        .zip(&cr[done..])
+    {
         o.copy_from_slice(&ycc_to_rgb(y, cb, cr));
     }
 }
@@ -230,7 +253,11 @@ fn cmyk_to_rgb([c, m, y, k]: [u8; 4], adobe: bool) -> [u8; 3] {
     let k = k as u32;
     [c, m, y].map(|v| {
         let v = v as u32;
-        (if adobe { k * v / 255 } else { (255 - k) * (255 - v) / 255 }) as u8
+        (if adobe {
+            k * v / 255
+        } else {
+            (255 - k) * (255 - v) / 255
+        }) as u8
     })
 }
 
@@ -272,7 +299,9 @@ fn convert_row(rows: &[Vec<u8>], width: usize, conv: &Conversion, out: &mut [u8]
             ColorSpace::Gray => [rows[0][x]; 3],
             ColorSpace::YCbCr => ycc_to_rgb(rows[0][x], rows[1][x], rows[2][x]),
             ColorSpace::Rgb => [rows[0][x], rows[1][x], rows[2][x]],
-            ColorSpace::Cmyk => cmyk_to_rgb([rows[0][x], rows[1][x], rows[2][x], rows[3][x]], conv.adobe),
+            ColorSpace::Cmyk => {
+                cmyk_to_rgb([rows[0][x], rows[1][x], rows[2][x], rows[3][x]], conv.adobe)
+            }
             ColorSpace::Ycck => {
                 let [c, m, y] = ycc_to_rgb(rows[0][x], rows[1][x], rows[2][x]).map(|v| 255 - v);
                 cmyk_to_rgb([c, m, y, rows[3][x]], conv.adobe)
@@ -286,7 +315,9 @@ fn convert_row(rows: &[Vec<u8>], width: usize, conv: &Conversion, out: &mut [u8]
                 *o = rgb_to_gray(pixel(x));
             }
         }
-        (3, ColorSpace::YCbCr) => ycc_row_to_rgb(&rows[0][..width], &rows[1][..width], &rows[2][..width], out),
+        (3, ColorSpace::YCbCr) => {
+            ycc_row_to_rgb(&rows[0][..width], &rows[1][..width], &rows[2][..width], out)
+        }
         _ => {
             for (x, o) in out.chunks_exact_mut(channels).enumerate() {
                 o[..3].copy_from_slice(&pixel(x));
@@ -346,9 +377,19 @@ mod tests {
     #[test]
     fn h2v1_triangle_filter_keeps_the_edges() {
         let c = component(4, 1, 1, 1);
-        let plane = Plane { samples: vec![0, 100, 200, 40], stride: 4 };
+        let plane = Plane {
+            samples: vec![0, 100, 200, 40],
+            stride: 4,
+        };
         let mut out = [0u8; 8];
-        upsample_row(&c, &plane, Upsampling::FancyH2V1, 0, &mut out, &mut Vec::new());
+        upsample_row(
+            &c,
+            &plane,
+            Upsampling::FancyH2V1,
+            0,
+            &mut out,
+            &mut Vec::new(),
+        );
         // (3·in + neighbour + 1 or 2) / 4, first and last samples unchanged.
         assert_eq!(out, [0, 25, 75, 125, 175, 160, 80, 40]);
     }
@@ -356,10 +397,20 @@ mod tests {
     #[test]
     fn h2v2_triangle_filter_weights_9_3_3_1() {
         let c = component(3, 2, 1, 1);
-        let plane = Plane { samples: vec![0, 160, 0, 160, 0, 160], stride: 3 };
+        let plane = Plane {
+            samples: vec![0, 160, 0, 160, 0, 160],
+            stride: 3,
+        };
         let mut out = [0u8; 6];
         // Output row 1: nearer row 0, farther row 1.
-        upsample_row(&c, &plane, Upsampling::FancyH2V2, 1, &mut out, &mut Vec::new());
+        upsample_row(
+            &c,
+            &plane,
+            Upsampling::FancyH2V2,
+            1,
+            &mut out,
+            &mut Vec::new(),
+        );
         let sums = [160i32, 480, 160]; // 3·row0 + row1
         let expected = [
             (4 * sums[0] + 8) >> 4,

@@ -110,7 +110,9 @@ impl<'a> Segments<'a> {
     fn restart(&mut self) {
         let data = self.reader_data();
         let mut pos = self.reader.pos;
-        while pos + 1 < data.len() && !(data[pos] == 0xFF && data[pos + 1] != 0 && data[pos + 1] != 0xFF) {
+        while pos + 1 < data.len()
+            && !(data[pos] == 0xFF && data[pos + 1] != 0 && data[pos + 1] != 0xFF)
+        {
             pos += 1;
         }
         let at_restart = pos + 1 < data.len() && (0xD0..=0xD7).contains(&data[pos + 1]);

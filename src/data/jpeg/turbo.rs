@@ -146,9 +146,11 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     pub(super) fn flower_photos() -> Option<Vec<PathBuf>> {
-        let dir = std::env::var_os("PETAL_FLOWERS").map(PathBuf::from).unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/flower_photos")
-        });
+        let dir = std::env::var_os("PETAL_FLOWERS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/flower_photos")
+            });
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
             .ok()?
             .flatten()
@@ -174,12 +176,26 @@ mod tests {
                 let turbo = super::decode(&bytes, channels, u64::MAX).unwrap().unwrap();
                 let petal = super::super::decode(&bytes, channels, u64::MAX).unwrap();
                 if turbo != petal {
-                    let diff = turbo.pixels.iter().zip(&petal.pixels).filter(|(a, b)| a != b).count();
-                    differing.push(format!("{} ({channels} channels): {diff} bytes", path.display()));
+                    let diff = turbo
+                        .pixels
+                        .iter()
+                        .zip(&petal.pixels)
+                        .filter(|(a, b)| a != b)
+                        .count();
+                    differing.push(format!(
+                        "{} ({channels} channels): {diff} bytes",
+                        path.display()
+                    ));
                 }
             }
         }
-        assert!(differing.is_empty(), "{} of {} decodes differ:\n{}", differing.len(), 2 * files.len(), differing.join("\n"));
+        assert!(
+            differing.is_empty(),
+            "{} of {} decodes differ:\n{}",
+            differing.len(),
+            2 * files.len(),
+            differing.join("\n")
+        );
     }
 }
 
@@ -190,7 +206,11 @@ mod speed {
     #[ignore]
     fn decode_speed() {
         let files = super::tests::flower_photos().unwrap();
-        let photos: Vec<Vec<u8>> = files.iter().step_by(7).map(|p| std::fs::read(p).unwrap()).collect();
+        let photos: Vec<Vec<u8>> = files
+            .iter()
+            .step_by(7)
+            .map(|p| std::fs::read(p).unwrap())
+            .collect();
         // Short alternating rounds, best of each: the machine's speed drifts within seconds.
         let (mut turbo_best, mut petal_best) = (0f64, 0f64);
         for _ in 0..10 {
