@@ -1,6 +1,8 @@
 //! Dense: one GEMM over the whole batch (threaded inside the product), bias and activation fused.
 
-use super::{add_bias, kernel_and_bias, kernel_and_bias_mut, Layer, LayerConfig, Mode, Param};
+use super::{
+    add_bias, kernel_and_bias, kernel_and_bias_mut, Build, Layer, LayerConfig, Mode, Param,
+};
 use crate::nn::activation::Activation;
 use crate::nn::init::glorot_uniform;
 use crate::nn::kernels::gemm::{matmul, row_times_matrix, Mat, Threads};
@@ -16,6 +18,31 @@ pub struct Dense {
 }
 
 impl Dense {
+    pub(crate) fn from_config(config: &LayerConfig, b: Build) -> Result<Self, String> {
+        let LayerConfig::Dense {
+            units,
+            activation,
+            use_bias,
+            ..
+        } = *config
+        else {
+            return Err(Build::not_for("Dense", config));
+        };
+        let Shape::Vector(inputs) = b.input else {
+            return Err(format!(
+                "Dense needs a flat input, got {}: add a Flatten layer before it",
+                b.input
+            ));
+        };
+        if units == 0 {
+            return Err("argument `units` must be at least 1, got 0".into());
+        }
+        b.check_room(inputs.saturating_mul(units), format!("{inputs} × {units}"))?;
+        Ok(Dense::new(
+            b.name, inputs, units, activation, use_bias, b.seed,
+        ))
+    }
+
     pub fn new(
         name: String,
         inputs: usize,

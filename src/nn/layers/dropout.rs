@@ -1,4 +1,4 @@
-use super::{Layer, LayerConfig, Mode};
+use super::{Build, Layer, LayerConfig, Mode};
 use crate::nn::shape::Shape;
 use crate::split_mix::SplitMix64;
 
@@ -17,6 +17,16 @@ pub struct Dropout {
 }
 
 impl Dropout {
+    pub(crate) fn from_config(config: &LayerConfig, b: Build) -> Result<Self, String> {
+        let LayerConfig::Dropout { rate, seed, .. } = *config else {
+            return Err(Build::not_for("Dropout", config));
+        };
+        if !(0.0..1.0).contains(&rate) {
+            return Err(format!("argument `rate` must be in [0, 1), got {rate}"));
+        }
+        Ok(Dropout::new(b.name, b.input, rate, seed, b.seed))
+    }
+
     pub fn new(
         name: String,
         shape: Shape,

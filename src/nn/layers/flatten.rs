@@ -1,4 +1,4 @@
-use super::{Layer, LayerConfig, Mode};
+use super::{Build, Layer, LayerConfig, Mode};
 use crate::nn::shape::Shape;
 
 /// Flatten: NHWC images are already laid out as Keras flattens them (row, column, channel).
@@ -8,6 +8,13 @@ pub struct Flatten {
 }
 
 impl Flatten {
+    pub(crate) fn from_config(config: &LayerConfig, b: Build) -> Result<Self, String> {
+        let LayerConfig::Flatten { .. } = config else {
+            return Err(Build::not_for("Flatten", config));
+        };
+        Ok(Flatten::new(b.name, b.input))
+    }
+
     pub fn new(name: String, input: Shape) -> Self {
         Flatten {
             name,

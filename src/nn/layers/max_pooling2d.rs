@@ -1,7 +1,7 @@
 //! MaxPooling2D that remembers where each maximum came from, so backward is a scatter.
 
 use super::window::Axis;
-use super::{Layer, LayerConfig, Mode, Padding, Pair};
+use super::{Build, Layer, LayerConfig, Mode, Padding, Pair};
 use crate::nn::shape::Shape;
 use rayon::prelude::*;
 
@@ -16,6 +16,27 @@ pub struct MaxPooling2D {
 }
 
 impl MaxPooling2D {
+    pub(crate) fn from_config(config: &LayerConfig, b: Build) -> Result<Self, String> {
+        let LayerConfig::MaxPooling2D {
+            pool_size,
+            strides,
+            padding,
+            ..
+        } = *config
+        else {
+            return Err(Build::not_for("MaxPooling2D", config));
+        };
+        let input = b.image("MaxPooling2D")?;
+        let pool = Build::positive("pool_size", pool_size)?;
+        let strides = Build::positive("strides", strides.unwrap_or(pool_size))?;
+        MaxPooling2D::new(b.name, input, pool, strides, padding).ok_or_else(|| {
+            format!(
+                "a {pool:?} pool does not fit the {} input with padding \"valid\"",
+                b.input
+            )
+        })
+    }
+
     pub fn new(
         name: String,
         input: (usize, usize, usize),

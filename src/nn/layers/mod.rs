@@ -2,6 +2,7 @@
 //! flat NHWC float buffer.
 
 pub mod augment;
+mod build;
 mod config;
 pub(crate) mod conv2d;
 mod dense;
@@ -13,6 +14,7 @@ pub(crate) mod window;
 
 use std::any::Any;
 
+pub use build::Build;
 pub use config::{Factor, FillMode, FlipMode, LayerConfig, Padding, Pair};
 pub use conv2d::Conv2D;
 pub use dense::Dense;

@@ -1,4 +1,4 @@
-use super::{Layer, LayerConfig, Mode};
+use super::{Build, Layer, LayerConfig, Mode};
 use crate::nn::shape::Shape;
 
 /// Rescaling: `x * scale + offset`, e.g. 1/255 to bring pixels into 0..1.
@@ -10,6 +10,13 @@ pub struct Rescaling {
 }
 
 impl Rescaling {
+    pub(crate) fn from_config(config: &LayerConfig, b: Build) -> Result<Self, String> {
+        let LayerConfig::Rescaling { scale, offset, .. } = *config else {
+            return Err(Build::not_for("Rescaling", config));
+        };
+        Ok(Rescaling::new(b.name, b.input, scale, offset))
+    }
+
     pub fn new(name: String, shape: Shape, scale: f32, offset: f32) -> Self {
         Rescaling {
             name,

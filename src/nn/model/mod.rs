@@ -1,8 +1,7 @@
-//! Keras's `Sequential`: layers built from their arguments (`build.rs`), run forward and
-//! backward over a batch along a plan worked out once (`plan.rs`), with activation and gradient
-//! buffers that are allocated once and reused.
+//! Keras's `Sequential`: layers built from their configs (each layer's `from_config`), run
+//! forward and backward over a batch along a plan worked out once (`plan.rs`), with activation
+//! and gradient buffers that are allocated once and reused.
 
-mod build;
 mod config;
 mod plan;
 mod summary;
@@ -13,7 +12,7 @@ pub use config::ModelConfig;
 
 use super::activation::Activation;
 use super::layers::augment::{self, ImageSize};
-use super::layers::{Layer, LayerConfig, Mode, Param};
+use super::layers::{Build, Layer, LayerConfig, Mode, Param};
 use super::shape::Shape;
 use crate::sysmem::describe;
 use crate::{Error, Result};
@@ -97,20 +96,20 @@ impl Sequential {
                 .flat_map(|l| l.params())
                 .map(|p| p.value.len())
                 .sum();
-            let built = build::build_layer(
-                layer,
-                name.clone(),
-                shape,
-                seed.wrapping_add(i as u32 * 7919),
-                budget - params,
-            )
-            .map_err(|why| {
-                Error::Model(format!(
-                    "layer {} ({} \"{name}\"): {why}",
-                    i + 1,
-                    layer.kind()
-                ))
-            })?;
+            let built = layer
+                .build(Build {
+                    name: name.clone(),
+                    input: shape,
+                    seed: seed.wrapping_add(i as u32 * 7919),
+                    room: budget - params,
+                })
+                .map_err(|why| {
+                    Error::Model(format!(
+                        "layer {} ({} \"{name}\"): {why}",
+                        i + 1,
+                        layer.kind()
+                    ))
+                })?;
             if !names.insert(name.clone()) {
                 return Err(Error::Model(format!(
                     "layer {}: the name \"{name}\" is used twice",

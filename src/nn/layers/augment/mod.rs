@@ -24,7 +24,7 @@ pub use random_translation::Translation;
 pub use random_zoom::Zoom;
 pub use resample::{affine_transform, ImageSize, Sampling};
 
-use super::{Layer, LayerConfig, Mode};
+use super::{Build, Layer, LayerConfig, Mode};
 use crate::data::numpy_rng::RandomState;
 use crate::nn::shape::Shape;
 use rayon::prelude::*;
@@ -63,11 +63,74 @@ pub struct RandomLayer {
 }
 
 impl RandomLayer {
+    /// Any of Keras's random augmentation layers, from its config.
+    pub(crate) fn from_config(config: &LayerConfig, b: Build) -> Result<Self, String> {
+        let sampling = |fill_mode, fill_value, interpolation| Sampling {
+            fill_mode,
+            fill_value,
+            interpolation,
+        };
+        let (augmentation, seed): (Box<dyn Augmentation>, _) = match *config {
+            LayerConfig::RandomFlip { mode, seed, .. } => (Box::new(Flip { mode }), seed),
+            LayerConfig::RandomRotation {
+                factor,
+                fill_mode,
+                interpolation,
+                fill_value,
+                seed,
+                ..
+            } => {
+                let sampling = sampling(fill_mode, fill_value, interpolation);
+                (Box::new(Rotation::new(factor, sampling)?), seed)
+            }
+            LayerConfig::RandomZoom {
+                height_factor,
+                width_factor,
+                fill_mode,
+                interpolation,
+                fill_value,
+                seed,
+                ..
+            } => {
+                let sampling = sampling(fill_mode, fill_value, interpolation);
+                let zoom = Zoom::new(height_factor, width_factor, sampling)?;
+                (Box::new(zoom), seed)
+            }
+            LayerConfig::RandomTranslation {
+                height_factor,
+                width_factor,
+                fill_mode,
+                interpolation,
+                fill_value,
+                seed,
+                ..
+            } => {
+                let sampling = sampling(fill_mode, fill_value, interpolation);
+                let translation = Translation::new(height_factor, width_factor, sampling)?;
+                (Box::new(translation), seed)
+            }
+            LayerConfig::RandomContrast {
+                factor,
+                value_range,
+                seed,
+                ..
+            } => (Box::new(Contrast::new(factor, value_range)?), seed),
+            LayerConfig::RandomBrightness {
+                factor,
+                value_range,
+                seed,
+                ..
+            } => (Box::new(Brightness::new(factor, value_range)?), seed),
+            _ => return Err(Build::not_for("random augmentation", config)),
+        };
+        RandomLayer::new(b.name, b.input, augmentation, seed, b.seed)
+    }
+
     /// Builds the layer for image input; `fallback_seed` seeds it when the config has no seed.
     pub fn new(
         name: String,
         input: Shape,
-        augmentation: impl Augmentation + 'static,
+        augmentation: Box<dyn Augmentation>,
         seed: Option<u32>,
         fallback_seed: u32,
     ) -> Result<Self, String> {
@@ -90,7 +153,7 @@ impl RandomLayer {
             },
             seed,
             rng: RandomState::new(seed.unwrap_or(fallback_seed)),
-            augmentation: Box::new(augmentation),
+            augmentation,
         })
     }
 

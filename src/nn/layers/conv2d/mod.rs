@@ -7,7 +7,8 @@ mod image;
 
 use super::window::Axis;
 use super::{
-    kernel_and_bias, kernel_and_bias_mut, workers, Layer, LayerConfig, Mode, Padding, Pair, Param,
+    kernel_and_bias, kernel_and_bias_mut, workers, Build, Layer, LayerConfig, Mode, Padding, Pair,
+    Param,
 };
 use crate::nn::activation::Activation;
 use crate::nn::init::glorot_uniform;
@@ -50,6 +51,44 @@ pub struct Conv2DSpec {
 }
 
 impl Conv2D {
+    pub(crate) fn from_config(config: &LayerConfig, b: Build) -> Result<Self, String> {
+        let LayerConfig::Conv2D {
+            filters,
+            kernel_size,
+            strides,
+            padding,
+            activation,
+            use_bias,
+            ..
+        } = *config
+        else {
+            return Err(Build::not_for("Conv2D", config));
+        };
+        let input = b.image("Conv2D")?;
+        if filters == 0 {
+            return Err("argument `filters` must be at least 1, got 0".into());
+        }
+        let kernel = Build::positive("kernel_size", kernel_size)?;
+        let weights = (kernel.0 * kernel.1)
+            .saturating_mul(input.2)
+            .saturating_mul(filters);
+        b.check_room(weights, weights)?;
+        let spec = Conv2DSpec {
+            filters,
+            kernel,
+            strides: Build::positive("strides", strides)?,
+            padding,
+            activation,
+            use_bias,
+        };
+        Conv2D::new(b.name, input, spec, b.seed).ok_or_else(|| {
+            format!(
+                "a {kernel:?} kernel does not fit the {} input with padding \"valid\"",
+                b.input
+            )
+        })
+    }
+
     /// `None` when the kernel does not fit the input with "valid" padding.
     pub fn new(
         name: String,
