@@ -21,6 +21,18 @@ impl Shape {
         }
     }
 
+    /// (height, width, channels) of an image shape.
+    pub fn as_image(&self) -> Option<(usize, usize, usize)> {
+        match *self {
+            Shape::Image {
+                height,
+                width,
+                channels,
+            } => Some((height, width, channels)),
+            Shape::Vector(_) => None,
+        }
+    }
+
     /// Values per sample.
     pub fn size(&self) -> usize {
         match *self {

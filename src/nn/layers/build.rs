@@ -19,17 +19,12 @@ pub struct Build {
 impl Build {
     /// The image input's (height, width, channels), or why `what` cannot take this input.
     pub(crate) fn image(&self, what: &str) -> Result<(usize, usize, usize), String> {
-        match self.input {
-            Shape::Image {
-                height,
-                width,
-                channels,
-            } => Ok((height, width, channels)),
-            Shape::Vector(_) => Err(format!(
+        self.input.as_image().ok_or_else(|| {
+            format!(
                 "{what} needs image input (height, width, channels), got {}",
                 self.input
-            )),
-        }
+            )
+        })
     }
 
     /// A (height, width) argument whose parts must both be at least 1.

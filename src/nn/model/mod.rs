@@ -166,14 +166,9 @@ impl Sequential {
 
     /// Height, width and channels of the images the model takes.
     pub fn image_input(&self) -> Result<(usize, usize, usize)> {
-        match self.input {
-            Shape::Image {
-                height,
-                width,
-                channels,
-            } => Ok((height, width, channels)),
-            Shape::Vector(_) => Err(Error::Model("the model does not take images".into())),
-        }
+        self.input
+            .as_image()
+            .ok_or_else(|| Error::Model("the model does not take images".into()))
     }
 
     pub fn output_shape(&self) -> Shape {
