@@ -74,6 +74,14 @@ def make_fixtures(directory, out_dir):
     fixtures["progressive_cut.jpg"] = progressive[: len(progressive) * 2 // 3]
     baseline = fixtures["baseline_420.jpg"]
     fixtures["baseline_cut.jpg"] = baseline[: len(baseline) * 2 // 3]
+    # Damage TensorFlow decodes through: a lost restart marker (libjpeg resynchronises at the
+    # next one) and a single-scan file whose end is cut inside a segment after its scan.
+    restarts = fixtures["restart_every_3_mcus.jpg"]
+    second_rst = [i for i in range(len(restarts) - 1)
+                  if restarts[i] == 0xFF and 0xD0 <= restarts[i + 1] <= 0xD7][1]
+    fixtures["restart_marker_lost.jpg"] = (
+        restarts[:second_rst] + b"\x00" + restarts[second_rst + 1:])
+    fixtures["cut_after_the_scan.jpg"] = baseline[:-2] + b"\xff\xe1\x01\x00Exif"
     for name, data in fixtures.items():
         with open(os.path.join(out_dir, name), "wb") as f:
             f.write(data)

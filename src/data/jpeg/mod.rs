@@ -133,36 +133,34 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    /// Reads the headers and every scan, up to the end-of-image marker.
+    /// Reads the headers and every scan, up to the end-of-image marker. TensorFlow's data
+    /// source refuses to read past the end, so a file without one is refused, as there.
     fn run(&mut self, max_pixels: u64) -> Result<(), ImageErrorKind> {
-        loop {
-            let marker = match self.next_marker() {
-                Ok(marker) => marker,
-                // A single-scan image is complete once its scan is: libjpeg has given every
-                // row by then, and TensorFlow does not wait for the end marker.
-                Err(_) if matches!(self.store, Some(Store::Direct { .. })) && self.scans == 1 => {
-                    return Ok(())
-                }
-                Err(e) => return Err(e),
-            };
-            if let Some(frame) = self.frame_marker(marker)? {
-                if self.frame.is_some() {
-                    return Err(corrupt("Invalid JPEG file structure: two SOF markers"));
-                }
-                super::decode::check_size(frame.width as u32, frame.height as u32, max_pixels)?;
-                self.multipliers = vec![None; frame.components.len()];
-                self.frame = Some(frame);
-                continue;
+        while !self.next_segment(max_pixels)? {}
+        Ok(())
+    }
+
+    /// Reads the next marker and its segment (a whole scan for SOS); true at the end marker.
+    fn next_segment(&mut self, max_pixels: u64) -> Result<bool, ImageErrorKind> {
+        let marker = self.next_marker()?;
+        if let Some(frame) = self.frame_marker(marker)? {
+            if self.frame.is_some() {
+                return Err(corrupt("Invalid JPEG file structure: two SOF markers"));
             }
-            match marker {
-                markers::SOS => self.scan()?,
-                markers::EOI => {
-                    self.reached_eoi = true;
-                    return Ok(());
-                }
-                _ => self.skip_or_read(marker)?,
-            }
+            super::decode::check_size(frame.width as u32, frame.height as u32, max_pixels)?;
+            self.multipliers = vec![None; frame.components.len()];
+            self.frame = Some(frame);
+            return Ok(false);
         }
+        match marker {
+            markers::SOS => self.scan()?,
+            markers::EOI => {
+                self.reached_eoi = true;
+                return Ok(true);
+            }
+            _ => self.skip_or_read(marker)?,
+        }
+        Ok(false)
     }
 
     /// A frame header's marker parsed, `None` for other markers; the unsupported kinds of
@@ -186,7 +184,8 @@ impl<'a> Decoder<'a> {
         match marker {
             0xD0..=0xD7 | 0x01 => return Ok(()),
             markers::SOI => return Err(corrupt("Invalid JPEG file structure: two SOI markers")),
-            _ => {}
+            markers::DQT | markers::DHT | markers::DRI | 0xE0..=0xEF | 0xFE | 0xCC | 0xDC => {}
+            _ => return Err(corrupt(format!("Unsupported marker type 0x{marker:02x}"))),
         }
         let (mut seg, next) = Segment::at(self.data, self.pos)?;
         self.pos = next;
@@ -201,8 +200,7 @@ impl<'a> Decoder<'a> {
                 markers::read_app(&seg, marker, &mut self.jfif, &mut self.adobe);
                 Ok(())
             }
-            0xFE | 0xCC | 0xDC => Ok(()),
-            _ => Err(corrupt(format!("Unsupported marker type 0x{marker:02x}"))),
+            _ => Ok(()),
         }
     }
 
@@ -225,7 +223,9 @@ impl<'a> Decoder<'a> {
             return Err(corrupt(format!("more than {MAX_SCANS} scans")));
         }
         if self.scans == 1 {
-            self.fill_standard_tables();
+            if !frame.progressive {
+                self.fill_standard_tables();
+            }
             self.store = Some(self.choose_store(frame, &scan));
         } else if matches!(self.store, Some(Store::Direct { .. })) {
             return Err(corrupt("Didn't expect more than one scan"));
@@ -271,8 +271,8 @@ impl<'a> Decoder<'a> {
         Ok(())
     }
 
-    /// libjpeg-turbo supplies the standard tables for slots 0 and 1 left empty when decoding
-    /// starts (Motion-JPEG frames omit them).
+    /// libjpeg-turbo's sequential decoder supplies the standard tables for slots 0 and 1 left
+    /// empty when decoding starts (Motion-JPEG frames omit them); its progressive one does not.
     fn fill_standard_tables(&mut self) {
         for slot in 0..2 {
             if self.dc[slot].is_none() {
@@ -338,7 +338,7 @@ impl<'a> Decoder<'a> {
         let Some(store) = self.store else {
             return Err(corrupt("the file ends before the image's first scan"));
         };
-        if !self.reached_eoi && !matches!(store, Store::Direct { .. }) {
+        if !self.reached_eoi {
             return Err(truncated());
         }
         let space = ColorSpace::guess(&frame, self.jfif, self.adobe);

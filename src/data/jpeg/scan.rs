@@ -78,6 +78,10 @@ struct Segments<'a> {
     eob_run: u32,
     /// The segment's data ended early: its remaining MCUs are left empty.
     starved: bool,
+    /// The number (0–7) the next restart marker should carry.
+    next_restart: u8,
+    /// The data ended where a restart marker should be.
+    cut: bool,
 }
 
 impl<'a> Segments<'a> {
@@ -89,6 +93,8 @@ impl<'a> Segments<'a> {
             dc_predictors: [0; 4],
             eob_run: 0,
             starved: false,
+            next_restart: 0,
+            cut: false,
         }
     }
 
@@ -104,22 +110,44 @@ impl<'a> Segments<'a> {
         self.mcus_left -= 1;
     }
 
-    /// Drops the rest of the segment's bits and steps over the next marker if it is a restart
-    /// marker. Any other marker stays for the header parser, and as in libjpeg the segments
-    /// that follow are left empty.
+    /// Drops the rest of the segment's bits and reads the restart marker, resynchronising as
+    /// libjpeg's `jpeg_resync_to_restart` does when it is not the expected one: a restart marker
+    /// one or two ahead, or any other marker, is left for later (the next segment meets it at
+    /// once); one or two behind is skipped for the next marker; any other restart marker is
+    /// taken.
     fn restart(&mut self) {
         let data = self.reader_data();
-        let mut pos = self.reader.pos;
-        while pos + 1 < data.len()
-            && !(data[pos] == 0xFF && data[pos + 1] != 0 && data[pos + 1] != 0xFF)
-        {
-            pos += 1;
+        let expected = 0xD0 + self.next_restart;
+        self.next_restart = (self.next_restart + 1) & 7;
+        let mut pos = next_marker(data, self.reader.pos);
+        loop {
+            let Some(&marker) = data.get(pos + 1) else {
+                self.cut = true;
+                return;
+            };
+            let ahead = |k: u8| marker == 0xD0 + ((expected - 0xD0 + k) & 7);
+            if marker == expected {
+                self.resume_at(pos + 2, false);
+                return;
+            } else if marker < 0xC0 || ahead(6) || ahead(7) {
+                pos = next_marker(data, pos + 2);
+            } else if !(0xD0..=0xD7).contains(&marker) || ahead(1) || ahead(2) {
+                // Left unread: the next segment decodes from zero bits until it notices, unless
+                // this one had already run out.
+                self.resume_at(pos, self.starved);
+                return;
+            } else {
+                self.resume_at(pos + 2, false);
+                return;
+            }
         }
-        let at_restart = pos + 1 < data.len() && (0xD0..=0xD7).contains(&data[pos + 1]);
-        self.reader = BitReader::new(data, if at_restart { pos + 2 } else { pos });
+    }
+
+    fn resume_at(&mut self, pos: usize, starved: bool) {
+        self.reader = BitReader::new(self.reader_data(), pos);
         self.dc_predictors = [0; 4];
         self.eob_run = 0;
-        self.starved = !at_restart;
+        self.starved = starved;
     }
 
     fn reader_data(&self) -> &'a [u8] {
@@ -129,7 +157,7 @@ impl<'a> Segments<'a> {
     /// Called after each MCU: a file cut inside the data is an error; data that ran into a
     /// marker starves the rest of the segment.
     fn after_mcu(&mut self) -> Result<(), ImageErrorKind> {
-        if self.reader.truncated() {
+        if self.reader.truncated() || self.cut {
             return Err(truncated());
         }
         if self.reader.overran_marker() {
@@ -145,6 +173,17 @@ impl<'a> Segments<'a> {
         self.dc_predictors[in_scan] = value;
         Ok(value)
     }
+}
+
+/// The position of the next marker (0xFF then a byte other than 0x00 and 0xFF) at or after
+/// `pos`, or the end of the data.
+fn next_marker(data: &[u8], mut pos: usize) -> usize {
+    while pos + 1 < data.len()
+        && !(data[pos] == 0xFF && data[pos + 1] != 0 && data[pos + 1] != 0xFF)
+    {
+        pos += 1;
+    }
+    pos.min(data.len())
 }
 
 /// Decodes a sequential scan, handing each block's coefficients (natural order) to
