@@ -34,17 +34,21 @@ fn export_info_and_predict_like_the_native_model() {
     let info = text(&info.stdout);
     assert!(
         info.contains(
-            "signatures: serving_default  inputs: [sequential_input f32 [1,16,16,3]]  outputs: [outputs f32 [1,2]]"
+            "signatures: serving_default  inputs: [sequential_input FLOAT32 [1,16,16,3]]  outputs: [outputs FLOAT32 [1,2]]"
         ),
         "{info}"
     );
     assert!(
         info.contains(
-            "operators: 5 (MUL ×1, CONV_2D ×1, MAX_POOL_2D ×1, RESHAPE ×1, FULLY_CONNECTED ×1)"
+            "operators: 5 (MUL v1 ×1, CONV_2D v1 ×1, MAX_POOL_2D v1 ×1, RESHAPE v1 ×1, FULLY_CONNECTED v1 ×1)"
         ),
         "{info}"
     );
     assert!(info.contains("class names: bottom, top"), "{info}");
+    assert!(
+        info.contains("petal's interpreter runs this model"),
+        "{info}"
+    );
 
     let images: Vec<_> = (0..3)
         .map(|i| {
@@ -68,6 +72,35 @@ fn export_info_and_predict_like_the_native_model() {
         assert!(from_native.contains("bottom") || from_native.contains("top"));
         assert_eq!(from_native, from_tflite);
     }
+}
+
+/// Files petal cannot run yet are described all the same, with what stops the interpreter.
+#[test]
+fn info_describes_quantized_and_float16_files() {
+    let golden = common::golden_dir().join("tflite");
+    let info = |name: &str| {
+        let out = petal(&["tflite", "info", s(&golden.join(name))]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let int8 = info("tiny_int8.tflite");
+    for expected in [
+        "inputs: [keras_tensor UINT8 [1,8,8,3] (scale 0.0039",
+        "QUANTIZE v1 ×2, CONV_2D v3 ×1, DEPTHWISE_CONV_2D v3 ×1",
+        "INT8 [8,3,3,3] (8 per-channel scales along axis 0) constant",
+        "petal's interpreter cannot run this model yet: tensor 0",
+    ] {
+        assert!(int8.contains(expected), "{expected:?} in\n{int8}");
+    }
+    let float16 = info("tiny_float16.tflite");
+    assert!(float16.contains("DEQUANTIZE v3 ×5"), "{float16}");
+    assert!(float16.contains("FLOAT16 ×5"), "{float16}");
+    let dynamic = info("tiny_dynamic_range.tflite");
+    assert!(dynamic.contains("FULLY_CONNECTED v12 ×2"), "{dynamic}");
+    assert!(
+        dynamic.contains("INT8 [128,8] (128 per-channel scales along axis 0)"),
+        "{dynamic}"
+    );
 }
 
 #[test]

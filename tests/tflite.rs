@@ -310,10 +310,12 @@ fn wrong_inputs_have_clear_errors() {
     assert!(runner.run(&[("sequential_input", &image)]).is_ok());
 }
 
-/// Parses `bytes` and, when that succeeds, runs every signature on zeros: any outcome but a
-/// panic is fine. `Err` on a panic, else whether the file was accepted.
+/// Describes `bytes` (as `tflite info` does), parses them and, when that succeeds, runs every
+/// signature on zeros: any outcome but a panic is fine. `Err` on a panic, else whether the file
+/// was accepted.
 fn survives(bytes: &[u8]) -> Result<bool, ()> {
     std::panic::catch_unwind(|| {
+        let _ = tflite::describe(bytes);
         let Ok(mut interpreter) = Interpreter::from_bytes(bytes, "mutant") else {
             return false;
         };
@@ -360,6 +362,7 @@ fn truncated_and_flipped_files_never_panic() {
     )
     .unwrap();
     let tf = std::fs::read(common::golden_dir().join("tflite/tutorial64_tf.tflite")).unwrap();
+    let int8 = std::fs::read(common::golden_dir().join("tflite/tiny_int8.tflite")).unwrap();
     let (mut failures, mut accepted) = (Vec::new(), 0);
     // Every byte of the small file; the flatbuffer part of the export (its weights follow it);
     // for TensorFlow's file, whose converter puts the tables and small buffers at both ends
@@ -379,6 +382,13 @@ fn truncated_and_flipped_files_never_panic() {
             truncation_step: 101,
             flips: &[0xff, 0x80],
             chosen: Box::new(|i| i < 3000),
+        },
+        Mutations {
+            name: "int8",
+            file: &int8,
+            truncation_step: 13,
+            flips: &[0xff, 0x80],
+            chosen: Box::new(|i| i % 3 == 0),
         },
         Mutations {
             name: "tf",

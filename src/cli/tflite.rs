@@ -3,7 +3,7 @@
 
 use clap::{Args, Subcommand};
 use petal::nn::model_file;
-use petal::tflite::{self, format_shape, Interpreter, Tensor, TensorInfo};
+use petal::tflite::{self, Interpreter, ModelSummary, Tensor, TensorSummary};
 use petal::{Error, Result};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -37,52 +37,108 @@ pub fn run(cmd: TfliteCommand) -> Result<()> {
     }
 }
 
-fn tensors(list: &[TensorInfo]) -> String {
+/// "name TYPE [shape]", with the quantization where the tensor has one.
+fn tensor_line(name: &str, t: &TensorSummary) -> String {
+    let shape: Vec<String> = t.shape.iter().map(|d| d.to_string()).collect();
+    let mut line = format!("{name} {} [{}]", t.dtype, shape.join(","));
+    if let Some(q) = &t.quantization {
+        line += &match (&q.scales[..], &q.zero_points[..]) {
+            ([scale], [zero] | [zero, ..]) => format!(" (scale {scale}, zero point {zero})"),
+            ([scale], []) => format!(" (scale {scale})"),
+            (scales, _) => format!(
+                " ({} per-channel scales along axis {})",
+                scales.len(),
+                q.axis
+            ),
+        };
+    }
+    line
+}
+
+fn signature_tensors(summary: &ModelSummary, list: &[(String, usize)]) -> String {
     let items: Vec<String> = list
         .iter()
-        .map(|t| format!("{} {} {}", t.name, t.dtype.name(), format_shape(&t.shape)))
+        .map(|(name, i)| match summary.tensors.get(*i) {
+            Some(t) => tensor_line(name, t),
+            None => format!("{name} (tensor {i}, which does not exist)"),
+        })
         .collect();
     format!("[{}]", items.join(", "))
 }
 
-fn info(path: &Path) -> Result<()> {
-    let interpreter = Interpreter::from_file(path)?;
-    let size = std::fs::metadata(path)
-        .map_err(|e| Error::io(path, e))?
-        .len();
-    println!("{}: {size} bytes", path.display());
-    if !interpreter.description().is_empty() {
-        println!("description: {}", interpreter.description());
+/// Counts of each distinct item, in order of first appearance: "A ×2, B ×1".
+fn counted<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for item in items {
+        match counts.iter_mut().find(|(name, _)| *name == item) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((item, 1)),
+        }
     }
-    let signatures = interpreter.signature_list();
-    if signatures.is_empty() {
+    let counts: Vec<String> = counts
+        .iter()
+        .map(|(item, n)| format!("{item} ×{n}"))
+        .collect();
+    counts.join(", ")
+}
+
+/// Describes any valid `.tflite` file, whether or not petal's interpreter runs it.
+fn info(path: &Path) -> Result<()> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let summary = tflite::describe(&bytes).map_err(|reason| Error::TfLite {
+        origin: path.display().to_string(),
+        reason,
+    })?;
+    println!("{}: {} bytes", path.display(), bytes.len());
+    if !summary.description.is_empty() {
+        println!("description: {}", summary.description);
+    }
+    if summary.signatures.is_empty() {
         println!("signatures: none");
     }
-    for s in &signatures {
+    for s in &summary.signatures {
         println!(
             "signatures: {}  inputs: {}  outputs: {}",
             s.key,
-            tensors(&s.inputs),
-            tensors(&s.outputs)
+            signature_tensors(&summary, &s.inputs),
+            signature_tensors(&summary, &s.outputs)
         );
     }
-    let ops = interpreter.op_names();
-    let mut counts: Vec<(&str, usize)> = Vec::new();
-    for &op in ops {
-        match counts.iter_mut().find(|(name, _)| *name == op) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((op, 1)),
-        }
-    }
-    let counts: Vec<String> = counts.iter().map(|(op, n)| format!("{op} ×{n}")).collect();
-    println!("operators: {} ({})", ops.len(), counts.join(", "));
+    let operators: Vec<String> = summary
+        .operators
+        .iter()
+        .map(|o| format!("{} v{}", o.name, o.version))
+        .collect();
     println!(
-        "tensors: {}, constant data: {} bytes",
-        interpreter.tensor_count(),
-        interpreter.constant_bytes()
+        "operators: {} ({})",
+        operators.len(),
+        counted(operators.iter().map(String::as_str))
     );
-    if let Some(names) = class_names(&interpreter) {
-        println!("class names: {}", names.join(", "));
+    let constant: usize = summary.tensors.iter().map(|t| t.constant_bytes).sum();
+    println!(
+        "tensors: {} ({}), constant data: {constant} bytes",
+        summary.tensors.len(),
+        counted(summary.tensors.iter().map(|t| t.dtype.as_str()))
+    );
+    for (i, t) in summary.tensors.iter().enumerate() {
+        let role = if t.constant_bytes > 0 { "constant" } else { "" };
+        println!("  {i:>4} {} {role}", tensor_line(&t.name, t));
+    }
+    if summary.subgraphs > 1 {
+        println!("subgraphs: {} (the first is described)", summary.subgraphs);
+    }
+    if !summary.metadata.is_empty() {
+        println!("metadata: {}", summary.metadata.join(", "));
+    }
+    match &summary.runnable {
+        Ok(()) => {
+            println!("petal's interpreter runs this model");
+            let interpreter = Interpreter::from_bytes(&bytes, &path.display().to_string())?;
+            if let Some(names) = class_names(&interpreter) {
+                println!("class names: {}", names.join(", "));
+            }
+        }
+        Err(reason) => println!("petal's interpreter cannot run this model yet: {reason}"),
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! runs, and an interpreter that runs such files, petal's and TensorFlow's converter's, with the
 //! native engine's kernels.
 
+mod describe;
 mod export;
 mod interpreter;
 mod ops;
@@ -10,6 +11,9 @@ mod parse;
 pub mod schema;
 mod tensor;
 
+pub use describe::{
+    describe, ModelSummary, OperatorSummary, Quantization, SignatureSummary, TensorSummary,
+};
 pub use export::{
     export, export_file, CLASS_NAMES_METADATA, INPUT_NAME, OUTPUT_NAME, SIGNATURE_KEY,
 };
