@@ -1,8 +1,8 @@
 //! Turning image files into pixels the way TensorFlow's `decode_image` does: JPEGs through
-//! libjpeg-turbo with TensorFlow's settings (see `jpeg`), the rest through `image`. The format comes from
-//! the bytes, not the extension; GIFs give their first frame; EXIF orientation is ignored; 16-bit
-//! PNGs keep their high byte; colour modes convert like TensorFlow (gray ← RGB by BT.601 luma,
-//! RGB ← RGBA by dropping alpha).
+//! petal's own decoder, which gives TensorFlow's exact pixels (see `jpeg`), the rest through
+//! `image`. The format comes from the bytes, not the extension; GIFs give their first frame;
+//! EXIF orientation is ignored; 16-bit PNGs keep their high byte; colour modes convert like
+//! TensorFlow (gray ← RGB by BT.601 luma, RGB ← RGBA by dropping alpha).
 
 use super::image_u8::ImageU8;
 use crate::{Error, ImageError, ImageErrorKind, Result};

@@ -1,7 +1,8 @@
 //! Broken and hostile image files against the decoders: a bad file must never change how any
 //! other file decodes (on the same thread or another), and decoding it must end in pixels or an
-//! error, the same ones every time. Decoders that keep state between calls (libjpeg-turbo did)
-//! fail these tests; memory errors abort the test process.
+//! error, the same ones every time. Decoders that keep state between calls (libjpeg-turbo,
+//! petal's JPEG decoder before its own, did) fail these tests; memory errors abort the test
+//! process.
 
 use super::decode::{decode_bytes, ColorMode};
 use super::image_u8::ImageU8;
