@@ -8,10 +8,35 @@ use crate::ImageErrorKind;
 /// Codes up to this many bits resolve with one table lookup; longer ones walk the code lengths.
 const LOOKUP_BITS: u32 = 11;
 
-/// A table as a DHT segment defines it (code counts per length, symbols) and what decoding
-/// needs of it.
-#[derive(Clone)]
+/// A table as a DHT segment defines it (code counts per length, symbols). What decoding needs
+/// of it is built, and checked, when a scan first uses it, as libjpeg does: a file of nothing
+/// but table definitions costs no more than reading them.
 pub(super) struct HuffmanTable {
+    counts: [u8; 16],
+    symbols: Vec<u8>,
+    decoding: std::cell::OnceCell<Result<Decoding, ImageErrorKind>>,
+}
+
+impl HuffmanTable {
+    pub(super) fn new(counts: [u8; 16], symbols: Vec<u8>) -> Self {
+        HuffmanTable {
+            counts,
+            symbols,
+            decoding: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The lookup tables, built on first use; an error for a table libjpeg refuses.
+    pub(super) fn decoding(&self) -> Result<&Decoding, ImageErrorKind> {
+        self.decoding
+            .get_or_init(|| Decoding::new(&self.counts, &self.symbols))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+/// A table's lookups for decoding.
+pub(super) struct Decoding {
     /// Indexed by the next `LOOKUP_BITS` bits: code length in the high byte, symbol in the low;
     /// 0 where the code is longer.
     lookup: Vec<u16>,
@@ -26,7 +51,7 @@ pub(super) struct HuffmanTable {
     fast_ac: Vec<i32>,
 }
 
-impl HuffmanTable {
+impl Decoding {
     /// Builds a table from a DHT's 16 code counts and its symbols, refusing the tables libjpeg
     /// refuses (more codes than a length can hold, or all-ones codes).
     pub(super) fn new(counts: &[u8; 16], symbols: &[u8]) -> Result<Self, ImageErrorKind> {
@@ -63,7 +88,7 @@ impl HuffmanTable {
         }
         max_code[17] = i32::MAX;
         let fast_ac = fast_ac_entries(&lookup);
-        Ok(HuffmanTable {
+        Ok(Decoding {
             lookup,
             max_code,
             value_offset,
@@ -138,13 +163,12 @@ pub(super) fn standard_table(ac: bool, slot: usize) -> HuffmanTable {
         0xd2, 0xd3, 0xd4, 0xd5, 0xd6, 0xd7, 0xd8, 0xd9, 0xda, 0xe2, 0xe3, 0xe4, 0xe5, 0xe6, 0xe7,
         0xe8, 0xe9, 0xea, 0xf2, 0xf3, 0xf4, 0xf5, 0xf6, 0xf7, 0xf8, 0xf9, 0xfa,
     ];
-    let table = match (ac, slot) {
-        (false, 0) => HuffmanTable::new(&DC_LUMA, &DC_SYMBOLS),
-        (false, _) => HuffmanTable::new(&DC_CHROMA, &DC_SYMBOLS),
-        (true, 0) => HuffmanTable::new(&AC_LUMA, &AC_LUMA_SYMBOLS),
-        (true, _) => HuffmanTable::new(&AC_CHROMA, &AC_CHROMA_SYMBOLS),
-    };
-    table.expect("the standard tables are valid")
+    match (ac, slot) {
+        (false, 0) => HuffmanTable::new(DC_LUMA, DC_SYMBOLS.to_vec()),
+        (false, _) => HuffmanTable::new(DC_CHROMA, DC_SYMBOLS.to_vec()),
+        (true, 0) => HuffmanTable::new(AC_LUMA, AC_LUMA_SYMBOLS.to_vec()),
+        (true, _) => HuffmanTable::new(AC_CHROMA, AC_CHROMA_SYMBOLS.to_vec()),
+    }
 }
 
 /// Reads a scan's entropy-coded bits, most significant first, undoing the 0xFF 0x00 stuffing.
@@ -293,7 +317,7 @@ impl<'a> BitReader<'a> {
     /// The next AC coefficient as (run of zeros, value) when `table`'s shortcut covers it.
     /// The caller has ensured 16 bits.
     #[inline(always)]
-    pub(super) fn fast_ac(&mut self, table: &HuffmanTable) -> Option<(usize, i16)> {
+    pub(super) fn fast_ac(&mut self, table: &Decoding) -> Option<(usize, i16)> {
         let entry = table.fast_ac[(self.bits >> (64 - LOOKUP_BITS)) as usize];
         if entry == 0 {
             return None;
@@ -304,8 +328,8 @@ impl<'a> BitReader<'a> {
 
     /// The next symbol in `table`; 0 for a code the table lacks, as libjpeg decodes it.
     #[inline(always)]
-    pub(super) fn symbol(&mut self, table: &HuffmanTable) -> u8 {
-        self.ensure(16);
+    pub(super) fn symbol(&mut self, table: &Decoding) -> u8 {
+        self.ensure(17);
         let entry = table.lookup[(self.bits >> (64 - LOOKUP_BITS)) as usize];
         if entry != 0 {
             self.consume((entry >> 8) as u32);
@@ -316,7 +340,7 @@ impl<'a> BitReader<'a> {
 
     /// A code longer than the lookup covers, found by its length (libjpeg's jpeg_huff_decode).
     #[inline(never)]
-    fn long_symbol(&mut self, table: &HuffmanTable) -> u8 {
+    fn long_symbol(&mut self, table: &Decoding) -> u8 {
         for length in LOOKUP_BITS + 1..=16 {
             let code = (self.bits >> (64 - length)) as i32;
             if code <= table.max_code[length as usize] {
@@ -325,7 +349,8 @@ impl<'a> BitReader<'a> {
                 return table.symbols.get(index as usize).copied().unwrap_or(0);
             }
         }
-        self.consume(16);
+        // No code matched: libjpeg reads a 17th bit before giving up with symbol 0.
+        self.consume(17);
         0
     }
 
@@ -376,7 +401,7 @@ mod tests {
         counts[1] = 2;
         counts[9] = 1;
         counts[11] = 1;
-        let table = HuffmanTable::new(&counts, &[7, 8, 9, 10]).unwrap();
+        let table = Decoding::new(&counts, &[7, 8, 9, 10]).unwrap();
         // Codes: 00 → 7, 01 → 8, 1000000000 → 9, 100000000100 → 10.
         let bits = "01".to_owned() + "00" + "1000000000" + "100000000100" + "1111";
         let bytes: Vec<u8> = bits
@@ -394,11 +419,14 @@ mod tests {
     fn tables_with_too_many_codes_are_refused() {
         let mut counts = [0u8; 16];
         counts[0] = 3; // three 1-bit codes cannot exist
-        assert!(HuffmanTable::new(&counts, &[1, 2, 3]).is_err());
+        assert!(Decoding::new(&counts, &[1, 2, 3]).is_err());
         counts[0] = 2; // the all-ones code 1 is not allowed either
-        assert!(HuffmanTable::new(&counts, &[1, 2]).is_err());
+        assert!(Decoding::new(&counts, &[1, 2]).is_err());
         counts[0] = 1;
-        assert!(HuffmanTable::new(&counts, &[1]).is_ok());
+        assert!(Decoding::new(&counts, &[1]).is_ok());
+        for (ac, slot) in [(false, 0), (false, 1), (true, 0), (true, 1)] {
+            assert!(standard_table(ac, slot).decoding().is_ok());
+        }
     }
 
     #[test]

@@ -15,6 +15,9 @@ pub(super) const DRI: u8 = 0xDD;
 pub(super) const APP0: u8 = 0xE0;
 pub(super) const APP14: u8 = 0xEE;
 
+/// libjpeg's JPEG_MAX_DIMENSION.
+const MAX_DIMENSION: usize = 65500;
+
 pub(super) fn corrupt(message: impl Into<String>) -> ImageErrorKind {
     ImageErrorKind::Corrupt(message.into())
 }
@@ -169,7 +172,7 @@ pub(super) fn read_huffman_tables(
         if total > 256 {
             return Err(corrupt("Bogus Huffman table definition"));
         }
-        let table = HuffmanTable::new(&counts, seg.take(total)?)?;
+        let table = HuffmanTable::new(counts, seg.take(total)?.to_vec());
         if class == 0 {
             dc[slot] = Some(table);
         } else {
@@ -197,6 +200,11 @@ pub(super) fn read_frame(mut seg: Segment, progressive: bool) -> Result<Frame, I
     }
     if width == 0 || count == 0 {
         return Err(corrupt("Empty JPEG image"));
+    }
+    if width.max(height) > MAX_DIMENSION {
+        return Err(corrupt(format!(
+            "Maximum supported image dimension is {MAX_DIMENSION} pixels"
+        )));
     }
     let mut components = Vec::with_capacity(count);
     for _ in 0..count {
@@ -276,13 +284,19 @@ pub(super) fn read_scan(mut seg: Segment, frame: &Frame) -> Result<Scan, ImageEr
         high_bit: 0,
         low_bit: 0,
     };
-    for _ in 0..count {
+    for position in 0..count {
         let id = seg.u8()?;
         let tables = seg.u8()?;
+        // libjpeg's get_sos: the first frame component with this id whose index is not below
+        // the scan position. Duplicate ids (CMYK files whose K reuses C's) resolve so.
         let index = frame
             .components
             .iter()
-            .position(|c| c.id == id)
+            .enumerate()
+            .take(4)
+            .skip(position)
+            .find(|(_, c)| c.id == id)
+            .map(|(index, _)| index)
             .ok_or_else(|| corrupt(format!("Invalid component ID {id} in SOS")))?;
         if scan.components.contains(&index) {
             return Err(corrupt(format!("Invalid component ID {id} in SOS")));

@@ -3,9 +3,10 @@
 //! TensorFlow decodes with libjpeg-turbo, asking for its "fast integer" IDCT and "fancy"
 //! upsampling. This decoder follows libjpeg-turbo's arithmetic step for step — the SSE2 IDCT's
 //! 16-bit products, jdsample.c's triangle filters, jdcolor.c's fixed-point colour conversion,
-//! TensorFlow's own CMYK step — so its pixels equal TensorFlow's, and it follows libjpeg's
-//! conduct on damaged files: what libjpeg refuses is refused, what it decodes with a warning
-//! decodes the same way, and a file cut short is an error, as in TensorFlow.
+//! TensorFlow's own CMYK step — so its pixels equal TensorFlow's. On damaged files it follows
+//! libjpeg's conduct (stray bytes skipped, a segment whose data ends early left empty, restart
+//! markers resynchronised, a file cut short refused, as in TensorFlow), though not every last
+//! check: the README gives how often the two part ways on mutated files.
 //!
 //! Baseline, extended and progressive Huffman-coded JPEGs decode; arithmetic-coded, lossless,
 //! hierarchical and 12-bit ones are refused with a message naming what they are.
@@ -78,6 +79,8 @@ struct Decoder<'a> {
     /// latches quantization tables).
     multipliers: Vec<Option<[i16; 64]>>,
     store: Option<Store>,
+    /// Guessed at the first scan from the markers before it, as libjpeg guesses it.
+    space: Option<ColorSpace>,
     scans: usize,
     reached_eoi: bool,
 }
@@ -108,6 +111,7 @@ impl<'a> Decoder<'a> {
             frame: None,
             multipliers: Vec::new(),
             store: None,
+            space: None,
             scans: 0,
             reached_eoi: false,
         })
@@ -226,6 +230,7 @@ impl<'a> Decoder<'a> {
             if !frame.progressive {
                 self.fill_standard_tables();
             }
+            self.space = Some(ColorSpace::guess(frame, self.jfif, self.adobe));
             self.store = Some(self.choose_store(frame, &scan));
         } else if matches!(self.store, Some(Store::Direct { .. })) {
             return Err(corrupt("Didn't expect more than one scan"));
@@ -289,7 +294,7 @@ impl<'a> Decoder<'a> {
         if !frame.progressive && scan.components.len() == frame.components.len() {
             // A component the output does not need (chroma, for gray) gets an empty plane
             // (stride 0): its blocks are decoded but not transformed.
-            let space = ColorSpace::guess(frame, self.jfif, self.adobe);
+            let space = self.space.expect("guessed at the first scan");
             let needed = space.needed(self.channels, frame.components.len());
             let planes = frame
                 .components
@@ -341,7 +346,7 @@ impl<'a> Decoder<'a> {
         if !self.reached_eoi {
             return Err(truncated());
         }
-        let space = ColorSpace::guess(&frame, self.jfif, self.adobe);
+        let space = self.space.expect("guessed at the first scan");
         let planes = match store {
             Store::Direct { planes } => planes,
             Store::Coefficients { blocks } => {
@@ -410,7 +415,10 @@ fn scan_tables<'t>(
     for i in 0..scan.components.len() {
         if needs_dc {
             let slot = scan.dc_slots[i];
-            let table = dc[slot].as_ref().ok_or_else(|| no_table(slot))?;
+            let table = dc[slot]
+                .as_ref()
+                .ok_or_else(|| no_table(slot))?
+                .decoding()?;
             if !table.fits_dc() {
                 return Err(corrupt("Bogus Huffman table definition"));
             }
@@ -418,9 +426,12 @@ fn scan_tables<'t>(
         }
         if needs_ac {
             let slot = scan.ac_slots[i];
-            tables
-                .ac
-                .push(ac[slot].as_ref().ok_or_else(|| no_table(slot + 16))?);
+            tables.ac.push(
+                ac[slot]
+                    .as_ref()
+                    .ok_or_else(|| no_table(slot + 16))?
+                    .decoding()?,
+            );
         }
     }
     Ok(tables)
@@ -435,4 +446,56 @@ fn unsupported(kind: &str) -> ImageErrorKind {
 
 fn no_table(slot: usize) -> ImageErrorKind {
     corrupt(format!("Huffman table 0x{slot:02x} was not defined"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode;
+
+    const BASELINE: &[u8] = include_bytes!("../../../tests/golden/jpeg/baseline_420.jpg");
+
+    /// The file without its JFIF marker (APP0 follows SOI), so only its component ids tell
+    /// its colour space.
+    fn without_jfif() -> Vec<u8> {
+        assert_eq!(BASELINE[2..4], [0xFF, 0xE0]);
+        let length = u16::from_be_bytes([BASELINE[4], BASELINE[5]]) as usize;
+        [&BASELINE[..2], &BASELINE[4 + length..]].concat()
+    }
+
+    #[test]
+    fn markers_after_the_first_scan_do_not_change_the_colour_space() {
+        let plain = without_jfif();
+        // An Adobe marker saying "RGB" (transform 0) after the scan, before the end marker.
+        let adobe = [
+            &[0xFF, 0xEE, 0x00, 0x0E][..],
+            b"Adobe",
+            &[0x00, 0x64, 0x00, 0x00, 0x00, 0x00, 0x00],
+        ]
+        .concat();
+        let late = [&plain[..plain.len() - 2], &adobe, &[0xFF, 0xD9]].concat();
+        for channels in [1, 3] {
+            assert_eq!(
+                decode(&late, channels, 1 << 20).unwrap(),
+                decode(&plain, channels, 1 << 20).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn a_file_without_its_end_marker_is_refused_as_tensorflow_refuses_it() {
+        let cut = &BASELINE[..BASELINE.len() - 2];
+        assert!(decode(cut, 3, 1 << 20)
+            .unwrap_err()
+            .to_string()
+            .contains("Premature end"));
+    }
+
+    #[test]
+    fn sides_over_libjpegs_limit_are_refused() {
+        let mut wide = BASELINE.to_vec();
+        let sof = wide.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        wide[sof + 7..sof + 9].copy_from_slice(&65501u16.to_be_bytes());
+        let err = decode(&wide, 3, u64::MAX).unwrap_err().to_string();
+        assert!(err.contains("65500"), "{err}");
+    }
 }

@@ -4,14 +4,14 @@
 //! its conduct on bad data included: a segment whose data ends early leaves its remaining
 //! blocks empty, and a restart marker starts the next segment afresh.
 
-use super::huffman::{BitReader, HuffmanTable};
+use super::huffman::{BitReader, Decoding};
 use super::markers::{corrupt, truncated, Frame, Scan, NATURAL_ORDER};
 use crate::ImageErrorKind;
 
 /// The Huffman tables a scan's components use, resolved from their slots.
 pub(super) struct ScanTables<'t> {
-    pub dc: Vec<&'t HuffmanTable>,
-    pub ac: Vec<&'t HuffmanTable>,
+    pub dc: Vec<&'t Decoding>,
+    pub ac: Vec<&'t Decoding>,
 }
 
 /// Where a scan's data starts, and the restart interval in force (0: none).
@@ -166,12 +166,20 @@ impl<'a> Segments<'a> {
         Ok(())
     }
 
+    /// The progressive decoder refuses a DC value past 32 bits, as libjpeg-turbo's does.
     fn add_dc(&mut self, in_scan: usize, diff: i32) -> Result<i32, ImageErrorKind> {
         let value = self.dc_predictors[in_scan]
             .checked_add(diff)
             .ok_or_else(|| corrupt("DCT coefficient out of range"))?;
         self.dc_predictors[in_scan] = value;
         Ok(value)
+    }
+
+    /// The sequential decoder lets the DC value wrap, as libjpeg-turbo's does on such files.
+    fn add_dc_wrapping(&mut self, in_scan: usize, diff: i32) -> i32 {
+        let value = self.dc_predictors[in_scan].wrapping_add(diff);
+        self.dc_predictors[in_scan] = value;
+        value
     }
 }
 
@@ -205,7 +213,7 @@ pub(super) fn decode_sequential(
             let has_ac = if seg.starved {
                 false
             } else {
-                decode_block(&mut seg, tables, b.in_scan, &mut block)?
+                decode_block(&mut seg, tables, b.in_scan, &mut block)
             };
             on_block(scan.components[b.in_scan], b.x, b.y, &block, has_ac);
         }
@@ -222,11 +230,11 @@ fn decode_block(
     tables: &ScanTables,
     in_scan: usize,
     block: &mut [i16; 64],
-) -> Result<bool, ImageErrorKind> {
+) -> bool {
     let r = &mut seg.reader;
     let size = r.symbol(tables.dc[in_scan]) as u32;
     let diff = r.signed(size);
-    block[0] = seg.add_dc(in_scan, diff)? as i16;
+    block[0] = seg.add_dc_wrapping(in_scan, diff) as i16;
     let (r, ac) = (&mut seg.reader, tables.ac[in_scan]);
     let mut has_ac = false;
     let mut k = 1;
@@ -252,7 +260,7 @@ fn decode_block(
             break;
         }
     }
-    Ok(has_ac)
+    has_ac
 }
 
 /// Decodes a progressive scan into `coefficients` (one plane of blocks per frame component,
