@@ -7,7 +7,8 @@ use petal::data::CacheMode;
 use petal::nn::optim::{Optimizer, OptimizerConfig};
 use petal::nn::simd::Level;
 use petal::nn::{presets, LayerTime, Mode, Sequential};
-use petal::Result;
+use petal::tflite::{Interpreter, Tensor};
+use petal::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -39,13 +40,14 @@ pub enum BenchCommand {
         #[arg(long)]
         layers: bool,
     },
-    /// Inference latency at batch size 1 and throughput at batch size 32, tutorial model.
+    /// Inference latency at batch size 1 and throughput at batch size 32, tutorial model; or,
+    /// with --tflite, the batch-1 latency of petal's TensorFlow Lite interpreter on a file.
     Infer {
         /// Timed runs per measurement.
         #[arg(long, default_value_t = 50)]
         runs: usize,
-        /// Also time petal's TensorFlow Lite interpreter on this .tflite file at batch size 1
-        /// (e.g. `petal export` of a tutorial model).
+        /// Time petal's TensorFlow Lite interpreter on this .tflite file instead, at batch size 1
+        /// (any model: its first signature, on inputs of the declared types and shapes).
         #[arg(long)]
         tflite: Option<PathBuf>,
         /// Also print each layer's milliseconds per batch-1 run.
@@ -76,13 +78,10 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             runs,
             tflite,
             layers,
-        } => {
-            bench_infer(runs.max(1), layers)?;
-            match tflite {
-                Some(path) => bench_tflite(&path, runs.max(1)),
-                None => Ok(()),
-            }
-        }
+        } => match tflite {
+            Some(path) => bench_tflite(&path, runs.max(1), layers),
+            None => bench_infer(runs.max(1), layers),
+        },
     }
 }
 
@@ -256,13 +255,51 @@ fn simd_levels() -> String {
     format!("SIMD {}, gemm {gemm}", Level::selected())
 }
 
-fn bench_tflite(path: &Path, runs: usize) -> Result<()> {
-    let mut classifier = super::tflite::TfLiteClassifier::open(path)?;
-    let (h, w, c) = classifier.input;
-    let pixels: Vec<f32> = (0..h * w * c)
-        .map(|i| ((i as u64 * 2_654_435_761) % 256) as f32)
+fn bench_tflite(path: &Path, runs: usize, per_op: bool) -> Result<()> {
+    let mut interpreter = Interpreter::from_file(path)?;
+    let signature = interpreter
+        .signature_list()
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::TfLite {
+            origin: path.display().to_string(),
+            reason: "the model has no signature to run".into(),
+        })?;
+    let inputs: Vec<(String, Tensor)> = signature
+        .inputs
+        .iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                super::tflite::pseudo_random(&t.shape, t.dtype),
+            )
+        })
         .collect();
-    let latencies = latencies(runs, || classifier.scores(pixels.clone()).map(|_| ()))?;
+    let named: Vec<(&str, &Tensor)> = inputs.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    let mut runner = interpreter.signature_runner(&signature.key)?;
+    let latencies = latencies(runs, || runner.run(&named).map(|_| ()))?;
+    if per_op {
+        interpreter.profile(true);
+        let mut runner = interpreter.signature_runner(&signature.key)?;
+        for _ in 0..runs {
+            runner.run(&named)?;
+        }
+        let mut by_kind: Vec<(&str, f64, usize)> = Vec::new();
+        for (name, time) in interpreter.op_times() {
+            let ms = time.as_secs_f64() * 1e3 / runs as f64;
+            match by_kind.iter_mut().find(|(n, _, _)| *n == name) {
+                Some(entry) => {
+                    entry.1 += ms;
+                    entry.2 += 1;
+                }
+                None => by_kind.push((name, ms, 1)),
+            };
+        }
+        by_kind.sort_by(|a, b| b.1.total_cmp(&a.1));
+        for (name, ms, count) in by_kind {
+            println!("  {name:<20} ×{count:<3} {ms:.3} ms per run");
+        }
+    }
     println!(
         "petal bench infer: {} in petal's TFLite interpreter, batch 1: {:.2} ms median ({:.2} ms best) ({} threads)",
         path.display(),

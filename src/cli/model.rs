@@ -51,7 +51,7 @@ enum Classifier {
         model: Sequential,
         probabilities_out: bool,
     },
-    TfLite(super::tflite::TfLiteClassifier),
+    TfLite(Box<super::tflite::TfLiteClassifier>),
 }
 
 impl Classifier {
@@ -78,7 +78,7 @@ pub fn predict(args: PredictArgs) -> Result<()> {
         if super::tflite::is_tflite(&args.model) {
             let classifier = super::tflite::TfLiteClassifier::open(&args.model)?;
             let (names, input) = (classifier.class_names.clone(), classifier.input);
-            (Classifier::TfLite(classifier), names, input)
+            (Classifier::TfLite(Box::new(classifier)), names, input)
         } else {
             let SavedModel { model, class_names } = model_file::load(&args.model)?;
             let (height, width, channels) = model.image_input()?;

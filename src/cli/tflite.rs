@@ -29,12 +29,138 @@ pub fn export(args: ExportArgs) -> Result<()> {
 pub enum TfliteCommand {
     /// Signatures, operators, tensors and sizes of a .tflite file.
     Info { file: PathBuf },
+    /// The TensorFlow Lite operators petal's interpreter runs.
+    Ops,
+    /// Runs a model on raw tensors: .npy files in, one .npy file per output in --out.
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The .tflite model.
+    pub model: PathBuf,
+    /// An input as NumPy .npy, `NAME=FILE.npy` or just `FILE.npy` for the signature's inputs in
+    /// order. Its type must be the input's (e.g. float32).
+    #[arg(long = "input", required = true)]
+    pub inputs: Vec<String>,
+    /// The signature to run (default: the model's first).
+    #[arg(long)]
+    pub signature: Option<String>,
+    /// The folder for the outputs, written as <output name>.npy.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 pub fn run(cmd: TfliteCommand) -> Result<()> {
     match cmd {
         TfliteCommand::Info { file } => info(&file),
+        TfliteCommand::Ops => {
+            for op in tflite::supported_ops() {
+                println!("{op}");
+            }
+            Ok(())
+        }
+        TfliteCommand::Run(args) => run_model(&args),
     }
+}
+
+fn run_model(args: &RunArgs) -> Result<()> {
+    let mut interpreter = Interpreter::from_file(&args.model)?;
+    let origin = args.model.display().to_string();
+    let model_error = |reason: String| Error::TfLite {
+        origin: origin.clone(),
+        reason,
+    };
+    let signatures = interpreter.signature_list();
+    let signature = match &args.signature {
+        Some(key) => signatures.iter().find(|s| &s.key == key),
+        None => signatures.first(),
+    }
+    .ok_or_else(|| {
+        let keys: Vec<&str> = signatures.iter().map(|s| s.key.as_str()).collect();
+        model_error(format!(
+            "no signature {}; the model has {keys:?}",
+            args.signature.as_deref().unwrap_or("at all")
+        ))
+    })?;
+    let mut inputs: Vec<(String, Tensor)> = Vec::new();
+    for (position, given) in args.inputs.iter().enumerate() {
+        let (name, file) = match given.split_once('=') {
+            Some((name, file)) if !name.is_empty() => (name.to_owned(), PathBuf::from(file)),
+            _ => {
+                let input = signature.inputs.get(position).ok_or_else(|| {
+                    model_error(format!(
+                        "{} inputs given, but signature \"{}\" takes {}",
+                        args.inputs.len(),
+                        signature.key,
+                        signature.inputs.len()
+                    ))
+                })?;
+                (input.name.clone(), PathBuf::from(given))
+            }
+        };
+        let bytes = std::fs::read(&file).map_err(|e| Error::io(&file, e))?;
+        let tensor = tflite::npy::from_bytes(&bytes).map_err(|reason| Error::TfLite {
+            origin: file.display().to_string(),
+            reason,
+        })?;
+        inputs.push((name, tensor));
+    }
+    let named: Vec<(&str, &Tensor)> = inputs.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    let key = signature.key.clone();
+    let outputs = interpreter.signature_runner(&key)?.run(&named)?;
+    std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
+    for (name, tensor) in &outputs {
+        let path = args.out.join(format!("{}.npy", file_stem(name)));
+        petal::fsutil::write_atomically(&path, &tflite::npy::to_bytes(tensor))?;
+        println!(
+            "{name}: {} {} -> {}",
+            tensor.dtype(),
+            tflite::format_shape(&tensor.shape),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// A tensor name as a file name: characters other than letters, digits, `-`, `_` and `.`
+/// (TensorFlow's names have `/` and `:`) become `_`.
+fn file_stem(name: &str) -> String {
+    let stem: String = name
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' | '.' => c,
+            _ => '_',
+        })
+        .collect();
+    match stem.trim_start_matches('.') {
+        "" => "output".into(),
+        _ => stem,
+    }
+}
+
+/// Values of `dtype` that do not repeat, so no kernel sees a special case; within 0‥255 so an
+/// image model sees pixel-like values.
+pub fn pseudo_random(shape: &[usize], dtype: tflite::DType) -> Tensor {
+    let len = shape.iter().product::<usize>();
+    let mut data = dtype.zeros(len);
+    let value = |i: usize| (i as u64 * 2_654_435_761) % 256;
+    match &mut data {
+        tflite::Data::F32(v) => v
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, x)| *x = value(i) as f32),
+        tflite::Data::U8(v) => v
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, x)| *x = value(i) as u8),
+        tflite::Data::I8(v) => v
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, x)| *x = (value(i) as i64 - 128) as i8),
+        _ => {}
+    }
+    Tensor::new(shape.to_vec(), data)
 }
 
 /// "name TYPE [shape]", with the quantization where the tensor has one.
@@ -203,7 +329,10 @@ impl TfLiteClassifier {
                 (0..classes).map(|i| format!("class_{i}")).collect()
             });
         Ok(TfLiteClassifier {
-            probabilities: interpreter.op_names().last() == Some(&"SOFTMAX"),
+            probabilities: interpreter
+                .op_names()
+                .last()
+                .is_some_and(|op| op == "SOFTMAX"),
             interpreter,
             signature: signature.key,
             input_name: input.name,

@@ -4,16 +4,8 @@
 //! file, so a user sees what a converter made before asking petal to run it.
 
 use super::schema::{self, BuiltinOperator, ModelRef, TensorType};
+use super::tensor::Quantization;
 use planus::ReadAsRoot;
-
-/// A tensor's quantization: real = scale × (quantized − zero point), per tensor (one scale)
-/// or per channel along `axis`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Quantization {
-    pub scales: Vec<f32>,
-    pub zero_points: Vec<i64>,
-    pub axis: i32,
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TensorSummary {
@@ -133,7 +125,12 @@ pub fn describe(bytes: &[u8]) -> Result<ModelSummary, String> {
             .map(|m| Ok(m?.name()?.unwrap_or("").to_owned()))
             .collect::<Result<_, planus::Error>>()
             .map_err(fb)?,
-        runnable: super::parse::parse(bytes).map(|_| ()),
+        runnable: super::Interpreter::from_bytes(bytes, "")
+            .map(|_| ())
+            .map_err(|e| match e {
+                crate::Error::TfLite { reason, .. } => reason,
+                other => other.to_string(),
+            }),
     })
 }
 
@@ -148,7 +145,7 @@ fn quantization(
     Ok(Some(Quantization {
         scales,
         zero_points: q.zero_point()?.map_or(Vec::new(), |z| z.iter().collect()),
-        axis: q.quantized_dimension()?,
+        axis: q.quantized_dimension()?.max(0) as usize,
     }))
 }
 
@@ -202,7 +199,7 @@ fn signatures(model: &ModelRef<'_>) -> planus::Result<Vec<SignatureSummary>> {
 }
 
 /// TensorFlow Lite's own spelling of a type (the schema's: FLOAT32, INT8, …).
-fn type_name(t: TensorType) -> String {
+pub(crate) fn type_name(t: TensorType) -> String {
     screaming_snake(&format!("{t:?}"))
 }
 

@@ -12,16 +12,16 @@
 //! # Ok::<(), petal::Error>(())
 //! ```
 
-use super::ops::{self, Kernel};
+use super::ops::{registry, Inputs, Op, MAX_OUTPUT_VALUES};
 use super::parse::{self, Graph};
-use super::tensor::{DType, Tensor};
+use super::tensor::{DType, Data, Quantization, Tensor};
 use crate::{Error, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Values the constants of all ops may copy into their kernels, counted with repeats: a file
-/// that feeds one large weight tensor to very many ops is refused instead of exhausting memory.
-const MAX_KERNEL_WEIGHTS: usize = 1 << 29;
+/// Bytes all of one run's intermediate tensors may take together: a file whose shapes work out
+/// to more is refused when prepared instead of exhausting memory.
+const MAX_ACTIVATION_BYTES: usize = 1 << 33;
 
 /// A tensor's declaration: name, type, shape (`shape_signature` has -1 where the size may vary).
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +30,7 @@ pub struct TensorInfo {
     pub dtype: DType,
     pub shape: Vec<usize>,
     pub shape_signature: Vec<i32>,
+    pub quantization: Option<Quantization>,
 }
 
 /// One signature's named inputs and outputs.
@@ -40,16 +41,46 @@ pub struct SignatureInfo {
     pub outputs: Vec<TensorInfo>,
 }
 
+/// An operator in the graph: what it computes and which tensors it reads and writes.
+struct Node {
+    op: Box<dyn Op>,
+    inputs: Vec<Option<usize>>,
+    outputs: Vec<usize>,
+}
+
+/// What preparing worked out for the current input shapes.
+#[derive(Default)]
+struct Plan {
+    /// The input shapes prepared for; empty until prepared.
+    input_shapes: Vec<Vec<usize>>,
+    /// Per node: whether it runs (false when preparing computed its outputs already).
+    runs: Vec<bool>,
+    /// Per node: the tensors nothing reads after it, whose buffers go back to the pool.
+    release: Vec<Vec<usize>>,
+}
+
 pub struct Interpreter {
     origin: String,
     description: String,
     infos: Vec<TensorInfo>,
     signatures: Vec<parse::Signature>,
-    op_names: Vec<&'static str>,
+    op_names: Vec<String>,
     constant_bytes: usize,
     metadata: Vec<(String, Vec<u8>)>,
-    kernels: Vec<Box<dyn Kernel>>,
+    nodes: Vec<Node>,
     tensors: Vec<Tensor>,
+    /// Tensors with values in the file.
+    constant: Vec<bool>,
+    graph_inputs: Vec<usize>,
+    /// Tensors the caller reads after a run (model and signature outputs), never recycled.
+    kept: Vec<bool>,
+    plan: Plan,
+    /// Keep every intermediate tensor after a run (LiteRT's `experimental_preserve_all_tensors`).
+    preserve_all_tensors: bool,
+    /// Per node, the time its runs took in all, when profiling.
+    op_times: Option<Vec<std::time::Duration>>,
+    /// Buffers of tensors no later op reads, for the outputs of the ops after them.
+    pool: Vec<Data>,
 }
 
 impl Interpreter {
@@ -64,63 +95,65 @@ impl Interpreter {
             origin: origin.to_owned(),
             reason,
         };
-        let mut graph = parse::parse(bytes).map_err(error)?;
-        let copied: usize = graph
-            .ops
-            .iter()
-            .flat_map(|op| op.inputs.iter().flatten())
-            .filter(|&&t| graph.tensors[t].data.is_some())
-            .map(|&t| graph.tensors[t].elements())
-            .fold(0usize, usize::saturating_add);
-        if copied > MAX_KERNEL_WEIGHTS {
-            return Err(error(format!(
-                "the operators' constants add up to {copied} values, more than petal handles"
-            )));
+        let graph = parse::parse(bytes).map_err(error)?;
+        let mut nodes = Vec::with_capacity(graph.ops.len());
+        for (n, op) in graph.ops.iter().enumerate() {
+            let built =
+                registry::build(&op.code, op.version, op.options.as_ref()).map_err(|e| {
+                    error(format!(
+                        "operator {n} ({} v{}): {e}",
+                        op.code.name(),
+                        op.version
+                    ))
+                })?;
+            nodes.push(Node {
+                op: built,
+                inputs: op.inputs.clone(),
+                outputs: op.outputs.clone(),
+            });
         }
-        let kernels = graph
-            .ops
-            .iter()
-            .enumerate()
-            .map(|(n, op)| {
-                ops::build(op, &graph, format!("op{n}"))
-                    .map_err(|e| error(format!("operator {n} ({}): {e}", op.kind.name())))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let op_names = graph.ops.iter().map(|op| op.kind.name()).collect();
-        let constant_bytes = graph
-            .tensors
+        let op_names = graph.ops.iter().map(|op| op.code.name()).collect();
+        let Graph {
+            description,
+            signatures,
+            metadata,
+            tensors: specs,
+            inputs: graph_inputs,
+            outputs: graph_outputs,
+            ..
+        } = graph;
+        let constant_bytes = specs
             .iter()
             .filter_map(|t| t.data.as_ref())
-            .map(|d| d.len() * 4)
+            .map(|d| d.len() * d.dtype().size())
             .sum();
-        let infos = graph
-            .tensors
+        let infos = specs
             .iter()
             .map(|t| TensorInfo {
                 name: t.name.clone(),
                 dtype: t.dtype,
                 shape: t.shape.clone(),
                 shape_signature: t.shape_signature.clone(),
+                quantization: t.quantization.clone(),
             })
             .collect();
-        let tensors = graph
-            .tensors
-            .iter_mut()
-            .map(|t| match t.data.take() {
-                Some(data) => Tensor {
-                    shape: t.shape.clone(),
-                    data,
-                },
-                None => Tensor::default(),
+        let constant = specs.iter().map(|t| t.data.is_some()).collect();
+        let mut kept = vec![false; specs.len()];
+        let signature_outputs = signatures
+            .iter()
+            .flat_map(|s| s.outputs.iter().map(|o| o.1));
+        for t in graph_outputs.iter().copied().chain(signature_outputs) {
+            kept[t] = true;
+        }
+        let tensors = specs
+            .into_iter()
+            .map(|t| Tensor {
+                data: t.data.unwrap_or_else(|| t.dtype.empty()),
+                shape: t.shape,
+                quantization: t.quantization,
             })
             .collect();
-        let Graph {
-            description,
-            signatures,
-            metadata,
-            ..
-        } = graph;
-        Ok(Interpreter {
+        let mut interpreter = Interpreter {
             origin: origin.to_owned(),
             description,
             infos,
@@ -128,9 +161,134 @@ impl Interpreter {
             op_names,
             constant_bytes,
             metadata,
-            kernels,
+            nodes,
             tensors,
-        })
+            constant,
+            graph_inputs,
+            kept,
+            plan: Plan::default(),
+            preserve_all_tensors: false,
+            op_times: None,
+            pool: Vec::new(),
+        };
+        // Prepared for the declared input shapes now, so a file whose shapes do not work out is
+        // refused when it loads.
+        let declared: Vec<Vec<usize>> = interpreter
+            .graph_inputs
+            .iter()
+            .map(|&t| interpreter.infos[t].shape.clone())
+            .collect();
+        for (&t, shape) in interpreter.graph_inputs.iter().zip(&declared) {
+            interpreter.tensors[t].shape = shape.clone();
+        }
+        interpreter.prepare().map_err(error)?;
+        Ok(interpreter)
+    }
+
+    /// Works out every tensor's type and shape from the inputs' shapes, computes what depends
+    /// only on constants and shapes, and plans which buffers each op may reuse.
+    fn prepare(&mut self) -> std::result::Result<(), String> {
+        self.plan = Plan::default();
+        let count = self.tensors.len();
+        let mut known = self.constant.clone();
+        let is_input = |t: usize| self.graph_inputs.contains(&t);
+        for t in (0..count).filter(|&t| !self.constant[t] && !is_input(t)) {
+            self.tensors[t].data = self.infos[t].dtype.empty();
+        }
+        let mut runs = Vec::with_capacity(self.nodes.len());
+        let mut activation_bytes = 0usize;
+        for (n, node) in self.nodes.iter_mut().enumerate() {
+            let what = |e: String| format!("operator {n} ({}): {e}", self.op_names[n]);
+            let outs = node
+                .op
+                .prepare(&Inputs {
+                    tensors: &self.tensors,
+                    known: &known,
+                    indices: &node.inputs,
+                })
+                .map_err(what)?;
+            if outs.len() != node.outputs.len() {
+                return Err(what(format!(
+                    "makes {} outputs, but the file lists {}",
+                    outs.len(),
+                    node.outputs.len()
+                )));
+            }
+            let mut all_known = true;
+            for (&t, out) in node.outputs.iter().zip(outs) {
+                let declared = self.infos[t].dtype;
+                if out.dtype != declared {
+                    return Err(what(format!(
+                        "makes {}, but the file declares its output tensor {t} (\"{}\") as {declared}",
+                        out.dtype, self.infos[t].name
+                    )));
+                }
+                let len = Tensor::elements(&out.shape)
+                    .filter(|&len| len <= MAX_OUTPUT_VALUES)
+                    .ok_or_else(|| {
+                        what(format!(
+                            "an output of shape {:?} is larger than petal handles",
+                            out.shape
+                        ))
+                    })?;
+                activation_bytes = activation_bytes.saturating_add(len * declared.size());
+                if activation_bytes > MAX_ACTIVATION_BYTES {
+                    return Err(what(format!(
+                        "the model's intermediate tensors need more than {MAX_ACTIVATION_BYTES} bytes"
+                    )));
+                }
+                let tensor = &mut self.tensors[t];
+                tensor.shape = out.shape;
+                known[t] = out.value.is_some();
+                all_known &= known[t];
+                if let Some(value) = out.value {
+                    tensor.data = value;
+                }
+            }
+            let inputs_known = node.inputs.iter().flatten().all(|&t| known[t]);
+            let runs_later = if all_known {
+                false
+            } else if inputs_known && !node.inputs.is_empty() {
+                // Depends on constants only (DEQUANTIZE of float16 weights, shape arithmetic):
+                // computed once here.
+                eval_node(node, &mut self.tensors, &mut self.pool).map_err(what)?;
+                node.outputs.iter().for_each(|&t| known[t] = true);
+                false
+            } else {
+                true
+            };
+            runs.push(runs_later);
+        }
+        self.plan.release = self.release_lists(&runs, &known);
+        self.plan.runs = runs;
+        self.plan.input_shapes = self
+            .graph_inputs
+            .iter()
+            .map(|&t| self.tensors[t].shape.clone())
+            .collect();
+        Ok(())
+    }
+
+    /// For each node, the intermediate tensors whose last reader (or, if nothing reads them,
+    /// whose writer) it is.
+    fn release_lists(&self, runs: &[bool], known: &[bool]) -> Vec<Vec<usize>> {
+        let mut last = vec![None; self.tensors.len()];
+        for (n, node) in self.nodes.iter().enumerate().filter(|(n, _)| runs[*n]) {
+            for &t in node.outputs.iter().chain(node.inputs.iter().flatten()) {
+                last[t] = Some(n);
+            }
+        }
+        let mut release = vec![Vec::new(); self.nodes.len()];
+        for (t, last) in last.into_iter().enumerate() {
+            let recyclable = !self.preserve_all_tensors
+                && !known[t]
+                && !self.kept[t]
+                && !self.graph_inputs.contains(&t);
+            if let (Some(n), true) = (last, recyclable) {
+                release[n].push(t);
+            }
+        }
+        release
     }
 
     /// Every signature with its inputs and outputs, in the file's order.
@@ -167,8 +325,37 @@ impl Interpreter {
         })
     }
 
+    /// Keeps every intermediate tensor readable through [`Interpreter::tensor`] after a run,
+    /// at the cost of the memory their buffers would have shared.
+    pub fn preserve_all_tensors(&mut self, preserve: bool) {
+        self.preserve_all_tensors = preserve;
+        self.plan.input_shapes.clear();
+    }
+
+    /// Starts timing each operator (from zero), or stops.
+    pub fn profile(&mut self, on: bool) {
+        self.op_times = on.then(|| vec![std::time::Duration::ZERO; self.nodes.len()]);
+    }
+
+    /// Each operator's name and the time its runs took since profiling started, in graph
+    /// order; empty when not profiling.
+    pub fn op_times(&self) -> Vec<(&str, std::time::Duration)> {
+        self.op_times
+            .iter()
+            .flatten()
+            .zip(&self.op_names)
+            .map(|(t, n)| (n.as_str(), *t))
+            .collect()
+    }
+
+    /// Tensor `index` as the last run left it: constants, inputs and outputs always; the
+    /// intermediate ones with [`Interpreter::preserve_all_tensors`] (otherwise they may be empty).
+    pub fn tensor(&self, index: usize) -> Option<&Tensor> {
+        self.tensors.get(index)
+    }
+
     /// The operators in execution order, by TensorFlow Lite's names.
-    pub fn op_names(&self) -> &[&'static str] {
+    pub fn op_names(&self) -> &[String] {
         &self.op_names
     }
 
@@ -193,6 +380,29 @@ impl Interpreter {
 
     pub fn description(&self) -> &str {
         &self.description
+    }
+
+    /// Runs the ops prepare left to run, each output in a recycled buffer where one fits.
+    fn eval(&mut self) -> Result<()> {
+        for (n, node) in self.nodes.iter_mut().enumerate() {
+            if !self.plan.runs[n] {
+                continue;
+            }
+            let start = self.op_times.as_ref().map(|_| std::time::Instant::now());
+            eval_node(node, &mut self.tensors, &mut self.pool).map_err(|reason| Error::TfLite {
+                origin: self.origin.clone(),
+                reason: format!("operator {n} ({}): {reason}", self.op_names[n]),
+            })?;
+            if let (Some(times), Some(start)) = (&mut self.op_times, start) {
+                times[n] += start.elapsed();
+            }
+            for &t in &self.plan.release[n] {
+                let dtype = self.infos[t].dtype;
+                self.pool
+                    .push(std::mem::replace(&mut self.tensors[t].data, dtype.empty()));
+            }
+        }
+        Ok(())
     }
 
     fn error(&self, reason: String) -> Error {
@@ -265,22 +475,86 @@ impl SignatureRunner<'_> {
                     given.data.len()
                 )));
             }
-            it.tensors[*tensor_index].clone_from(given);
+            let tensor = &mut it.tensors[*tensor_index];
+            tensor.shape.clone_from(&given.shape);
+            tensor.data.clone_from(&given.data);
         }
-        for (n, kernel) in it.kernels.iter_mut().enumerate() {
-            if let Err(reason) = kernel.run(&mut it.tensors) {
-                return Err(Error::TfLite {
-                    origin: it.origin.clone(),
-                    reason: format!("operator {n} ({}): {reason}", it.op_names[n]),
-                });
-            }
+        let prepared = it
+            .graph_inputs
+            .iter()
+            .map(|&t| &it.tensors[t].shape)
+            .eq(it.plan.input_shapes.iter());
+        if !prepared {
+            it.prepare().map_err(|reason| Error::TfLite {
+                origin: it.origin.clone(),
+                reason,
+            })?;
         }
+        it.eval()?;
+        let signature = &it.signatures[self.signature];
         Ok(signature
             .outputs
             .iter()
             .map(|(name, t)| (name.clone(), it.tensors[*t].clone()))
             .collect())
     }
+}
+
+/// Gives each output of `node` a buffer of its prepared type and size, then runs it.
+fn eval_node(
+    node: &mut Node,
+    tensors: &mut [Tensor],
+    pool: &mut Vec<Data>,
+) -> std::result::Result<(), String> {
+    // Kernels slice their inputs by the prepared shapes: a tensor without those values (a
+    // subgraph input no signature sets) must stop here.
+    for &t in node.inputs.iter().flatten() {
+        let tensor = &tensors[t];
+        if Tensor::elements(&tensor.shape) != Some(tensor.data.len()) {
+            return Err(format!(
+                "tensor {t} holds {} values, not the {:?} its shape {:?} needs (an input the \
+                 signature does not set?)",
+                tensor.data.len(),
+                Tensor::elements(&tensor.shape),
+                tensor.shape
+            ));
+        }
+    }
+    let mut outputs = Vec::with_capacity(node.outputs.len());
+    for &t in &node.outputs {
+        let mut out = std::mem::take(&mut tensors[t]);
+        // Prepare bounded every output's size.
+        let len = Tensor::elements(&out.shape).unwrap_or(0);
+        let dtype = out.data.dtype();
+        out.data = recycled(pool, dtype, len);
+        outputs.push(out);
+    }
+    let inputs: Vec<Option<&Tensor>> = node.inputs.iter().map(|i| i.map(|t| &tensors[t])).collect();
+    let result = node.op.eval(&inputs, &mut outputs);
+    for (&t, out) in node.outputs.iter().zip(outputs) {
+        tensors[t] = out;
+    }
+    result
+}
+
+/// A buffer of `dtype` holding `len` values: the smallest pooled one large enough, else the
+/// largest pooled one grown, else a new one.
+fn recycled(pool: &mut Vec<Data>, dtype: DType, len: usize) -> Data {
+    let best = pool
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.dtype() == dtype)
+        .min_by_key(|(_, d)| match d.capacity() {
+            c if c >= len => (0, c),
+            c => (1, usize::MAX - c),
+        })
+        .map(|(i, _)| i);
+    let mut data = match best {
+        Some(i) => pool.swap_remove(i),
+        None => dtype.empty(),
+    };
+    data.resize(len);
+    data
 }
 
 /// `[1, 180, 180, 3]`.

@@ -5,17 +5,16 @@
 mod describe;
 mod export;
 mod interpreter;
+pub mod npy;
 mod ops;
-mod options;
 mod parse;
 pub mod schema;
 mod tensor;
 
-pub use describe::{
-    describe, ModelSummary, OperatorSummary, Quantization, SignatureSummary, TensorSummary,
-};
+pub use describe::{describe, ModelSummary, OperatorSummary, SignatureSummary, TensorSummary};
 pub use export::{
     export, export_file, CLASS_NAMES_METADATA, INPUT_NAME, OUTPUT_NAME, SIGNATURE_KEY,
 };
 pub use interpreter::{format_shape, Interpreter, SignatureInfo, SignatureRunner, TensorInfo};
-pub use tensor::{DType, Data, Tensor};
+pub use ops::registry::supported as supported_ops;
+pub use tensor::{DType, Data, Quantization, Tensor};

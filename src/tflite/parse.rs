@@ -2,9 +2,8 @@
 //! buffer size is verified here, so the interpreter never looks at the flatbuffer again and never
 //! meets an index it has not seen checked.
 
-use super::options::{op_kind, operator_code, OpKind};
-use super::schema::{self, ModelRef, TensorType};
-use super::tensor::{DType, Data};
+use super::schema::{self, BuiltinOperator, BuiltinOptions, ModelRef, TensorType};
+use super::tensor::{DType, Data, Quantization};
 use planus::ReadAsRoot;
 
 /// The schema version TensorFlow Lite writes and reads.
@@ -24,6 +23,7 @@ pub struct TensorSpec {
     pub shape: Vec<usize>,
     /// -1 marks a dimension the model may be run with at other sizes (the batch).
     pub shape_signature: Vec<i32>,
+    pub quantization: Option<Quantization>,
     /// The values of a constant tensor (weights, shapes).
     pub data: Option<Data>,
 }
@@ -33,8 +33,28 @@ impl TensorSpec {
         self.shape.iter().product()
     }
 }
+/// What an operator is: one of TensorFlow Lite's builtins, or a custom operator by name.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OpCode {
+    Builtin(BuiltinOperator),
+    Custom(String),
+}
+
+impl OpCode {
+    /// TensorFlow Lite's name: CONV_2D, or `custom "Name"`.
+    pub fn name(&self) -> String {
+        match self {
+            OpCode::Builtin(op) => super::describe::operator_name(*op),
+            OpCode::Custom(name) => format!("custom \"{name}\""),
+        }
+    }
+}
+
 pub struct OpSpec {
-    pub kind: OpKind,
+    pub code: OpCode,
+    pub version: i32,
+    /// The builtin options, owned; each op checks its own kind.
+    pub options: Option<BuiltinOptions>,
     /// `None` for an omitted optional input (index -1, e.g. no bias).
     pub inputs: Vec<Option<usize>>,
     pub outputs: Vec<usize>,
@@ -193,15 +213,20 @@ pub fn parse(bytes: &[u8]) -> Result<Graph, String> {
                 .map(|(n, op)| {
                     let op = op.map_err(fb)?;
                     let code_index = op.opcode_index().map_err(fb)?;
-                    let code = *codes.get(code_index as usize).ok_or_else(|| {
-                        format!(
+                    let (code, version) =
+                        codes.get(code_index as usize).cloned().ok_or_else(|| {
+                            format!(
                             "operator {n}: operator code {code_index} does not exist ({} codes)",
                             codes.len()
                         )
-                    })?;
-                    let what = format!("operator {n} ({code:?})");
-                    let kind = op_kind(code, op.builtin_options().map_err(fb)?)
-                        .map_err(|e| format!("{what}: {e}"))?;
+                        })?;
+                    let what = format!("operator {n} ({})", code.name());
+                    let options = op
+                        .builtin_options()
+                        .map_err(fb)?
+                        .map(BuiltinOptions::try_from)
+                        .transpose()
+                        .map_err(|e| format!("{what}: corrupt options ({e})"))?;
                     let inputs = op
                         .inputs()
                         .map_err(fb)?
@@ -217,7 +242,9 @@ pub fn parse(bytes: &[u8]) -> Result<Graph, String> {
                         .unwrap_or_default();
                     let outputs = index_list(&what, op.outputs().map_err(fb)?)?;
                     Ok(OpSpec {
-                        kind,
+                        code,
+                        version,
+                        options,
                         inputs,
                         outputs,
                     })
@@ -311,22 +338,7 @@ fn tensor<'a>(
     buffer_bytes: &impl Fn(u32) -> Result<&'a [u8], String>,
 ) -> Result<TensorSpec, String> {
     let fb = |e: planus::Error| format!("corrupt flatbuffer ({e})");
-    let dtype = match t.type_().map_err(fb)? {
-        TensorType::Float32 => DType::F32,
-        TensorType::Int32 => DType::I32,
-        other => {
-            return Err(format!(
-                "type {other:?} is not supported; petal runs FLOAT32 models (with INT32 shapes)"
-            ))
-        }
-    };
-    if let Some(q) = t.quantization().map_err(fb)? {
-        let scales = q.scale().map_err(fb)?.map_or(0, |s| s.len());
-        let points = q.zero_point().map_err(fb)?.map_or(0, |z| z.len());
-        if scales > 0 || points > 0 || q.details().map_err(fb)?.is_some() {
-            return Err("quantized tensors are not supported".into());
-        }
-    }
+    let dtype = dtype(t.type_().map_err(fb)?)?;
     if t.sparsity().map_err(fb)?.is_some() {
         return Err("sparse tensors are not supported".into());
     }
@@ -371,32 +383,123 @@ fn tensor<'a>(
             "shape_signature {shape_signature:?} does not fit shape {shape:?}"
         ));
     }
+    let quantization = quantization(t.quantization().map_err(fb)?, &shape)?;
     let bytes = buffer_bytes(t.buffer().map_err(fb)?)?;
     let data = if bytes.is_empty() {
         None
     } else {
-        if bytes.len() != elements * 4 {
+        let needed = elements * dtype.size();
+        if bytes.len() != needed {
             return Err(format!(
-                "its buffer holds {} bytes but shape {shape:?} of {} needs {}",
+                "its buffer holds {} bytes but shape {shape:?} of {} needs {needed}",
                 bytes.len(),
                 dtype.name(),
-                elements * 4
             ));
         }
-        let words = bytes.chunks_exact(4).map(|w| [w[0], w[1], w[2], w[3]]);
-        Some(match dtype {
-            DType::F32 => Data::F32(words.map(f32::from_le_bytes).collect()),
-            DType::I32 => Data::I32(words.map(i32::from_le_bytes).collect()),
-        })
+        Some(Data::from_le_bytes(dtype, bytes))
     };
     Ok(TensorSpec {
         name: t.name().map_err(fb)?.unwrap_or("").to_owned(),
         dtype,
         shape,
         shape_signature,
+        quantization,
         data,
     })
 }
+
+fn dtype(t: TensorType) -> Result<DType, String> {
+    Ok(match t {
+        TensorType::Float32 => DType::F32,
+        TensorType::Float16 => DType::F16,
+        TensorType::Int8 => DType::I8,
+        TensorType::Uint8 => DType::U8,
+        TensorType::Int16 => DType::I16,
+        TensorType::Int32 => DType::I32,
+        TensorType::Int64 => DType::I64,
+        TensorType::Bool => DType::Bool,
+        other => {
+            return Err(format!(
+                "type {} is not supported; petal holds FLOAT32, FLOAT16, INT8, UINT8, INT16, \
+                 INT32, INT64 and BOOL tensors",
+                super::describe::type_name(other)
+            ))
+        }
+    })
+}
+
+/// A tensor's quantization, checked: as many zero points as scales, finite scales, and per
+/// channel one scale for each slice along an axis the tensor has.
+fn quantization(
+    q: Option<schema::QuantizationParametersRef<'_>>,
+    shape: &[usize],
+) -> Result<Option<Quantization>, String> {
+    let fb = |e: planus::Error| format!("corrupt flatbuffer ({e})");
+    let Some(q) = q else { return Ok(None) };
+    if q.details().map_err(fb)?.is_some() {
+        return Err("custom quantization details are not supported".into());
+    }
+    let scales: Vec<f32> = q
+        .scale()
+        .map_err(fb)?
+        .map_or(Vec::new(), |s| s.iter().collect());
+    let zero_points: Vec<i64> = q
+        .zero_point()
+        .map_err(fb)?
+        .map_or(Vec::new(), |z| z.iter().collect());
+    if scales.is_empty() && zero_points.is_empty() {
+        return Ok(None);
+    }
+    if scales.len() != zero_points.len() {
+        return Err(format!(
+            "its quantization has {} scales but {} zero points",
+            scales.len(),
+            zero_points.len()
+        ));
+    }
+    if let Some(bad) = scales.iter().find(|s| !s.is_finite() || **s < 0.0) {
+        return Err(format!(
+            "its quantization scale {bad} is not a finite, non-negative number"
+        ));
+    }
+    if let Some(bad) = zero_points.iter().find(|z| i32::try_from(**z).is_err()) {
+        return Err(format!("its quantization zero point {bad} is out of range"));
+    }
+    let axis = q.quantized_dimension().map_err(fb)?;
+    let axis =
+        usize::try_from(axis).map_err(|_| format!("quantized_dimension {axis} is negative"))?;
+    if scales.len() > 1 && shape.get(axis) != Some(&scales.len()) {
+        return Err(format!(
+            "its {} per-channel scales do not match dimension {axis} of shape {shape:?}",
+            scales.len()
+        ));
+    }
+    Ok(Some(Quantization {
+        scales,
+        zero_points,
+        axis,
+    }))
+}
+
+/// The op code and version: files keep small codes in the old 8-bit field and new ones in the
+/// 32-bit field, and TensorFlow Lite takes the larger of the two.
+fn operator_code(code: schema::OperatorCodeRef<'_>) -> Result<(OpCode, i32), String> {
+    let fb = |e: planus::Error| format!("corrupt flatbuffer ({e})");
+    let version = code.version().map_err(fb)?;
+    if let Some(custom) = code.custom_code().map_err(fb)? {
+        return Ok((OpCode::Custom(custom.to_owned()), version));
+    }
+    let deprecated = code.deprecated_builtin_code().map_err(fb)? as i32;
+    let builtin = code.builtin_code().map_err(fb)?;
+    let op = if deprecated > builtin as i32 {
+        BuiltinOperator::try_from(deprecated)
+            .map_err(|_| format!("unknown operator code {deprecated}"))?
+    } else {
+        builtin
+    };
+    Ok((OpCode::Builtin(op), version))
+}
+
 /// Every tensor an op reads must be a constant, a subgraph input or the output of an earlier op,
 /// and every tensor is written once at most: then running the ops in order is well defined.
 fn check_dataflow(graph: &Graph) -> Result<(), String> {
@@ -416,7 +519,7 @@ fn check_dataflow(graph: &Graph) -> Result<(), String> {
             if !ready[i] {
                 return Err(format!(
                     "operator {n} ({}) reads tensor {i} (\"{}\") before anything writes it",
-                    op.kind.name(),
+                    op.code.name(),
                     name(i)
                 ));
             }
@@ -425,7 +528,7 @@ fn check_dataflow(graph: &Graph) -> Result<(), String> {
             if ready[o] {
                 return Err(format!(
                     "operator {n} ({}) writes tensor {o} (\"{}\"), which is a constant, an input or already written",
-                    op.kind.name(),
+                    op.code.name(),
                     name(o)
                 ));
             }

@@ -1,43 +1,159 @@
-//! Tensors as the interpreter holds them and hands them out: a shape and typed values.
+//! Tensors as the interpreter holds them and hands them out: a shape, typed values, and the
+//! quantization that maps stored integers to real numbers.
 
+use half::f16;
+
+/// The element types petal's interpreter holds, by TensorFlow Lite's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DType {
     F32,
+    F16,
+    I8,
+    U8,
+    I16,
     I32,
+    I64,
+    Bool,
 }
 
 impl DType {
+    /// TensorFlow Lite's spelling: FLOAT32, INT8, …
     pub fn name(self) -> &'static str {
         match self {
-            DType::F32 => "f32",
-            DType::I32 => "i32",
+            DType::F32 => "FLOAT32",
+            DType::F16 => "FLOAT16",
+            DType::I8 => "INT8",
+            DType::U8 => "UINT8",
+            DType::I16 => "INT16",
+            DType::I32 => "INT32",
+            DType::I64 => "INT64",
+            DType::Bool => "BOOL",
         }
     }
+
+    pub fn size(self) -> usize {
+        match self {
+            DType::I8 | DType::U8 | DType::Bool => 1,
+            DType::F16 | DType::I16 => 2,
+            DType::F32 | DType::I32 => 4,
+            DType::I64 => 8,
+        }
+    }
+
+    /// `len` zeros of this type.
+    pub fn zeros(self, len: usize) -> Data {
+        let mut data = self.empty();
+        data.resize(len);
+        data
+    }
+
+    /// An empty buffer of this type.
+    pub fn empty(self) -> Data {
+        match self {
+            DType::F32 => Data::F32(Vec::new()),
+            DType::F16 => Data::F16(Vec::new()),
+            DType::I8 => Data::I8(Vec::new()),
+            DType::U8 => Data::U8(Vec::new()),
+            DType::I16 => Data::I16(Vec::new()),
+            DType::I32 => Data::I32(Vec::new()),
+            DType::I64 => Data::I64(Vec::new()),
+            DType::Bool => Data::Bool(Vec::new()),
+        }
+    }
+}
+
+impl std::fmt::Display for DType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// real = scale × (stored − zero point): one scale for the tensor, or one per slice along
+/// `axis` (per-channel weights).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quantization {
+    pub scales: Vec<f32>,
+    pub zero_points: Vec<i64>,
+    pub axis: usize,
+}
+
+/// Applies `$body` to the vector inside any [`Data`] variant, bound as `$v`.
+macro_rules! with_vec {
+    ($data:expr, $v:ident => $body:expr) => {
+        match $data {
+            Data::F32($v) => $body,
+            Data::F16($v) => $body,
+            Data::I8($v) => $body,
+            Data::U8($v) => $body,
+            Data::I16($v) => $body,
+            Data::I32($v) => $body,
+            Data::I64($v) => $body,
+            Data::Bool($v) => $body,
+        }
+    };
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Data {
     F32(Vec<f32>),
+    F16(Vec<f16>),
+    I8(Vec<i8>),
+    U8(Vec<u8>),
+    I16(Vec<i16>),
     I32(Vec<i32>),
+    I64(Vec<i64>),
+    Bool(Vec<bool>),
 }
 
 impl Data {
     pub fn dtype(&self) -> DType {
         match self {
             Data::F32(_) => DType::F32,
+            Data::F16(_) => DType::F16,
+            Data::I8(_) => DType::I8,
+            Data::U8(_) => DType::U8,
+            Data::I16(_) => DType::I16,
             Data::I32(_) => DType::I32,
+            Data::I64(_) => DType::I64,
+            Data::Bool(_) => DType::Bool,
         }
     }
 
     pub fn len(&self) -> usize {
-        match self {
-            Data::F32(v) => v.len(),
-            Data::I32(v) => v.len(),
-        }
+        with_vec!(self, v => v.len())
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        with_vec!(self, v => v.capacity())
+    }
+
+    /// Sets the length to `len`, keeping the allocation (new values are zero).
+    pub(crate) fn resize(&mut self, len: usize) {
+        with_vec!(self, v => v.resize(len, Default::default()))
+    }
+
+    /// Reads little-endian values of `dtype` from `bytes`, whose length the caller checked.
+    pub(crate) fn from_le_bytes(dtype: DType, bytes: &[u8]) -> Data {
+        fn words<const N: usize, T>(bytes: &[u8], f: impl Fn([u8; N]) -> T) -> Vec<T> {
+            bytes
+                .chunks_exact(N)
+                .map(|w| f(w.try_into().expect("chunks of N")))
+                .collect()
+        }
+        match dtype {
+            DType::F32 => Data::F32(words(bytes, f32::from_le_bytes)),
+            DType::F16 => Data::F16(words(bytes, f16::from_le_bytes)),
+            DType::I8 => Data::I8(words(bytes, i8::from_le_bytes)),
+            DType::U8 => Data::U8(bytes.to_vec()),
+            DType::I16 => Data::I16(words(bytes, i16::from_le_bytes)),
+            DType::I32 => Data::I32(words(bytes, i32::from_le_bytes)),
+            DType::I64 => Data::I64(words(bytes, i64::from_le_bytes)),
+            DType::Bool => Data::Bool(bytes.iter().map(|&b| b != 0).collect()),
+        }
     }
 }
 
@@ -46,6 +162,8 @@ impl Data {
 pub struct Tensor {
     pub shape: Vec<usize>,
     pub data: Data,
+    /// How the stored integers map to real numbers, for quantized tensors.
+    pub quantization: Option<Quantization>,
 }
 
 impl Default for Tensor {
@@ -53,23 +171,26 @@ impl Default for Tensor {
         Tensor {
             shape: Vec::new(),
             data: Data::F32(Vec::new()),
+            quantization: None,
         }
     }
 }
 
 impl Tensor {
-    pub fn f32(shape: Vec<usize>, values: Vec<f32>) -> Self {
+    pub fn new(shape: Vec<usize>, data: Data) -> Self {
         Tensor {
             shape,
-            data: Data::F32(values),
+            data,
+            quantization: None,
         }
     }
 
+    pub fn f32(shape: Vec<usize>, values: Vec<f32>) -> Self {
+        Tensor::new(shape, Data::F32(values))
+    }
+
     pub fn i32(shape: Vec<usize>, values: Vec<i32>) -> Self {
-        Tensor {
-            shape,
-            data: Data::I32(values),
-        }
+        Tensor::new(shape, Data::I32(values))
     }
 
     pub fn dtype(&self) -> DType {
@@ -79,39 +200,26 @@ impl Tensor {
     pub fn as_f32(&self) -> Option<&[f32]> {
         match &self.data {
             Data::F32(v) => Some(v),
-            Data::I32(_) => None,
+            _ => None,
         }
     }
 
     pub fn as_i32(&self) -> Option<&[i32]> {
         match &self.data {
             Data::I32(v) => Some(v),
-            Data::F32(_) => None,
+            _ => None,
         }
     }
 
     pub(crate) fn as_f32_mut(&mut self) -> Option<&mut [f32]> {
         match &mut self.data {
             Data::F32(v) => Some(v),
-            Data::I32(_) => None,
+            _ => None,
         }
-    }
-
-    /// The float values, for writing: the buffer is reused and resized to `len`.
-    pub(crate) fn f32_mut(&mut self, shape: Vec<usize>, len: usize) -> &mut [f32] {
-        if !matches!(self.data, Data::F32(_)) {
-            self.data = Data::F32(Vec::new());
-        }
-        self.shape = shape;
-        let Data::F32(v) = &mut self.data else {
-            unreachable!("set to F32 above")
-        };
-        v.resize(len, 0.0);
-        v
     }
 
     /// The number of values `shape` calls for, if it does not overflow.
-    pub(crate) fn elements(shape: &[usize]) -> Option<usize> {
+    pub fn elements(shape: &[usize]) -> Option<usize> {
         shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
     }
 }

@@ -3,4 +3,5 @@
 //! code runs; the SIMD ones are compiled per instruction set (`crate::nn::simd`).
 
 pub(crate) mod conv;
+pub(crate) mod depthwise;
 pub mod gemm;

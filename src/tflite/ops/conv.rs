@@ -1,90 +1,122 @@
-//! CONV_2D on the native [`Conv2D`] layer (its direct or im2col kernels, bias and ReLU fused).
+//! CONV_2D: each image's receptive fields laid out as rows (im2col, skipped for 1×1 stride-1
+//! filters, whose input already is that matrix), times the filter in one GEMM, on top of the bias.
 
-use super::{
-    checked_image_output, image_shape, native, native_padding, run_image_layer, Io, Kernel,
-};
-use crate::nn::layers::conv2d::Conv2DSpec;
-use crate::nn::layers::Conv2D;
-use crate::tflite::options::{Fused, Padding};
+use super::fused_activation::Fused;
+use super::padding::window_axis;
+use super::{checked, f32_in, f32_out, nhwc, options, Inputs, Op, Out};
+use crate::nn::kernels::conv::im2col::im2col;
+use crate::nn::kernels::gemm::{matmul, Mat, Threads};
+use crate::nn::layers::window::Axis;
+use crate::tflite::schema::{BuiltinOptions, Conv2DOptions};
 use crate::tflite::tensor::Tensor;
 
-pub(super) struct Conv {
-    layer: Conv2D,
-    input: usize,
-    output: usize,
-    in_shape: [usize; 3],
-    out_shape: [usize; 3],
+pub(super) fn build(options: Option<&BuiltinOptions>) -> Result<Box<dyn Op>, String> {
+    let o = options!(options, Conv2DOptions).ok_or("its Conv2DOptions are missing")?;
+    Ok(Box::new(Conv {
+        options: o.clone(),
+        activation: Fused::new(o.fused_activation_function)?,
+        geometry: None,
+        columns: Vec::new(),
+    }))
 }
 
-impl Conv {
-    pub(super) fn new(
-        io: Io,
-        name: String,
-        stride: (usize, usize),
-        padding: Padding,
-        activation: Fused,
-    ) -> Result<Self, String> {
-        io.expect_inputs(2..=3)?;
-        let input = io.input(0)?;
-        let (h, w, c) = image_shape(io.shape(input), "input")?;
-        let (filter, filter_shape) = io.constant_f32(1, "filter")?;
+struct Geometry {
+    rows: Axis,
+    cols: Axis,
+    channels: usize,
+    filters: usize,
+    /// A 1×1 filter at stride 1: the image is its own column matrix.
+    pointwise: bool,
+}
+
+struct Conv {
+    options: Conv2DOptions,
+    activation: Fused,
+    geometry: Option<Geometry>,
+    columns: Vec<f32>,
+}
+
+impl Op for Conv {
+    fn prepare(&mut self, inputs: &Inputs) -> Result<Vec<Out>, String> {
+        inputs.expect_count(2..=3)?;
+        let [n, h, w, c] = nhwc(inputs.f32(0, "input")?, "input")?;
+        let (_, filter_shape) = inputs.f32_constant(1, "filter")?;
         let &[filters, kh, kw, fc] = filter_shape else {
             return Err(format!(
                 "the filter must be 4-D (out, height, width, in), got {filter_shape:?}"
             ));
         };
-        if fc != c || filters == 0 || kh == 0 || kw == 0 {
+        if fc != c || filters == 0 {
             return Err(format!(
-                "the filter {filter_shape:?} does not fit the input's {c} channels"
+                "the filter {filter_shape:?} does not fit the input's {c} channels (grouped \
+                 convolutions are not supported)"
             ));
         }
-        let bias = match io.optional(2) {
-            None => None,
-            Some(_) => {
-                let (bias, shape) = io.constant_f32(2, "bias")?;
-                if shape != [filters] {
-                    return Err(format!(
-                        "the bias has shape {shape:?}, expected [{filters}]"
-                    ));
-                }
-                Some(bias.to_vec())
-            }
-        };
-        // TensorFlow Lite keeps filters as (out, kh, kw, in); the native kernel wants Keras's
-        // (kh, kw, in, out).
-        let mut kernel = vec![0.0; filter.len()];
-        for (o, per_filter) in filter.chunks_exact(kh * kw * c).enumerate() {
-            for (k, &v) in per_filter.iter().enumerate() {
-                kernel[k * filters + o] = v;
+        if inputs.optional(2).is_some() {
+            let (_, bias_shape) = inputs.f32_constant(2, "bias")?;
+            if bias_shape != [filters] {
+                return Err(format!(
+                    "the bias has shape {bias_shape:?}, expected [{filters}]"
+                ));
             }
         }
-        let spec = Conv2DSpec {
-            filters,
-            kernel: (kh, kw),
-            strides: stride,
-            padding: native_padding(padding),
-            activation: native(activation),
-            use_bias: bias.is_some(),
+        let o = &self.options;
+        let rows = window_axis(h, kh, o.stride_h, o.dilation_h_factor, o.padding)?;
+        let cols = window_axis(w, kw, o.stride_w, o.dilation_w_factor, o.padding)?;
+        let pointwise = kh == 1 && kw == 1 && rows.stride == 1 && cols.stride == 1;
+        let out = checked(vec![n, rows.output, cols.output, filters])?;
+        let column_len = if pointwise {
+            0
+        } else {
+            Tensor::elements(&[rows.output, cols.output, kh, kw, c])
+                .filter(|&len| len <= super::MAX_OUTPUT_VALUES)
+                .ok_or("the convolution's receptive fields are larger than petal handles")?
         };
-        let layer = Conv2D::with_weights(name, (h, w, c), spec, kernel, bias).ok_or_else(|| {
-            format!("a ({kh}, {kw}) filter does not fit the {h}×{w} input with VALID padding")
-        })?;
-        let out_shape = checked_image_output(&layer, &io, "convolution")?;
-        Ok(Conv {
-            layer,
-            input,
-            output: io.output,
-            in_shape: [h, w, c],
-            out_shape,
-        })
+        self.columns.clear();
+        self.columns.resize(column_len, 0.0);
+        self.geometry = Some(Geometry {
+            rows,
+            cols,
+            channels: c,
+            filters,
+            pointwise,
+        });
+        Ok(vec![Out::f32(out)])
     }
-}
 
-impl Kernel for Conv {
-    fn run(&mut self, tensors: &mut [Tensor]) -> Result<(), String> {
-        let ends = [self.input, self.output];
-        let shapes = [self.in_shape, self.out_shape];
-        // The native layer fuses bias and activation itself.
-        run_image_layer(&mut self.layer, tensors, ends, shapes, Fused::None)
+    fn eval(&mut self, inputs: &[Option<&Tensor>], outputs: &mut [Tensor]) -> Result<(), String> {
+        let g = self.geometry.as_ref().ok_or("not prepared")?;
+        let (x, filter) = (f32_in(inputs, 0)?, f32_in(inputs, 1)?);
+        let bias = inputs.get(2).copied().flatten().and_then(Tensor::as_f32);
+        let y = f32_out(outputs, 0)?;
+        let pixels = g.rows.output * g.cols.output;
+        let image_len = g.rows.input * g.cols.input * g.channels;
+        let patch = g.rows.window * g.cols.window * g.channels;
+        let weights = Mat::new(filter, g.filters, patch).t();
+        for (x, y) in x
+            .chunks_exact(image_len)
+            .zip(y.chunks_exact_mut(pixels * g.filters))
+        {
+            if let Some(bias) = bias {
+                y.chunks_exact_mut(g.filters)
+                    .for_each(|row| row.copy_from_slice(bias));
+            }
+            let fields = if g.pointwise {
+                Mat::new(x, pixels, patch)
+            } else {
+                im2col(
+                    x,
+                    &g.rows,
+                    &g.cols,
+                    g.channels,
+                    0..g.rows.output,
+                    &mut self.columns,
+                );
+                Mat::new(&self.columns, pixels, patch)
+            };
+            matmul(y, fields, weights, bias.is_some(), Threads::All);
+            self.activation.apply(y);
+        }
+        Ok(())
     }
 }

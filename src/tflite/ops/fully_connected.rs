@@ -1,94 +1,94 @@
-//! FULLY_CONNECTED on the native [`Dense`] layer (one GEMM, bias and ReLU fused).
+//! FULLY_CONNECTED: every dimension of the input but the last is a row, times the transposed
+//! weights in one GEMM, on top of the bias.
 
-use super::{f32_input, native, output_len, with_output, Io, Kernel};
-use crate::nn::layers::{Dense, Layer};
-use crate::nn::Mode;
-use crate::tflite::options::Fused;
+use super::fused_activation::Fused;
+use super::{checked, f32_in, f32_out, options, Inputs, Op, Out};
+use crate::nn::kernels::gemm::{matmul, Mat, Threads};
+use crate::tflite::schema::{BuiltinOptions, FullyConnectedOptionsWeightsFormat};
 use crate::tflite::tensor::Tensor;
 
-pub(super) struct FullyConnected {
-    layer: Dense,
-    inputs: usize,
-    units: usize,
-    keep_num_dims: bool,
-    input: usize,
-    output: usize,
+pub(super) fn build(options: Option<&BuiltinOptions>) -> Result<Box<dyn Op>, String> {
+    let o = options!(options, FullyConnectedOptions)
+        .cloned()
+        .unwrap_or_default();
+    if o.weights_format != FullyConnectedOptionsWeightsFormat::Default {
+        return Err("shuffled weight formats are not supported".into());
+    }
+    Ok(Box::new(FullyConnected {
+        activation: Fused::new(o.fused_activation_function)?,
+        keep_num_dims: o.keep_num_dims,
+        sizes: (0, 0, 0),
+    }))
 }
 
-impl FullyConnected {
-    pub(super) fn new(
-        io: Io,
-        name: String,
-        activation: Fused,
-        keep_num_dims: bool,
-    ) -> Result<Self, String> {
-        io.expect_inputs(2..=3)?;
-        let input = io.input(0)?;
-        let (weights, shape) = io.constant_f32(1, "weights")?;
-        let &[units, inputs] = shape else {
+struct FullyConnected {
+    activation: Fused,
+    keep_num_dims: bool,
+    /// Rows, inputs, units.
+    sizes: (usize, usize, usize),
+}
+
+impl Op for FullyConnected {
+    fn prepare(&mut self, inputs: &Inputs) -> Result<Vec<Out>, String> {
+        inputs.expect_count(2..=3)?;
+        let x = inputs.f32(0, "input")?;
+        let (_, shape) = inputs.f32_constant(1, "weights")?;
+        let &[units, depth] = shape else {
             return Err(format!(
                 "the weights must be 2-D (units, inputs), got {shape:?}"
             ));
         };
-        if units == 0 || inputs == 0 {
+        if units == 0 || depth == 0 {
             return Err(format!("the weights have an empty shape {shape:?}"));
         }
-        let bias = match io.optional(2) {
-            None => None,
-            Some(_) => {
-                let (bias, shape) = io.constant_f32(2, "bias")?;
-                if shape != [units] {
-                    return Err(format!("the bias has shape {shape:?}, expected [{units}]"));
-                }
-                Some(bias.to_vec())
-            }
-        };
-        // TensorFlow Lite keeps (units, inputs); the native kernel wants Keras's (inputs, units).
-        let mut kernel = vec![0.0; weights.len()];
-        for (u, row) in weights.chunks_exact(inputs).enumerate() {
-            for (i, &v) in row.iter().enumerate() {
-                kernel[i * units + u] = v;
-            }
-        }
-        let layer = Dense::with_weights(name, inputs, units, native(activation), kernel, bias)
-            .ok_or("the weights do not fit the layer")?;
-        Ok(FullyConnected {
-            layer,
-            inputs,
-            units,
-            keep_num_dims,
-            input,
-            output: io.output,
-        })
-    }
-}
-
-impl Kernel for FullyConnected {
-    fn run(&mut self, tensors: &mut [Tensor]) -> Result<(), String> {
-        let (input, inputs, units, keep) =
-            (self.input, self.inputs, self.units, self.keep_num_dims);
-        let layer = &mut self.layer;
-        with_output(tensors, self.output, |tensors, out| {
-            let x = f32_input(tensors, input, "input")?;
-            let in_shape = &tensors[input].shape;
-            // Every dimension but the last is a row, as TensorFlow Lite flattens the input.
-            let rows = x.len() / inputs;
-            if x.is_empty() || x.len() % inputs != 0 || (keep && in_shape.last() != Some(&inputs)) {
+        if inputs.optional(2).is_some() {
+            let (_, bias_shape) = inputs.f32_constant(2, "bias")?;
+            if bias_shape != [units] {
                 return Err(format!(
-                    "the input of shape {in_shape:?} does not split into rows of {inputs} values"
+                    "the bias has shape {bias_shape:?}, expected [{units}]"
                 ));
             }
-            let shape = if keep {
-                let mut s = in_shape.clone();
-                *s.last_mut().expect("checked non-empty") = units;
-                s
-            } else {
-                vec![rows, units]
-            };
-            let len = output_len(&shape)?;
-            let y = out.f32_mut(shape, len);
-            layer.forward(x, y, rows, Mode::Infer);
-            Ok(())
-        })
+        }
+        let count = x.shape.iter().product::<usize>();
+        if count == 0
+            || count % depth != 0
+            || (self.keep_num_dims && x.shape.last() != Some(&depth))
+        {
+            return Err(format!(
+                "the input of shape {:?} does not split into rows of {depth} values",
+                x.shape
+            ));
+        }
+        let rows = count / depth;
+        let shape = if self.keep_num_dims {
+            let mut s = x.shape.clone();
+            *s.last_mut().expect("checked non-empty") = units;
+            s
+        } else {
+            vec![rows, units]
+        };
+        self.sizes = (rows, depth, units);
+        Ok(vec![Out::f32(checked(shape)?)])
+    }
+
+    fn eval(&mut self, inputs: &[Option<&Tensor>], outputs: &mut [Tensor]) -> Result<(), String> {
+        let (rows, depth, units) = self.sizes;
+        let (x, w) = (f32_in(inputs, 0)?, f32_in(inputs, 1)?);
+        let bias = inputs.get(2).copied().flatten().and_then(Tensor::as_f32);
+        let y = f32_out(outputs, 0)?;
+        if let Some(bias) = bias {
+            y.chunks_exact_mut(units)
+                .for_each(|row| row.copy_from_slice(bias));
+        }
+        let weights = Mat::new(w, units, depth).t();
+        matmul(
+            y,
+            Mat::new(x, rows, depth),
+            weights,
+            bias.is_some(),
+            Threads::All,
+        );
+        self.activation.apply(y);
+        Ok(())
     }
 }

@@ -1,261 +1,240 @@
-//! The operators petal runs. Convolution, pooling and fully-connected layers are the native
-//! engine's own layers, built once from the file's weights (converted to Keras's layouts at load
-//! time), so the interpreter runs exactly the kernels `petal predict` runs on native models.
+//! The operators petal runs, one file per family. Each op is built from its builtin options when
+//! the model loads ([`registry`]), prepared whenever the input shapes change (types and shapes
+//! checked, output shapes worked out, scratch sized), then evaluated on every run. The kernels are
+//! plain functions over slices, shared with the training engine where it has them.
 
+mod activation;
+mod binary;
+mod concatenation;
 mod conv;
-mod elementwise;
+mod depthwise_conv;
+mod dequantize;
 mod fully_connected;
+mod fused_activation;
+mod gather;
+mod pad;
+mod padding;
 mod pool;
-mod shape;
+mod reduce;
+pub(crate) mod registry;
+mod reshape;
+mod softmax;
+mod strided_slice;
+mod transpose;
 
-use super::options::{Fused, OpKind};
-use super::parse::{Graph, OpSpec};
-use super::tensor::{Data, Tensor};
-use crate::nn::layers::Layer;
-use crate::nn::Shape;
+use super::tensor::{DType, Data, Tensor};
 
-/// Values one op may produce per run: larger outputs are errors, not allocation failures.
-const MAX_OUTPUT_VALUES: usize = 1 << 28;
+/// Values one op may produce: larger outputs are errors, not allocation failures.
+pub(crate) const MAX_OUTPUT_VALUES: usize = 1 << 28;
 
-/// The number of values of an output of `shape`, within [`MAX_OUTPUT_VALUES`].
-fn output_len(shape: &[usize]) -> Result<usize, String> {
-    Tensor::elements(shape)
-        .filter(|&n| n <= MAX_OUTPUT_VALUES)
-        .ok_or_else(|| format!("an output of shape {shape:?} is larger than petal handles"))
+/// One operator, ready to prepare and run.
+pub(crate) trait Op: Send {
+    /// Checks the inputs' types and shapes and works out the outputs'. Runs again whenever an
+    /// input's shape changes; whatever [`Op::eval`] relies on is checked here.
+    fn prepare(&mut self, inputs: &Inputs) -> Result<Vec<Out>, String>;
+    /// Computes the outputs, whose shapes, types and buffers are those `prepare` gave.
+    fn eval(&mut self, inputs: &[Option<&Tensor>], outputs: &mut [Tensor]) -> Result<(), String>;
 }
 
-/// The height, width and channels of `layer`'s output, checked against the size limit and
-/// against the output tensor's declared shape; `what` names the operator in errors.
-fn checked_image_output(layer: &dyn Layer, io: &Io, what: &str) -> Result<[usize; 3], String> {
-    let Shape::Image {
-        height,
-        width,
-        channels,
-    } = layer.output_shape()
-    else {
-        unreachable!("{what}s output images")
-    };
-    let out_shape = [height, width, channels];
-    output_len(&out_shape)?;
-    let declared = io.shape(io.output);
-    if declared.len() == 4 && declared[1..] != out_shape {
-        return Err(format!(
-            "the output tensor is declared {declared:?}, but the {what} makes [N, {height}, {width}, {channels}]"
-        ));
-    }
-    Ok(out_shape)
+/// An output as `prepare` works it out: its type and shape, and its values when they are already
+/// known (SHAPE knows them from its input's shape alone).
+pub(crate) struct Out {
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+    pub value: Option<Data>,
 }
 
-/// Runs a native image layer (convolution, pool) on the batch in tensor `input`, writing
-/// tensor `output`, then applies `activation` where the layer does not fuse it itself.
-fn run_image_layer(
-    layer: &mut dyn Layer,
-    tensors: &mut [Tensor],
-    [input, output]: [usize; 2],
-    [in_shape, out_shape]: [[usize; 3]; 2],
-    activation: Fused,
-) -> Result<(), String> {
-    with_output(tensors, output, |tensors, out| {
-        let batch = batch_of(&tensors[input], &in_shape, "input")?;
-        let x = f32_input(tensors, input, "input")?;
-        let shape = vec![batch, out_shape[0], out_shape[1], out_shape[2]];
-        let len = output_len(&shape)?;
-        let y = out.f32_mut(shape, len);
-        layer.forward(x, y, batch, crate::nn::Mode::Infer);
-        apply(activation, y);
-        Ok(())
-    })
-}
-
-/// One operator, ready to run: it reads its inputs from `tensors` and writes its outputs there.
-pub(crate) trait Kernel: Send {
-    fn run(&mut self, tensors: &mut [Tensor]) -> Result<(), String>;
-}
-
-/// Builds the kernel of `op`, checking its inputs' kinds and the shapes of its constants.
-pub(crate) fn build(op: &OpSpec, graph: &Graph, name: String) -> Result<Box<dyn Kernel>, String> {
-    let output = match op.outputs[..] {
-        [o] => o,
-        _ => return Err(format!("has {} outputs, expected 1", op.outputs.len())),
-    };
-    let io = Io {
-        inputs: &op.inputs,
-        output,
-        graph,
-    };
-    Ok(match &op.kind {
-        OpKind::Conv2D {
-            stride,
-            padding,
-            activation,
-        } => Box::new(conv::Conv::new(io, name, *stride, *padding, *activation)?),
-        OpKind::MaxPool2D {
-            filter,
-            stride,
-            padding,
-            activation,
-        } => Box::new(pool::MaxPool::new(
-            io,
-            name,
-            *filter,
-            *stride,
-            *padding,
-            *activation,
-        )?),
-        OpKind::FullyConnected {
-            activation,
-            keep_num_dims,
-        } => Box::new(fully_connected::FullyConnected::new(
-            io,
-            name,
-            *activation,
-            *keep_num_dims,
-        )?),
-        OpKind::Reshape { new_shape } => Box::new(shape::Reshape::new(io, new_shape.clone())?),
-        OpKind::Shape => Box::new(shape::ShapeOf::new(io)?),
-        OpKind::StridedSlice {
-            begin_mask,
-            end_mask,
-            shrink_axis_mask,
-        } => Box::new(shape::StridedSlice::new(
-            io,
-            *begin_mask,
-            *end_mask,
-            *shrink_axis_mask,
-        )?),
-        OpKind::Pack { axis } => Box::new(shape::Pack::new(io, *axis)?),
-        OpKind::Mul { activation } => Box::new(elementwise::Binary::new(
-            io,
-            elementwise::BinaryOp::Mul,
-            *activation,
-        )?),
-        OpKind::Add { activation } => Box::new(elementwise::Binary::new(
-            io,
-            elementwise::BinaryOp::Add,
-            *activation,
-        )?),
-        OpKind::Softmax { beta } => Box::new(elementwise::Softmax::new(io, *beta)?),
-        OpKind::Logistic => Box::new(elementwise::Logistic::new(io)?),
-    })
-}
-
-/// An op's tensor indices, with the graph to look up their declarations.
-struct Io<'a> {
-    inputs: &'a [Option<usize>],
-    output: usize,
-    graph: &'a Graph,
-}
-
-impl Io<'_> {
-    /// Input `i`, which must be present.
-    fn input(&self, i: usize) -> Result<usize, String> {
-        self.inputs
-            .get(i)
-            .copied()
-            .flatten()
-            .ok_or_else(|| format!("input {i} is missing ({} inputs given)", self.inputs.len()))
+impl Out {
+    pub fn new(dtype: DType, shape: Vec<usize>) -> Self {
+        Out {
+            dtype,
+            shape,
+            value: None,
+        }
     }
 
-    fn optional(&self, i: usize) -> Option<usize> {
-        self.inputs.get(i).copied().flatten()
+    pub fn f32(shape: Vec<usize>) -> Self {
+        Out::new(DType::F32, shape)
+    }
+}
+
+/// An op's inputs as `prepare` sees them: types and shapes of all, values of those known before
+/// running (constants, and what ops on constants computed).
+pub(crate) struct Inputs<'a> {
+    pub(crate) tensors: &'a [Tensor],
+    pub(crate) known: &'a [bool],
+    pub(crate) indices: &'a [Option<usize>],
+}
+
+impl<'a> Inputs<'a> {
+    pub fn count(&self) -> usize {
+        self.indices.len()
     }
 
-    fn expect_inputs(&self, range: std::ops::RangeInclusive<usize>) -> Result<(), String> {
-        if range.contains(&self.inputs.len()) {
+    pub fn expect_count(&self, range: std::ops::RangeInclusive<usize>) -> Result<(), String> {
+        if range.contains(&self.count()) {
             Ok(())
+        } else if range.start() == range.end() {
+            Err(format!(
+                "has {} inputs, expected {}",
+                self.count(),
+                range.start()
+            ))
         } else {
             Err(format!(
                 "has {} inputs, expected {} to {}",
-                self.inputs.len(),
+                self.count(),
                 range.start(),
                 range.end()
             ))
         }
     }
 
-    fn shape(&self, t: usize) -> &[usize] {
-        &self.graph.tensors[t].shape
+    /// Input `i`, which must be present.
+    pub fn get(&self, i: usize) -> Result<&'a Tensor, String> {
+        self.optional(i)
+            .ok_or_else(|| format!("input {i} is missing ({} inputs given)", self.count()))
     }
 
-    /// The float values of constant input `i` and its shape.
-    fn constant_f32(&self, i: usize, what: &str) -> Result<(&[f32], &[usize]), String> {
-        let t = self.input(i)?;
-        let spec = &self.graph.tensors[t];
-        match &spec.data {
-            Some(Data::F32(v)) => Ok((v, &spec.shape)),
-            _ => Err(format!(
-                "the {what} (tensor {t}, \"{}\") must be a constant FLOAT32 tensor",
-                spec.name
+    pub fn optional(&self, i: usize) -> Option<&'a Tensor> {
+        self.indices
+            .get(i)
+            .copied()
+            .flatten()
+            .map(|t| &self.tensors[t])
+    }
+
+    /// Input `i`'s values, when known before running.
+    pub fn value(&self, i: usize) -> Option<&'a Tensor> {
+        let t = self.indices.get(i).copied().flatten()?;
+        self.known[t].then(|| &self.tensors[t])
+    }
+
+    /// Input `i` (the `what`), which must be FLOAT32.
+    pub fn f32(&self, i: usize, what: &str) -> Result<&'a Tensor, String> {
+        let t = self.get(i)?;
+        if t.dtype() != DType::F32 {
+            return Err(format!("the {what} must be FLOAT32, got {}", t.dtype()));
+        }
+        Ok(t)
+    }
+
+    /// Input `i` (the `what`): FLOAT32 values known before running (weights).
+    pub fn f32_constant(&self, i: usize, what: &str) -> Result<(&'a [f32], &'a [usize]), String> {
+        match self.value(i) {
+            Some(t) => match t.as_f32() {
+                Some(v) => Ok((v, &t.shape)),
+                None => Err(format!("the {what} must be FLOAT32, got {}", t.dtype())),
+            },
+            None if self.optional(i).is_some() => Err(format!(
+                "the {what} must be a constant (computed at run time here)"
             )),
+            None => Err(format!("the {what} (input {i}) is missing")),
         }
     }
-}
 
-/// Runs `f` with the output tensor taken out of `tensors`, so it can read the inputs while it
-/// writes the output (the dataflow check proved an op never reads its own output).
-fn with_output(
-    tensors: &mut [Tensor],
-    output: usize,
-    f: impl FnOnce(&[Tensor], &mut Tensor) -> Result<(), String>,
-) -> Result<(), String> {
-    let mut out = std::mem::take(&mut tensors[output]);
-    let result = f(tensors, &mut out);
-    tensors[output] = out;
-    result
-}
-
-fn f32_input<'t>(tensors: &'t [Tensor], t: usize, what: &str) -> Result<&'t [f32], String> {
-    tensors[t].as_f32().ok_or_else(|| {
-        format!(
-            "the {what} must be FLOAT32, got {}",
-            tensors[t].dtype().name()
-        )
-    })
-}
-
-fn apply(activation: Fused, values: &mut [f32]) {
-    match activation {
-        Fused::None => {}
-        Fused::Relu => values.iter_mut().for_each(|v| *v = v.max(0.0)),
+    /// Input `i` (the `what`): INT32 or INT64 values known before running (axes, shapes,
+    /// paddings).
+    pub fn int_constant(&self, i: usize, what: &str) -> Result<(Vec<i64>, &'a [usize]), String> {
+        let t = self
+            .value(i)
+            .ok_or_else(|| format!("the {what} must be a constant"))?;
+        let values = match &t.data {
+            Data::I32(v) => v.iter().map(|&x| x as i64).collect(),
+            Data::I64(v) => v.clone(),
+            _ => {
+                return Err(format!(
+                    "the {what} must be INT32 or INT64, got {}",
+                    t.dtype()
+                ))
+            }
+        };
+        Ok((values, &t.shape))
     }
 }
 
-/// The native engine's activation for a fused one.
-fn native(activation: Fused) -> crate::nn::activation::Activation {
-    match activation {
-        Fused::None => crate::nn::activation::Activation::Linear,
-        Fused::Relu => crate::nn::activation::Activation::Relu,
-    }
+/// Input `i` as floats in `eval`; `prepare` checked the type, so an error here is a bug's guard.
+pub(crate) fn f32_in<'t>(inputs: &[Option<&'t Tensor>], i: usize) -> Result<&'t [f32], String> {
+    inputs
+        .get(i)
+        .copied()
+        .flatten()
+        .and_then(Tensor::as_f32)
+        .ok_or_else(|| format!("input {i} is not the FLOAT32 tensor prepared"))
 }
 
-fn native_padding(p: super::options::Padding) -> crate::nn::layers::Padding {
-    match p {
-        super::options::Padding::Same => crate::nn::layers::Padding::Same,
-        super::options::Padding::Valid => crate::nn::layers::Padding::Valid,
-    }
+pub(crate) fn f32_out(outputs: &mut [Tensor], i: usize) -> Result<&mut [f32], String> {
+    outputs
+        .get_mut(i)
+        .and_then(Tensor::as_f32_mut)
+        .ok_or_else(|| format!("output {i} is not the FLOAT32 tensor prepared"))
 }
 
-/// Height, width and channels of a 4-D NHWC shape.
-fn image_shape(shape: &[usize], what: &str) -> Result<(usize, usize, usize), String> {
-    match *shape {
-        [_, h, w, c] if h > 0 && w > 0 && c > 0 => Ok((h, w, c)),
+/// Checks `shape` against [`MAX_OUTPUT_VALUES`].
+pub(crate) fn checked(shape: Vec<usize>) -> Result<Vec<usize>, String> {
+    match Tensor::elements(&shape) {
+        Some(n) if n <= MAX_OUTPUT_VALUES => Ok(shape),
         _ => Err(format!(
-            "the {what} must have a 4-D (batch, height, width, channels) shape, got {shape:?}"
+            "an output of shape {shape:?} is larger than petal handles"
         )),
     }
 }
 
-/// The batch size of `t` when it is `[n, rest…]` with `rest` what the kernel was built for.
-fn batch_of(t: &Tensor, rest: &[usize], what: &str) -> Result<usize, String> {
-    match t.shape.split_first() {
-        Some((&n, tail)) if tail == rest && n > 0 => Ok(n),
+/// An axis given as TensorFlow Lite does (negative counts from the end), within `rank`.
+pub(crate) fn axis(axis: i64, rank: usize) -> Result<usize, String> {
+    let resolved = if axis < 0 { axis + rank as i64 } else { axis };
+    usize::try_from(resolved)
+        .ok()
+        .filter(|&a| a < rank)
+        .ok_or_else(|| format!("axis {axis} is out of range for rank {rank}"))
+}
+
+/// The 4-D NHWC shape of an image input.
+pub(crate) fn nhwc(t: &Tensor, what: &str) -> Result<[usize; 4], String> {
+    match t.shape[..] {
+        [n, h, w, c] => Ok([n, h, w, c]),
         _ => Err(format!(
-            "the {what} has shape {:?}, but the model was prepared for [N, {}]",
-            t.shape,
-            rest.iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            "the {what} must be 4-D (batch, height, width, channels), got {:?}",
+            t.shape
         )),
     }
+}
+
+/// The builtin options of `$variant`, or an error when the file gave options of another kind.
+/// Evaluates to `Option<&Options>`: `None` when the file gave none.
+macro_rules! options {
+    ($options:expr, $variant:ident) => {
+        match $options {
+            Some($crate::tflite::schema::BuiltinOptions::$variant(o)) => Some(&**o),
+            None => None,
+            Some(_) => {
+                return Err(concat!("its options are not ", stringify!($variant)).to_string())
+            }
+        }
+    };
+}
+pub(crate) use options;
+
+/// Builds nothing: prepares `op` on `inputs` (all known) and runs it once, for unit tests.
+#[cfg(test)]
+pub(crate) fn run_single(mut op: Box<dyn Op>, inputs: &[&Tensor]) -> Result<Tensor, String> {
+    let tensors: Vec<Tensor> = inputs.iter().map(|&t| t.clone()).collect();
+    let known = vec![true; tensors.len()];
+    let indices: Vec<Option<usize>> = (0..tensors.len()).map(Some).collect();
+    let view = Inputs {
+        tensors: &tensors,
+        known: &known,
+        indices: &indices,
+    };
+    let mut outs = op.prepare(&view)?;
+    let out = outs.remove(0);
+    if let Some(value) = out.value {
+        return Ok(Tensor::new(out.shape, value));
+    }
+    let mut data = out.dtype.empty();
+    data.resize(Tensor::elements(&out.shape).ok_or("overflow")?);
+    let mut outputs = vec![Tensor::new(out.shape, data)];
+    let refs: Vec<Option<&Tensor>> = tensors.iter().map(Some).collect();
+    op.eval(&refs, &mut outputs)?;
+    Ok(outputs.remove(0))
 }

@@ -1,56 +1,101 @@
-//! MAX_POOL_2D on the native [`MaxPooling2D`] layer.
+//! AVERAGE_POOL_2D and MAX_POOL_2D. As in TensorFlow Lite, an average counts only the taps
+//! inside the image, and padding never wins a maximum.
 
-use super::{checked_image_output, image_shape, native_padding, run_image_layer, Io, Kernel};
-use crate::nn::layers::MaxPooling2D;
-use crate::tflite::options::{Fused, Padding};
+use super::fused_activation::Fused;
+use super::padding::window_axis;
+use super::{checked, f32_in, f32_out, nhwc, options, Inputs, Op, Out};
+use crate::nn::layers::window::Axis;
+use crate::tflite::schema::{BuiltinOptions, Pool2DOptions};
 use crate::tflite::tensor::Tensor;
 
-pub(super) struct MaxPool {
-    layer: MaxPooling2D,
+#[derive(Clone, Copy)]
+enum Kind {
+    Average,
+    Max,
+}
+
+pub(super) fn build_average(options: Option<&BuiltinOptions>) -> Result<Box<dyn Op>, String> {
+    build(options, Kind::Average)
+}
+
+pub(super) fn build_max(options: Option<&BuiltinOptions>) -> Result<Box<dyn Op>, String> {
+    build(options, Kind::Max)
+}
+
+fn build(options: Option<&BuiltinOptions>, kind: Kind) -> Result<Box<dyn Op>, String> {
+    let o = options!(options, Pool2DOptions).ok_or("its Pool2DOptions are missing")?;
+    Ok(Box::new(Pool {
+        kind,
+        activation: Fused::new(o.fused_activation_function)?,
+        options: o.clone(),
+        axes: None,
+    }))
+}
+
+struct Pool {
+    kind: Kind,
     activation: Fused,
-    input: usize,
-    output: usize,
-    in_shape: [usize; 3],
-    out_shape: [usize; 3],
+    options: Pool2DOptions,
+    axes: Option<(Axis, Axis, usize)>,
 }
 
-impl MaxPool {
-    pub(super) fn new(
-        io: Io,
-        name: String,
-        filter: (usize, usize),
-        stride: (usize, usize),
-        padding: Padding,
-        activation: Fused,
-    ) -> Result<Self, String> {
-        io.expect_inputs(1..=1)?;
-        let input = io.input(0)?;
-        let (h, w, c) = image_shape(io.shape(input), "input")?;
-        if filter.0 > h || filter.1 > w {
-            return Err(format!(
-                "a {filter:?} pool window is larger than the {h}×{w} input"
-            ));
-        }
-        let layer = MaxPooling2D::new(name, (h, w, c), filter, stride, native_padding(padding))
-            .ok_or_else(|| {
-                format!("a {filter:?} pool does not fit the {h}×{w} input with VALID padding")
-            })?;
-        let out_shape = checked_image_output(&layer, &io, "pool")?;
-        Ok(MaxPool {
-            layer,
-            activation,
-            input,
-            output: io.output,
-            in_shape: [h, w, c],
-            out_shape,
-        })
+impl Op for Pool {
+    fn prepare(&mut self, inputs: &Inputs) -> Result<Vec<Out>, String> {
+        inputs.expect_count(1..=1)?;
+        let [n, h, w, c] = nhwc(inputs.f32(0, "input")?, "input")?;
+        let o = &self.options;
+        let window = |v: i32| {
+            usize::try_from(v)
+                .ok()
+                .filter(|&v| v >= 1)
+                .ok_or_else(|| format!("the pool window must be at least 1, got {v}"))
+        };
+        let rows = window_axis(h, window(o.filter_height)?, o.stride_h, 1, o.padding)?;
+        let cols = window_axis(w, window(o.filter_width)?, o.stride_w, 1, o.padding)?;
+        self.axes = Some((rows, cols, c));
+        Ok(vec![Out::f32(checked(vec![
+            n,
+            rows.output,
+            cols.output,
+            c,
+        ])?)])
     }
-}
 
-impl Kernel for MaxPool {
-    fn run(&mut self, tensors: &mut [Tensor]) -> Result<(), String> {
-        let ends = [self.input, self.output];
-        let shapes = [self.in_shape, self.out_shape];
-        run_image_layer(&mut self.layer, tensors, ends, shapes, self.activation)
+    fn eval(&mut self, inputs: &[Option<&Tensor>], outputs: &mut [Tensor]) -> Result<(), String> {
+        let (rows, cols, c) = self.axes.ok_or("not prepared")?;
+        let x = f32_in(inputs, 0)?;
+        let y = f32_out(outputs, 0)?;
+        let image_len = rows.input * cols.input * c;
+        let out_len = rows.output * cols.output * c;
+        for (x, y) in x.chunks_exact(image_len).zip(y.chunks_exact_mut(out_len)) {
+            for (p, out) in y.chunks_exact_mut(c).enumerate() {
+                let (oy, ox) = (p / cols.output, p % cols.output);
+                let start = match self.kind {
+                    Kind::Average => 0.0,
+                    Kind::Max => f32::MIN,
+                };
+                out.fill(start);
+                let mut count = 0usize;
+                for iy in (0..rows.window).filter_map(|k| rows.source(oy, k)) {
+                    for ix in (0..cols.window).filter_map(|k| cols.source(ox, k)) {
+                        let pixel = &x[(iy * cols.input + ix) * c..][..c];
+                        match self.kind {
+                            Kind::Average => out.iter_mut().zip(pixel).for_each(|(o, &v)| *o += v),
+                            Kind::Max => {
+                                out.iter_mut().zip(pixel).for_each(|(o, &v)| *o = o.max(v))
+                            }
+                        }
+                        count += 1;
+                    }
+                }
+                if let Kind::Average = self.kind {
+                    // A window wholly in the padding has no taps: TensorFlow Lite gives 0.
+                    let count = count.max(1) as f32;
+                    out.iter_mut().for_each(|o| *o /= count);
+                }
+            }
+            self.activation.apply(y);
+        }
+        Ok(())
     }
 }

@@ -34,10 +34,10 @@ fn im2col_portable(
     for oy in band {
         for ox in 0..cols.output {
             let out = &mut columns[((oy - first_row) * cols.output + ox) * patch..][..patch];
-            let inside = cols
-                .source(ox, 0)
-                .zip(cols.source(ox, cols.window - 1))
-                .map(|(first, _)| first);
+            let inside = (cols.dilation == 1)
+                .then(|| cols.source(ox, 0))
+                .flatten()
+                .filter(|_| cols.source(ox, cols.window - 1).is_some());
             for ky in 0..rows.window {
                 let dst = &mut out[ky * run..][..run];
                 let Some(iy) = rows.source(oy, ky) else {
@@ -90,10 +90,10 @@ fn col2im_portable(
     for oy in band {
         for ox in 0..cols.output {
             let src = &columns[((oy - first_row) * cols.output + ox) * patch..][..patch];
-            let inside = cols
-                .source(ox, 0)
-                .zip(cols.source(ox, cols.window - 1))
-                .map(|(first, _)| first);
+            let inside = (cols.dilation == 1)
+                .then(|| cols.source(ox, 0))
+                .flatten()
+                .filter(|_| cols.source(ox, cols.window - 1).is_some());
             for ky in 0..rows.window {
                 let Some(iy) = rows.source(oy, ky) else {
                     continue;

@@ -1,0 +1,256 @@
+//! Depthwise convolution (each channel filtered on its own), NHWC: the inner loops run along the
+//! channels, which sit next to each other in memory, so they vectorise at every level.
+
+use crate::nn::layers::window::Axis;
+use rayon::prelude::*;
+
+/// The shape of one depthwise convolution: input channel `c` makes output channels
+/// `c·multiplier … c·multiplier + multiplier − 1`, as TensorFlow's DepthwiseConv2D.
+pub(crate) struct Depthwise {
+    pub rows: Axis,
+    pub cols: Axis,
+    pub channels: usize,
+    pub multiplier: usize,
+    /// The output's clamp (the fused activation).
+    pub min: f32,
+    pub max: f32,
+}
+
+/// Multiply-adds below which one thread does the whole image: waking the others costs more.
+const PARALLEL_WORK: usize = 1 << 17;
+
+impl Depthwise {
+    pub fn out_channels(&self) -> usize {
+        self.channels * self.multiplier
+    }
+
+    /// Filters one image `x` into `y` with `filter` (taps × output channels) and `bias`.
+    /// Panics if a slice is shorter than the geometry says; callers check the shapes first.
+    pub fn run(&self, x: &[f32], filter: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+        let row_len = self.cols.output * self.out_channels();
+        let taps = self.rows.window * self.cols.window;
+        assert!(
+            x.len() >= self.rows.input * self.cols.input * self.channels
+                && filter.len() >= taps * self.out_channels()
+                && bias.is_none_or(|b| b.len() >= self.out_channels())
+                && y.len() >= self.rows.output * row_len
+        );
+        let y = &mut y[..self.rows.output * row_len];
+        let work = y.len() * taps;
+        let threads = rayon::current_num_threads();
+        if work >= PARALLEL_WORK && threads > 1 && self.rows.output > 1 {
+            let rows_per_task = self.rows.output.div_ceil(threads);
+            y.par_chunks_mut(rows_per_task * row_len)
+                .enumerate()
+                .for_each(|(i, rows)| self.rows_from(x, filter, bias, i * rows_per_task, rows));
+        } else {
+            self.rows_from(x, filter, bias, 0, y);
+        }
+    }
+
+    fn rows_from(
+        &self,
+        x: &[f32],
+        filter: &[f32],
+        bias: Option<&[f32]>,
+        first: usize,
+        y: &mut [f32],
+    ) {
+        depthwise_rows(self, x, filter, bias, first, y)
+    }
+}
+
+crate::nn::simd::compiled_per_level! {
+    /// Output rows `first…` of a depthwise convolution, as many as `y` holds.
+    fn depthwise_rows(
+        d: &Depthwise,
+        x: &[f32],
+        filter: &[f32],
+        bias: Option<&[f32]>,
+        first: usize,
+        y: &mut [f32],
+    ) = depthwise_rows_portable
+}
+
+#[inline(always)]
+fn depthwise_rows_portable(
+    d: &Depthwise,
+    x: &[f32],
+    filter: &[f32],
+    bias: Option<&[f32]>,
+    first: usize,
+    y: &mut [f32],
+) {
+    let out_channels = d.out_channels();
+    let line_len = d.cols.input * d.channels;
+    let row_len = d.cols.output * out_channels;
+    // The input and filter offsets of the taps inside the image, for one output pixel.
+    let mut taps: Vec<(usize, usize)> = Vec::with_capacity(d.rows.window * d.cols.window);
+    for (r, row) in y.chunks_exact_mut(row_len).enumerate() {
+        let (ky_range, first_iy) = d.rows.taps(first + r);
+        for (ox, out) in row.chunks_exact_mut(out_channels).enumerate() {
+            let (kx_range, first_ix) = d.cols.taps(ox);
+            taps.clear();
+            for (i, ky) in ky_range.clone().enumerate() {
+                let line = (first_iy + i * d.rows.dilation) * line_len;
+                for (j, kx) in kx_range.clone().enumerate() {
+                    let pixel = line + (first_ix + j * d.cols.dilation) * d.channels;
+                    taps.push((pixel, (ky * d.cols.window + kx) * out_channels));
+                }
+            }
+            if d.multiplier == 1 {
+                one_per_channel(d, x, filter, bias, &taps, out);
+            } else {
+                several_per_channel(d, x, filter, bias, &taps, out);
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn one_per_channel(
+    d: &Depthwise,
+    x: &[f32],
+    filter: &[f32],
+    bias: Option<&[f32]>,
+    taps: &[(usize, usize)],
+    out: &mut [f32],
+) {
+    let channels = d.channels;
+    let mut c = 0;
+    // Blocks of 16 channels (one AVX-512 register, two AVX2 or four NEON ones) and 8, whose
+    // accumulators the compiler keeps in registers across all the taps.
+    while c + 16 <= channels {
+        block::<16>(d, x, filter, bias, taps, c, out);
+        c += 16;
+    }
+    if c + 8 <= channels {
+        block::<8>(d, x, filter, bias, taps, c, out);
+        c += 8;
+    }
+    while c < channels {
+        block::<1>(d, x, filter, bias, taps, c, out);
+        c += 1;
+    }
+}
+
+/// Channels `c…c + N` of one output pixel.
+#[inline(always)]
+fn block<const N: usize>(
+    d: &Depthwise,
+    x: &[f32],
+    filter: &[f32],
+    bias: Option<&[f32]>,
+    taps: &[(usize, usize)],
+    c: usize,
+    out: &mut [f32],
+) {
+    let mut acc = [0.0f32; N];
+    if let Some(b) = bias {
+        acc.copy_from_slice(&b[c..c + N]);
+    }
+    for &(xi, fi) in taps {
+        let pixel: &[f32; N] = x[xi + c..][..N].try_into().expect("N values");
+        let tap: &[f32; N] = filter[fi + c..][..N].try_into().expect("N values");
+        for k in 0..N {
+            acc[k] += pixel[k] * tap[k];
+        }
+    }
+    for (o, a) in out[c..c + N].iter_mut().zip(&acc) {
+        *o = a.max(d.min).min(d.max);
+    }
+}
+
+#[inline(always)]
+fn several_per_channel(
+    d: &Depthwise,
+    x: &[f32],
+    filter: &[f32],
+    bias: Option<&[f32]>,
+    taps: &[(usize, usize)],
+    out: &mut [f32],
+) {
+    match bias {
+        Some(b) => out.copy_from_slice(&b[..out.len()]),
+        None => out.fill(0.0),
+    }
+    for &(xi, fi) in taps {
+        let pixel = &x[xi..][..d.channels];
+        let tap = &filter[fi..][..out.len()];
+        for ((a, f), &v) in out
+            .chunks_exact_mut(d.multiplier)
+            .zip(tap.chunks_exact(d.multiplier))
+            .zip(pixel)
+        {
+            a.iter_mut().zip(f).for_each(|(a, &f)| *a += v * f);
+        }
+    }
+    for a in out.iter_mut() {
+        *a = a.max(d.min).min(d.max);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::layers::Padding;
+
+    /// The definition, one output at a time.
+    fn reference(d: &Depthwise, x: &[f32], filter: &[f32], bias: &[f32]) -> Vec<f32> {
+        let oc = d.out_channels();
+        let mut y = Vec::new();
+        for oy in 0..d.rows.output {
+            for ox in 0..d.cols.output {
+                for o in 0..oc {
+                    let mut sum = bias[o];
+                    for ky in 0..d.rows.window {
+                        for kx in 0..d.cols.window {
+                            if let (Some(iy), Some(ix)) =
+                                (d.rows.source(oy, ky), d.cols.source(ox, kx))
+                            {
+                                let v = x[(iy * d.cols.input + ix) * d.channels + o / d.multiplier];
+                                sum += v * filter[(ky * d.cols.window + kx) * oc + o];
+                            }
+                        }
+                    }
+                    y.push(sum.clamp(d.min, d.max));
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn matches_the_definition_with_strides_dilation_padding_and_multipliers() {
+        for (size, window, stride, dilation, multiplier, padding) in [
+            (7, 3, 1, 1, 1, Padding::Same),
+            (8, 3, 2, 1, 1, Padding::Same),
+            (9, 5, 2, 1, 2, Padding::Valid),
+            (10, 3, 1, 2, 3, Padding::Same),
+            (40, 3, 1, 1, 1, Padding::Same),
+        ] {
+            let channels = 5;
+            let axis = Axis::dilated(size, window, stride, dilation, padding).unwrap();
+            let d = Depthwise {
+                rows: axis,
+                cols: axis,
+                channels,
+                multiplier,
+                min: -0.5,
+                max: 6.0,
+            };
+            let value = |i: usize| ((i * 7919) % 23) as f32 / 11.0 - 1.0;
+            let x: Vec<f32> = (0..size * size * channels).map(value).collect();
+            let filter: Vec<f32> = (0..window * window * d.out_channels())
+                .map(|i| value(i + 5))
+                .collect();
+            let bias: Vec<f32> = (0..d.out_channels()).map(|i| value(i + 9)).collect();
+            let mut y = vec![0.0; axis.output * axis.output * d.out_channels()];
+            d.run(&x, &filter, Some(&bias), &mut y);
+            let want = reference(&d, &x, &filter, &bias);
+            for (a, b) in y.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+            }
+        }
+    }
+}

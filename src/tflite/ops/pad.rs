@@ -1,0 +1,112 @@
+//! PAD and PADV2: constant padding before and after each axis (zero, or PADV2's value).
+
+use super::{checked, f32_in, f32_out, Inputs, Op, Out};
+use crate::tflite::schema::BuiltinOptions;
+use crate::tflite::tensor::Tensor;
+
+pub(super) fn build(_: Option<&BuiltinOptions>) -> Result<Box<dyn Op>, String> {
+    Ok(Box::new(Pad {
+        before: Vec::new(),
+        in_dims: Vec::new(),
+        out_dims: Vec::new(),
+        value: 0.0,
+    }))
+}
+
+struct Pad {
+    before: Vec<usize>,
+    in_dims: Vec<usize>,
+    out_dims: Vec<usize>,
+    value: f32,
+}
+
+impl Op for Pad {
+    fn prepare(&mut self, inputs: &Inputs) -> Result<Vec<Out>, String> {
+        inputs.expect_count(2..=3)?;
+        let x = inputs.f32(0, "input")?;
+        let (pads, pads_shape) = inputs.int_constant(1, "paddings")?;
+        let rank = x.shape.len();
+        if pads_shape != [rank, 2] {
+            return Err(format!(
+                "the paddings have shape {pads_shape:?}, expected [{rank}, 2]"
+            ));
+        }
+        self.value = match inputs.optional(2) {
+            None => 0.0,
+            Some(_) => match inputs.f32_constant(2, "padding value")? {
+                ([v], _) => *v,
+                (v, _) => return Err(format!("the padding value has {} values", v.len())),
+            },
+        };
+        let amount = |p: i64| usize::try_from(p).map_err(|_| format!("padding {p} is negative"));
+        self.before.clear();
+        self.out_dims.clear();
+        for (d, pair) in x.shape.iter().zip(pads.chunks_exact(2)) {
+            let (b, a) = (amount(pair[0])?, amount(pair[1])?);
+            self.before.push(b);
+            let total = d
+                .checked_add(b)
+                .and_then(|s| s.checked_add(a))
+                .ok_or("the padded shape overflows")?;
+            self.out_dims.push(total);
+        }
+        self.in_dims = x.shape.clone();
+        Ok(vec![Out::f32(checked(self.out_dims.clone())?)])
+    }
+
+    fn eval(&mut self, inputs: &[Option<&Tensor>], outputs: &mut [Tensor]) -> Result<(), String> {
+        let x = f32_in(inputs, 0)?;
+        let y = f32_out(outputs, 0)?;
+        y.fill(self.value);
+        let rank = self.in_dims.len();
+        if rank == 0 {
+            y.copy_from_slice(x);
+            return Ok(());
+        }
+        let inner = self.in_dims[rank - 1];
+        if inner == 0 {
+            return Ok(());
+        }
+        let mut out_strides = vec![1usize; rank];
+        for a in (0..rank - 1).rev() {
+            out_strides[a] = out_strides[a + 1] * self.out_dims[a + 1];
+        }
+        let mut index = vec![0usize; rank - 1];
+        for line in x.chunks_exact(inner) {
+            let start: usize = index
+                .iter()
+                .zip(&self.before)
+                .zip(&out_strides)
+                .map(|((i, b), s)| (i + b) * s)
+                .sum::<usize>()
+                + self.before[rank - 1];
+            y[start..][..inner].copy_from_slice(line);
+            for a in (0..rank - 1).rev() {
+                index[a] += 1;
+                if index[a] < self.in_dims[a] {
+                    break;
+                }
+                index[a] = 0;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tflite::ops::run_single;
+
+    #[test]
+    fn pads_each_axis_before_and_after() {
+        let x = Tensor::f32(vec![1, 2, 2, 1], vec![1.0, 2.0, 3.0, 4.0]);
+        let pads = Tensor::i32(vec![4, 2], vec![0, 0, 1, 0, 0, 1, 0, 0]);
+        let y = run_single(build(None).unwrap(), &[&x, &pads]).unwrap();
+        assert_eq!(y.shape, [1, 3, 3, 1]);
+        assert_eq!(
+            y.as_f32().unwrap(),
+            [0.0, 0.0, 0.0, 1.0, 2.0, 0.0, 3.0, 4.0, 0.0]
+        );
+    }
+}
