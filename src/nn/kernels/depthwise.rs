@@ -17,7 +17,7 @@ pub(crate) struct Depthwise {
 }
 
 /// Multiply-adds below which one thread does the whole image: waking the others costs more.
-const PARALLEL_WORK: usize = 1 << 17;
+const PARALLEL_WORK: usize = 1 << 20;
 
 impl Depthwise {
     pub fn out_channels(&self) -> usize {
@@ -84,12 +84,29 @@ fn depthwise_rows_portable(
     let out_channels = d.out_channels();
     let line_len = d.cols.input * d.channels;
     let row_len = d.cols.output * out_channels;
-    // The input and filter offsets of the taps inside the image, for one output pixel.
-    let mut taps: Vec<(usize, usize)> = Vec::with_capacity(d.rows.window * d.cols.window);
+    // The input and filter offsets of every tap, from a pixel whose window lies inside the
+    // image; and, for a pixel at the border, of the taps inside it.
+    let mut all_taps = Vec::with_capacity(d.rows.window * d.cols.window);
+    for ky in 0..d.rows.window {
+        for kx in 0..d.cols.window {
+            let pixel = ky * d.rows.dilation * line_len + kx * d.cols.dilation * d.channels;
+            all_taps.push((pixel, (ky * d.cols.window + kx) * out_channels));
+        }
+    }
+    let mut taps: Vec<(usize, usize)> = Vec::with_capacity(all_taps.len());
     for (r, row) in y.chunks_exact_mut(row_len).enumerate() {
         let (ky_range, first_iy) = d.rows.taps(first + r);
         for (ox, out) in row.chunks_exact_mut(out_channels).enumerate() {
             let (kx_range, first_ix) = d.cols.taps(ox);
+            let corner = first_iy * line_len + first_ix * d.channels;
+            if ky_range.len() == d.rows.window && kx_range.len() == d.cols.window {
+                if d.multiplier == 1 {
+                    one_per_channel(d, &x[corner..], filter, bias, &all_taps, out);
+                } else {
+                    several_per_channel(d, &x[corner..], filter, bias, &all_taps, out);
+                }
+                continue;
+            }
             taps.clear();
             for (i, ky) in ky_range.clone().enumerate() {
                 let line = (first_iy + i * d.rows.dilation) * line_len;
@@ -157,7 +174,7 @@ fn block<const N: usize>(
         }
     }
     for (o, a) in out[c..c + N].iter_mut().zip(&acc) {
-        *o = a.max(d.min).min(d.max);
+        *o = super::clamp(*a, d.min, d.max);
     }
 }
 
@@ -186,7 +203,7 @@ fn several_per_channel(
         }
     }
     for a in out.iter_mut() {
-        *a = a.max(d.min).min(d.max);
+        *a = super::clamp(*a, d.min, d.max);
     }
 }
 

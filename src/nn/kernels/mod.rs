@@ -4,4 +4,18 @@
 
 pub(crate) mod conv;
 pub(crate) mod depthwise;
+pub(crate) mod elementwise;
 pub mod gemm;
+pub(crate) mod packed_gemm;
+
+/// `std::min(std::max(v, lo), hi)`: TensorFlow Lite's clamp for fused activations, which keeps a
+/// NaN (Rust's `f32::max` would turn it into `lo`).
+#[inline(always)]
+pub(crate) fn clamp(v: f32, lo: f32, hi: f32) -> f32 {
+    let v = if v < lo { lo } else { v };
+    if hi < v {
+        hi
+    } else {
+        v
+    }
+}

@@ -132,6 +132,9 @@ pub(crate) trait Simd: Copy {
     unsafe fn add(a: Self::F, b: Self::F) -> Self::F;
     /// `a > 0 ? a : 0` per lane (NaN gives 0): ReLU.
     unsafe fn relu(a: Self::F) -> Self::F;
+    /// `a` limited to `lo…hi` per lane, NaN kept (a fused activation's clamp, as TensorFlow
+    /// Lite's `std::min(std::max(a, lo), hi)`).
+    unsafe fn clamp(a: Self::F, lo: Self::F, hi: Self::F) -> Self::F;
     /// `a > b ? yes : no` per lane, false for NaN.
     unsafe fn select_gt(a: Self::F, b: Self::F, yes: Self::F, no: Self::F) -> Self::F;
     /// `a == b ? yes : no` per lane.

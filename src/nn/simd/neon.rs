@@ -35,6 +35,11 @@ impl Simd for Neon {
         vaddq_f32(a, b)
     }
     #[inline(always)]
+    unsafe fn clamp(a: float32x4_t, lo: float32x4_t, hi: float32x4_t) -> float32x4_t {
+        // vmaxq and vminq keep a NaN.
+        vminq_f32(vmaxq_f32(a, lo), hi)
+    }
+    #[inline(always)]
     unsafe fn relu(a: float32x4_t) -> float32x4_t {
         // Not vmaxq_f32, which keeps a NaN: x86's max gives the 0 the other levels give.
         let zero = vdupq_n_f32(0.0);

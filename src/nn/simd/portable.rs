@@ -48,6 +48,11 @@ impl Simd for Portable {
         zip(a, b, |x, y| x + y)
     }
     #[inline(always)]
+    unsafe fn clamp(a: F8, lo: F8, hi: F8) -> F8 {
+        let above = zip(a, lo, |x, l| if x < l { l } else { x });
+        zip(above, hi, |x, h| if h < x { h } else { x })
+    }
+    #[inline(always)]
     unsafe fn relu(a: F8) -> F8 {
         map(a, |x| if x > 0.0 { x } else { 0.0 })
     }

@@ -39,6 +39,11 @@ impl Simd for Avx512 {
         _mm512_max_ps(a, _mm512_setzero_ps())
     }
     #[inline(always)]
+    unsafe fn clamp(a: __m512, lo: __m512, hi: __m512) -> __m512 {
+        // maxps and minps give their second operand when either is NaN.
+        _mm512_min_ps(hi, _mm512_max_ps(lo, a))
+    }
+    #[inline(always)]
     unsafe fn select_gt(a: __m512, b: __m512, yes: __m512, no: __m512) -> __m512 {
         _mm512_mask_mov_ps(no, _mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, b), yes)
     }
@@ -90,6 +95,11 @@ impl Simd for Avx2 {
     #[inline(always)]
     unsafe fn relu(a: __m256) -> __m256 {
         _mm256_max_ps(a, _mm256_setzero_ps())
+    }
+    #[inline(always)]
+    unsafe fn clamp(a: __m256, lo: __m256, hi: __m256) -> __m256 {
+        // maxps and minps give their second operand when either is NaN.
+        _mm256_min_ps(hi, _mm256_max_ps(lo, a))
     }
     #[inline(always)]
     unsafe fn select_gt(a: __m256, b: __m256, yes: __m256, no: __m256) -> __m256 {

@@ -2,6 +2,7 @@
 //! LOGISTIC, TANH, HARD_SWISH, GELU, EXP, NEG, ABS, SQRT, RSQRT, SQUARE.
 
 use super::{f32_in, f32_out, options, Inputs, Op, Out};
+use crate::nn::kernels::elementwise;
 use crate::tflite::schema::BuiltinOptions;
 use crate::tflite::tensor::Tensor;
 
@@ -66,19 +67,6 @@ struct Activation {
     kind: Kind,
 }
 
-/// TensorFlow Lite's float logistic: saturated tails, `1 / (1 + e^-x)` between them.
-fn logistic(x: f32) -> f32 {
-    const UPPER: f32 = 16.619_047;
-    const LOWER: f32 = -9.0;
-    if x > UPPER {
-        1.0
-    } else if x < LOWER {
-        x.exp()
-    } else {
-        1.0 / (1.0 + (-x).exp())
-    }
-}
-
 fn gelu(x: f32, approximate: bool) -> f32 {
     if approximate {
         const SQRT_2_OVER_PI: f32 = 0.797_884_6;
@@ -129,12 +117,12 @@ impl Op for Activation {
             Kind::ReluN1To1 => map(y, x, |v| v.clamp(-1.0, 1.0)),
             Kind::Relu0To1 => map(y, x, |v| v.clamp(0.0, 1.0)),
             Kind::LeakyRelu(alpha) => map(y, x, |v| if v > 0.0 { v } else { v * alpha }),
-            Kind::Logistic => map(y, x, logistic),
-            Kind::Tanh => map(y, x, f32::tanh),
+            Kind::Logistic => elementwise::logistic_slice(x, y),
+            Kind::Tanh => elementwise::tanh_slice(x, y),
             // x · ReLU6(x + 3) / 6, as TensorFlow Lite's reference kernel.
             Kind::HardSwish => map(y, x, |v| v * (v + 3.0).clamp(0.0, 6.0) / 6.0),
             Kind::Gelu { approximate } => map(y, x, |v| gelu(v, approximate)),
-            Kind::Exp => map(y, x, f32::exp),
+            Kind::Exp => elementwise::exp_slice(x, y),
             Kind::Neg => map(y, x, |v| -v),
             Kind::Abs => map(y, x, f32::abs),
             Kind::Sqrt => map(y, x, f32::sqrt),

@@ -3,6 +3,7 @@
 
 use super::fused_activation::Fused;
 use super::{checked, options, Inputs, Op, Out};
+use crate::nn::kernels::clamp;
 use crate::tflite::schema::{ActivationFunctionType, BuiltinOptions};
 use crate::tflite::tensor::{DType, Data, Tensor};
 
@@ -66,6 +67,9 @@ struct Binary {
 #[derive(Default)]
 struct Broadcast {
     same_shape: bool,
+    /// The output's shape.
+    out_dims: Vec<usize>,
+    /// The walk: the output's axes with those of size 1 dropped and runs merged.
     dims: Vec<usize>,
     strides: [Vec<usize>; 2],
 }
@@ -88,7 +92,7 @@ impl Broadcast {
                 _ => return Err(format!("shapes {a:?} and {b:?} do not broadcast")),
             });
         }
-        let strides_of = |p: &[usize]| {
+        let strides_of = |p: &[usize]| -> Vec<usize> {
             let mut strides = vec![0; rank];
             let mut stride = 1;
             for i in (0..rank).rev() {
@@ -99,10 +103,36 @@ impl Broadcast {
             }
             strides
         };
+        let [sa, sb] = [strides_of(&pa), strides_of(&pb)];
+        // Adjacent axes that both inputs walk alike (contiguously, or both repeating) merge
+        // into one, so [1, H, W, C] × [1, 1, 1, C] runs as H·W lines of C.
+        let mut merged: (Vec<usize>, [Vec<usize>; 2]) = (Vec::new(), [Vec::new(), Vec::new()]);
+        for axis in 0..rank {
+            let (d, x, y) = (dims[axis], sa[axis], sb[axis]);
+            if d == 1 {
+                continue;
+            }
+            let (md, [mx, my]) = &mut merged;
+            let mergeable = md.last().is_some_and(|_| {
+                let last = md.len() - 1;
+                mx[last] == x * d && my[last] == y * d
+            });
+            if mergeable {
+                let last = md.len() - 1;
+                md[last] *= d;
+                (mx[last], my[last]) = (x, y);
+            } else {
+                md.push(d);
+                mx.push(x);
+                my.push(y);
+            }
+        }
+        let (merged_dims, merged_strides) = merged;
         Ok(Broadcast {
             same_shape: a == b,
-            strides: [strides_of(&pa), strides_of(&pb)],
-            dims,
+            out_dims: dims,
+            dims: merged_dims,
+            strides: merged_strides,
         })
     }
 
@@ -170,7 +200,10 @@ impl Op for Binary {
             return Err("INT32 division and fused activations are not supported".into());
         }
         self.broadcast = Broadcast::new(&a.shape, &b.shape)?;
-        Ok(vec![Out::new(dtype, checked(self.broadcast.dims.clone())?)])
+        Ok(vec![Out::new(
+            dtype,
+            checked(self.broadcast.out_dims.clone())?,
+        )])
     }
 
     fn eval(&mut self, inputs: &[Option<&Tensor>], outputs: &mut [Tensor]) -> Result<(), String> {
@@ -180,18 +213,23 @@ impl Op for Binary {
         let kind = self.kind;
         match (&a.data, &b.data, &mut outputs[0].data) {
             (Data::F32(a), Data::F32(b), Data::F32(out)) => {
-                let f = |x: f32, y: f32| match kind {
-                    Kind::Add => x + y,
-                    Kind::Sub => x - y,
-                    Kind::Mul => x * y,
-                    Kind::Div => x / y,
-                    Kind::Maximum => x.max(y),
-                    Kind::Minimum => x.min(y),
-                    Kind::SquaredDifference => (x - y) * (x - y),
-                };
-                let activation = self.activation;
-                self.broadcast
-                    .run(a, b, out, |x, y| activation.clamp(f(x, y)));
+                let (min, max) = self.activation.range();
+                // One instantiation per operation, so the loop has no branch on the kind.
+                macro_rules! run {
+                    ($f:expr) => {
+                        self.broadcast
+                            .run(a, b, out, |x: f32, y: f32| clamp($f(x, y), min, max))
+                    };
+                }
+                match kind {
+                    Kind::Add => run!(|x, y| x + y),
+                    Kind::Sub => run!(|x, y| x - y),
+                    Kind::Mul => run!(|x, y| x * y),
+                    Kind::Div => run!(|x, y| x / y),
+                    Kind::Maximum => run!(f32::max),
+                    Kind::Minimum => run!(f32::min),
+                    Kind::SquaredDifference => run!(|x: f32, y: f32| (x - y) * (x - y)),
+                }
             }
             (Data::I32(a), Data::I32(b), Data::I32(out)) => {
                 let f = |x: i32, y: i32| match kind {

@@ -1,11 +1,11 @@
 //! CONV_2D: each image's receptive fields laid out as rows (im2col, skipped for 1×1 stride-1
-//! filters, whose input already is that matrix), times the filter in one GEMM, on top of the bias.
+//! filters, whose input already is that matrix), times the filter packed once when prepared.
 
 use super::fused_activation::Fused;
 use super::padding::window_axis;
 use super::{checked, f32_in, f32_out, nhwc, options, Inputs, Op, Out};
 use crate::nn::kernels::conv::im2col::im2col;
-use crate::nn::kernels::gemm::{matmul, Mat, Threads};
+use crate::nn::kernels::packed_gemm::PackedB;
 use crate::nn::layers::window::Axis;
 use crate::tflite::schema::{BuiltinOptions, Conv2DOptions};
 use crate::tflite::tensor::Tensor;
@@ -17,6 +17,7 @@ pub(super) fn build(options: Option<&BuiltinOptions>) -> Result<Box<dyn Op>, Str
         activation: Fused::new(o.fused_activation_function)?,
         geometry: None,
         columns: Vec::new(),
+        filter: None,
     }))
 }
 
@@ -34,13 +35,15 @@ struct Conv {
     activation: Fused,
     geometry: Option<Geometry>,
     columns: Vec<f32>,
+    /// The filter and bias, packed when first prepared (they are constants).
+    filter: Option<PackedB>,
 }
 
 impl Op for Conv {
     fn prepare(&mut self, inputs: &Inputs) -> Result<Vec<Out>, String> {
         inputs.expect_count(2..=3)?;
         let [n, h, w, c] = nhwc(inputs.f32(0, "input")?, "input")?;
-        let (_, filter_shape) = inputs.f32_constant(1, "filter")?;
+        let (filter, filter_shape) = inputs.f32_constant(1, "filter")?;
         let &[filters, kh, kw, fc] = filter_shape else {
             return Err(format!(
                 "the filter must be 4-D (out, height, width, in), got {filter_shape:?}"
@@ -52,13 +55,20 @@ impl Op for Conv {
                  convolutions are not supported)"
             ));
         }
-        if inputs.optional(2).is_some() {
-            let (_, bias_shape) = inputs.f32_constant(2, "bias")?;
-            if bias_shape != [filters] {
-                return Err(format!(
-                    "the bias has shape {bias_shape:?}, expected [{filters}]"
-                ));
+        let bias = match inputs.optional(2) {
+            None => None,
+            Some(_) => {
+                let (bias, bias_shape) = inputs.f32_constant(2, "bias")?;
+                if bias_shape != [filters] {
+                    return Err(format!(
+                        "the bias has shape {bias_shape:?}, expected [{filters}]"
+                    ));
+                }
+                Some(bias)
             }
+        };
+        if self.filter.is_none() {
+            self.filter = Some(PackedB::new(filter, filters, kh * kw * c, bias));
         }
         let o = &self.options;
         let rows = window_axis(h, kh, o.stride_h, o.dilation_h_factor, o.padding)?;
@@ -85,24 +95,20 @@ impl Op for Conv {
     }
 
     fn eval(&mut self, inputs: &[Option<&Tensor>], outputs: &mut [Tensor]) -> Result<(), String> {
-        let g = self.geometry.as_ref().ok_or("not prepared")?;
-        let (x, filter) = (f32_in(inputs, 0)?, f32_in(inputs, 1)?);
-        let bias = inputs.get(2).copied().flatten().and_then(Tensor::as_f32);
+        let (Some(g), Some(filter)) = (&self.geometry, &self.filter) else {
+            return Err("not prepared".into());
+        };
+        let x = f32_in(inputs, 0)?;
         let y = f32_out(outputs, 0)?;
         let pixels = g.rows.output * g.cols.output;
         let image_len = g.rows.input * g.cols.input * g.channels;
-        let patch = g.rows.window * g.cols.window * g.channels;
-        let weights = Mat::new(filter, g.filters, patch).t();
+        let range = self.activation.range();
         for (x, y) in x
             .chunks_exact(image_len)
             .zip(y.chunks_exact_mut(pixels * g.filters))
         {
-            if let Some(bias) = bias {
-                y.chunks_exact_mut(g.filters)
-                    .for_each(|row| row.copy_from_slice(bias));
-            }
             let fields = if g.pointwise {
-                Mat::new(x, pixels, patch)
+                x
             } else {
                 im2col(
                     x,
@@ -112,10 +118,9 @@ impl Op for Conv {
                     0..g.rows.output,
                     &mut self.columns,
                 );
-                Mat::new(&self.columns, pixels, patch)
+                &self.columns
             };
-            matmul(y, fields, weights, bias.is_some(), Threads::All);
-            self.activation.apply(y);
+            filter.multiply(fields, pixels, y, range);
         }
         Ok(())
     }

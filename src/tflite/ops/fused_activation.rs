@@ -41,8 +41,7 @@ impl Fused {
 
     #[inline(always)]
     pub fn clamp(self, v: f32) -> f32 {
-        // max then min, as TensorFlow Lite's ActivationFunctionWithMinMax.
-        v.max(self.min).min(self.max)
+        crate::nn::kernels::clamp(v, self.min, self.max)
     }
 
     pub fn apply(self, values: &mut [f32]) {
