@@ -185,3 +185,142 @@ fn bad_files_are_named_in_clear_errors() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("none.safetensors"));
 }
+
+/// `petal tflite run` on a converted MobileNetV2: a photo in as .npy, the class scores out as
+/// .npy, equal to LiteRT's reference kernels' (tests/golden/tflite/families).
+#[test]
+fn tflite_run_takes_and_gives_npy_files() {
+    use petal::tflite::{npy, Data, Tensor};
+    let families = common::golden_dir().join("tflite/families");
+    let golden: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(families.join("families.json")).unwrap()).unwrap();
+    let expect = &golden["mobilenet_v2_float32.tflite"];
+    let photos = npy::from_bytes(&std::fs::read(families.join("photos_96.npy")).unwrap()).unwrap();
+    let Data::U8(pixels) = &photos.data else {
+        panic!("photos are uint8")
+    };
+    let (scale, offset) = (
+        expect["input_scale"].as_f64().unwrap() as f32,
+        expect["input_offset"].as_f64().unwrap() as f32,
+    );
+    let x: Vec<f32> = pixels[..96 * 96 * 3]
+        .iter()
+        .map(|&p| p as f32 * scale + offset)
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("x.npy");
+    std::fs::write(&input, npy::to_bytes(&Tensor::f32(vec![1, 96, 96, 3], x))).unwrap();
+    let model = families.join("mobilenet_v2_float32.tflite");
+    let out_dir = dir.path().join("out");
+    let interpreter = petal::tflite::Interpreter::from_file(&model).unwrap();
+    let name = interpreter.signature_list()[0].inputs[0].name.clone();
+    for given in [s(&input).to_string(), format!("{name}={}", s(&input))] {
+        let out = petal(&[
+            "tflite",
+            "run",
+            s(&model),
+            "--input",
+            &given,
+            "--out",
+            s(&out_dir),
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let printed = text(&out.stdout);
+        assert!(printed.contains("FLOAT32 [1,5]"), "{printed}");
+        let written: Vec<_> = std::fs::read_dir(&out_dir).unwrap().collect();
+        assert_eq!(written.len(), 1);
+        let y =
+            npy::from_bytes(&std::fs::read(written[0].as_ref().unwrap().path()).unwrap()).unwrap();
+        assert_eq!(y.shape, [1, 5]);
+        let want = expect["outputs"][0].as_array().unwrap();
+        for (a, b) in y.as_f32().unwrap().iter().zip(want) {
+            assert!((a - b.as_f64().unwrap() as f32).abs() < 1e-4);
+        }
+    }
+    let ints = dir.path().join("ints.npy");
+    std::fs::write(
+        &ints,
+        npy::to_bytes(&Tensor::i32(vec![1, 96, 96, 3], vec![0; 27648])),
+    )
+    .unwrap();
+    let out = petal(&[
+        "tflite",
+        "run",
+        s(&model),
+        "--input",
+        s(&ints),
+        "--out",
+        s(&out_dir),
+    ]);
+    let e = text(&out.stderr);
+    assert!(
+        !out.status.success() && e.contains("must be FLOAT32") && e.contains("got INT32"),
+        "{e}"
+    );
+    let out = petal(&[
+        "tflite",
+        "run",
+        s(&model),
+        "--input",
+        "nope=x.npy",
+        "--out",
+        s(&out_dir),
+    ]);
+    assert!(text(&out.stderr).contains("x.npy"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn tflite_ops_lists_what_the_interpreter_runs() {
+    let out = petal(&["tflite", "ops"]);
+    assert!(out.status.success());
+    let ops = text(&out.stdout);
+    for op in [
+        "CONV_2D",
+        "DEPTHWISE_CONV_2D",
+        "HARD_SWISH",
+        "MEAN",
+        "DEQUANTIZE",
+    ] {
+        assert!(ops.lines().any(|l| l == op), "{op} in {ops}");
+    }
+}
+
+/// A Keras MobileNetV2 takes pixels in −1‥1 and carries no class names: `--input-range` and
+/// `--labels` supply both.
+#[test]
+fn predict_scales_input_and_names_classes_as_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("photo.png");
+    common::write_image(&image, 120, 90, 150);
+    let labels = dir.path().join("labels.txt");
+    std::fs::write(&labels, "daisy\ndandelion\nroses\nsunflowers\ntulips\n").unwrap();
+    let model = common::golden_dir().join("tflite/families/mobilenet_v2_float32.tflite");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["predict", s(&model), s(&image), "--json"];
+        args.extend_from_slice(extra);
+        petal(&args)
+    };
+    let raw = run(&[]);
+    assert!(raw.status.success(), "{}", text(&raw.stderr));
+    assert!(text(&raw.stdout).contains("class_0") && text(&raw.stderr).contains("--labels"));
+    let named = run(&["--input-range", "-1,1", "--labels", s(&labels)]);
+    assert!(named.status.success(), "{}", text(&named.stderr));
+    let (raw, named) = (text(&raw.stdout), text(&named.stdout));
+    assert!(named.contains("\"tulips\":"), "{named}");
+    let confidence = |line: &str| -> f64 {
+        serde_json::from_str::<serde_json::Value>(line).unwrap()["confidence"]
+            .as_f64()
+            .unwrap()
+    };
+    assert_ne!(
+        confidence(&raw),
+        confidence(&named),
+        "the range changes the input"
+    );
+    std::fs::write(&labels, "daisy\nroses\n").unwrap();
+    let e = text(&run(&["--labels", s(&labels)]).stderr);
+    assert!(
+        e.contains("has 2 labels, but the model has 5 classes"),
+        "{e}"
+    );
+}

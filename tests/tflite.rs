@@ -365,6 +365,10 @@ fn truncated_and_flipped_files_never_panic() {
     .unwrap();
     let tf = std::fs::read(common::golden_dir().join("tflite/tutorial64_tf.tflite")).unwrap();
     let int8 = std::fs::read(common::golden_dir().join("tflite/tiny_int8.tflite")).unwrap();
+    let v3 =
+        std::fs::read(common::golden_dir().join("tflite/families/mobilenet_v3s_float16.tflite"))
+            .unwrap();
+    let v3_len = v3.len();
     let (mut failures, mut accepted) = (Vec::new(), 0);
     // Every byte of the small file; the flatbuffer part of the export (its weights follow it);
     // for TensorFlow's file, whose converter puts the tables and small buffers at both ends
@@ -391,6 +395,13 @@ fn truncated_and_flipped_files_never_panic() {
             truncation_step: 13,
             flips: &[0xff, 0x80],
             chosen: Box::new(|i| i % 3 == 0),
+        },
+        Mutations {
+            name: "mobilenet_v3s_float16",
+            file: &v3,
+            truncation_step: 30_011,
+            flips: &[0xff, 0x80],
+            chosen: Box::new(move |i| (i < 4096 || i + 4096 > v3_len) && i % 5 == 0),
         },
         Mutations {
             name: "tf",

@@ -43,6 +43,15 @@ pub struct PredictArgs {
     /// Refuse photos with more pixels than this.
     #[arg(long, default_value_t = petal::data::decode::DEFAULT_MAX_PIXELS)]
     pub max_pixels: u64,
+    /// For a .tflite model: the range its input takes pixels in, `0,255` (a model with its own
+    /// rescaling, as petal's and MobileNetV3's), `-1,1` (MobileNet V1/V2's preprocess_input) or
+    /// `0,1`. Default 0,255.
+    #[arg(long, value_parser = super::tflite::parse_input_range, allow_hyphen_values = true)]
+    pub input_range: Option<(f32, f32)>,
+    /// For a .tflite model: class names, one per line (default: those the model carries, a
+    /// labels file packed in it, or class_0, class_1, …).
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
 }
 
 /// What `petal predict` runs: a native model or a TensorFlow Lite file.
@@ -76,10 +85,21 @@ impl Classifier {
 pub fn predict(args: PredictArgs) -> Result<()> {
     let (mut classifier, class_names, (height, width, channels)) =
         if super::tflite::is_tflite(&args.model) {
-            let classifier = super::tflite::TfLiteClassifier::open(&args.model)?;
+            let classifier = super::tflite::TfLiteClassifier::open(
+                &args.model,
+                args.labels.as_deref(),
+                args.input_range.unwrap_or((0.0, 255.0)),
+            )?;
             let (names, input) = (classifier.class_names.clone(), classifier.input);
             (Classifier::TfLite(Box::new(classifier)), names, input)
         } else {
+            if args.input_range.is_some() || args.labels.is_some() {
+                return Err(Error::InvalidArgument(
+                    "--input-range and --labels are for .tflite models; petal's own model files \
+                     carry their rescaling and class names"
+                        .into(),
+                ));
+            }
             let SavedModel { model, class_names } = model_file::load(&args.model)?;
             let (height, width, channels) = model.image_input()?;
             let probabilities_out = model.outputs_probabilities();

@@ -281,9 +281,63 @@ pub fn is_tflite(path: &Path) -> bool {
         .is_ok_and(|_| head[4..8] == *b"TFL3")
 }
 
+/// `--input-range`: "low,high".
+pub fn parse_input_range(text: &str) -> std::result::Result<(f32, f32), String> {
+    let parsed = text.split_once(',').and_then(|(lo, hi)| {
+        Some((
+            lo.trim().parse::<f32>().ok()?,
+            hi.trim().parse::<f32>().ok()?,
+        ))
+    });
+    match parsed {
+        Some((lo, hi)) if lo.is_finite() && hi.is_finite() && lo < hi => Ok((lo, hi)),
+        _ => Err(format!(
+            "{text:?} is not a range like 0,255 or -1,1 (two numbers, low first)"
+        )),
+    }
+}
+
+/// Class names from a labels file: one per line, blank lines at the end ignored.
+fn read_labels(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    Ok(text
+        .trim_end()
+        .lines()
+        .map(|l| l.trim().to_owned())
+        .collect())
+}
+
+/// The labels file TensorFlow Lite's metadata writer packs into a model (the file is then
+/// also a zip archive): its first `.txt` member with `classes` lines.
+fn packed_labels(model: &Path, classes: usize) -> Option<Vec<String>> {
+    let bytes = std::fs::read(model).ok()?;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).ok()?;
+    for i in 0..archive.len() {
+        let mut member = archive.by_index(i).ok()?;
+        let is_text = member.name().is_ok_and(|n| n.ends_with(".txt"));
+        if !is_text || member.size() > 1 << 20 {
+            continue;
+        }
+        let mut text = String::new();
+        member.read_to_string(&mut text).ok()?;
+        let names: Vec<String> = text
+            .trim_end()
+            .lines()
+            .map(|l| l.trim().to_owned())
+            .collect();
+        if names.len() == classes {
+            return Some(names);
+        }
+    }
+    None
+}
+
 /// A `.tflite` image classifier: the first signature, one image in, class scores out.
 pub struct TfLiteClassifier {
     interpreter: Interpreter,
+    /// Maps 0‥255 pixels to the model's input range: x · scale + offset.
+    scale: f32,
+    offset: f32,
     signature: String,
     input_name: String,
     /// Height, width, channels.
@@ -294,7 +348,7 @@ pub struct TfLiteClassifier {
 }
 
 impl TfLiteClassifier {
-    pub fn open(path: &Path) -> Result<Self> {
+    pub fn open(path: &Path, labels: Option<&Path>, (low, high): (f32, f32)) -> Result<Self> {
         let interpreter = Interpreter::from_file(path)?;
         let error = |reason: &str| Error::TfLite {
             origin: path.display().to_string(),
@@ -319,16 +373,33 @@ impl TfLiteClassifier {
             ));
         };
         let classes = output.shape.last().copied().unwrap_or(0);
-        let class_names = class_names(&interpreter)
-            .filter(|names| names.len() == classes)
-            .unwrap_or_else(|| {
-                eprintln!(
-                    "note: {} carries no class names (petal export writes them); numbering the classes",
-                    path.display()
-                );
-                (0..classes).map(|i| format!("class_{i}")).collect()
-            });
+        let class_names = match labels {
+            Some(file) => {
+                let names = read_labels(file)?;
+                if names.len() != classes {
+                    return Err(Error::InvalidArgument(format!(
+                        "{} has {} labels, but the model has {classes} classes",
+                        file.display(),
+                        names.len()
+                    )));
+                }
+                names
+            }
+            None => class_names(&interpreter)
+                .filter(|names| names.len() == classes)
+                .or_else(|| packed_labels(path, classes))
+                .unwrap_or_else(|| {
+                    eprintln!(
+                        "note: {} carries no class names (petal export writes them); numbering \
+                         the classes (--labels names them)",
+                        path.display()
+                    );
+                    (0..classes).map(|i| format!("class_{i}")).collect()
+                }),
+        };
         Ok(TfLiteClassifier {
+            scale: (high - low) / 255.0,
+            offset: low,
             probabilities: interpreter
                 .op_names()
                 .last()
@@ -351,8 +422,13 @@ impl TfLiteClassifier {
     }
 
     /// The model's raw outputs for one image.
-    pub fn scores(&mut self, pixels: Vec<f32>) -> Result<Vec<f32>> {
+    pub fn scores(&mut self, mut pixels: Vec<f32>) -> Result<Vec<f32>> {
         let (h, w, c) = self.input;
+        if (self.scale, self.offset) != (1.0, 0.0) {
+            pixels
+                .iter_mut()
+                .for_each(|p| *p = *p * self.scale + self.offset);
+        }
         let image = Tensor::f32(vec![1, h, w, c], pixels);
         let mut runner = self.interpreter.signature_runner(&self.signature)?;
         let outputs = runner.run(&[(&self.input_name, &image)])?;
