@@ -324,3 +324,36 @@ fn predict_scales_input_and_names_classes_as_told() {
         "{e}"
     );
 }
+
+/// A model with TensorFlow Lite metadata (NormalizationOptions mean 127.5, std 127.5, and a
+/// packed labels file; `scripts/add_tflite_metadata.py`) is scaled and named as it says.
+#[test]
+fn predict_follows_the_models_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("photo.png");
+    common::write_image(&image, 60, 70, 90);
+    let labels = dir.path().join("labels.txt");
+    std::fs::write(&labels, "daisy\ndandelion\nroses\nsunflowers\ntulips\n").unwrap();
+    let families = common::golden_dir().join("tflite/families");
+    let with_metadata = families.join("resnet_mini_float32_metadata.tflite");
+    let plain = families.join("resnet_mini_float32.tflite");
+    let from_metadata = petal(&["predict", s(&with_metadata), s(&image), "--json"]);
+    assert!(
+        from_metadata.status.success(),
+        "{}",
+        text(&from_metadata.stderr)
+    );
+    let told = petal(&[
+        "predict",
+        s(&plain),
+        s(&image),
+        "--json",
+        "--input-range",
+        "-1,1",
+        "--labels",
+        s(&labels),
+    ]);
+    assert!(told.status.success(), "{}", text(&told.stderr));
+    assert_eq!(text(&from_metadata.stdout), text(&told.stdout));
+    assert!(text(&told.stdout).contains("\"daisy\""));
+}

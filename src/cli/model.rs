@@ -45,7 +45,7 @@ pub struct PredictArgs {
     pub max_pixels: u64,
     /// For a .tflite model: the range its input takes pixels in, `0,255` (a model with its own
     /// rescaling, as petal's and MobileNetV3's), `-1,1` (MobileNet V1/V2's preprocess_input) or
-    /// `0,1`. Default 0,255.
+    /// `0,1`. Default: the normalization in the model's metadata, else 0,255.
     #[arg(long, value_parser = super::tflite::parse_input_range, allow_hyphen_values = true)]
     pub input_range: Option<(f32, f32)>,
     /// For a .tflite model: class names, one per line (default: those the model carries, a
@@ -88,7 +88,7 @@ pub fn predict(args: PredictArgs) -> Result<()> {
             let classifier = super::tflite::TfLiteClassifier::open(
                 &args.model,
                 args.labels.as_deref(),
-                args.input_range.unwrap_or((0.0, 255.0)),
+                args.input_range,
             )?;
             let (names, input) = (classifier.class_names.clone(), classifier.input);
             (Classifier::TfLite(Box::new(classifier)), names, input)

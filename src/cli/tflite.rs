@@ -308,14 +308,17 @@ fn read_labels(path: &Path) -> Result<Vec<String>> {
 }
 
 /// The labels file TensorFlow Lite's metadata writer packs into a model (the file is then
-/// also a zip archive): its first `.txt` member with `classes` lines.
-fn packed_labels(model: &Path, classes: usize) -> Option<Vec<String>> {
+/// also a zip archive): the member the metadata names, else the first `.txt` one, if it has
+/// `classes` lines.
+fn packed_labels(model: &Path, named: Option<&str>, classes: usize) -> Option<Vec<String>> {
     let bytes = std::fs::read(model).ok()?;
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).ok()?;
     for i in 0..archive.len() {
         let mut member = archive.by_index(i).ok()?;
-        let is_text = member.name().is_ok_and(|n| n.ends_with(".txt"));
-        if !is_text || member.size() > 1 << 20 {
+        let wanted = member
+            .name()
+            .is_ok_and(|n| named.map_or(n.ends_with(".txt"), |named| n == named));
+        if !wanted || member.size() > 1 << 20 {
             continue;
         }
         let mut text = String::new();
@@ -335,9 +338,9 @@ fn packed_labels(model: &Path, classes: usize) -> Option<Vec<String>> {
 /// A `.tflite` image classifier: the first signature, one image in, class scores out.
 pub struct TfLiteClassifier {
     interpreter: Interpreter,
-    /// Maps 0‥255 pixels to the model's input range: x · scale + offset.
-    scale: f32,
-    offset: f32,
+    /// Maps 0‥255 pixels to the model's input: (x − mean) / std, per channel or for all.
+    mean: Vec<f32>,
+    std: Vec<f32>,
     signature: String,
     input_name: String,
     /// Height, width, channels.
@@ -348,8 +351,18 @@ pub struct TfLiteClassifier {
 }
 
 impl TfLiteClassifier {
-    pub fn open(path: &Path, labels: Option<&Path>, (low, high): (f32, f32)) -> Result<Self> {
+    /// `input_range` (the range 0‥255 pixels map to) overrides what the model's metadata says;
+    /// without either, pixels go in as they are.
+    pub fn open(
+        path: &Path,
+        labels: Option<&Path>,
+        input_range: Option<(f32, f32)>,
+    ) -> Result<Self> {
         let interpreter = Interpreter::from_file(path)?;
+        let metadata = interpreter
+            .metadata(tflite::metadata::METADATA_NAME)
+            .map(tflite::metadata::read)
+            .unwrap_or_default();
         let error = |reason: &str| Error::TfLite {
             origin: path.display().to_string(),
             reason: reason.into(),
@@ -387,7 +400,7 @@ impl TfLiteClassifier {
             }
             None => class_names(&interpreter)
                 .filter(|names| names.len() == classes)
-                .or_else(|| packed_labels(path, classes))
+                .or_else(|| packed_labels(path, metadata.labels_file.as_deref(), classes))
                 .unwrap_or_else(|| {
                     eprintln!(
                         "note: {} carries no class names (petal export writes them); numbering \
@@ -397,9 +410,26 @@ impl TfLiteClassifier {
                     (0..classes).map(|i| format!("class_{i}")).collect()
                 }),
         };
+        let (mean, std) = match (input_range, metadata.normalization) {
+            // x · (high − low) / 255 + low = (x − mean) / std.
+            (Some((low, high)), _) => {
+                let std = 255.0 / (high - low);
+                (vec![-low * std], vec![std])
+            }
+            (None, Some((mean, std))) => {
+                let fits = |v: &[f32]| v.len() == 1 || v.len() == c;
+                if !fits(&mean) || !fits(&std) || std.contains(&0.0) {
+                    return Err(error(&format!(
+                        "its metadata normalizes with mean {mean:?} and std {std:?}, which do not fit {c} channels"
+                    )));
+                }
+                (mean, std)
+            }
+            (None, None) => (vec![0.0], vec![1.0]),
+        };
         Ok(TfLiteClassifier {
-            scale: (high - low) / 255.0,
-            offset: low,
+            mean,
+            std,
             probabilities: interpreter
                 .op_names()
                 .last()
@@ -424,10 +454,14 @@ impl TfLiteClassifier {
     /// The model's raw outputs for one image.
     pub fn scores(&mut self, mut pixels: Vec<f32>) -> Result<Vec<f32>> {
         let (h, w, c) = self.input;
-        if (self.scale, self.offset) != (1.0, 0.0) {
-            pixels
-                .iter_mut()
-                .for_each(|p| *p = *p * self.scale + self.offset);
+        if self.mean != [0.0] || self.std != [1.0] {
+            for (i, p) in pixels.iter_mut().enumerate() {
+                let (mean, std) = (
+                    self.mean[i % c % self.mean.len()],
+                    self.std[i % c % self.std.len()],
+                );
+                *p = (*p - mean) / std;
+            }
         }
         let image = Tensor::f32(vec![1, h, w, c], pixels);
         let mut runner = self.interpreter.signature_runner(&self.signature)?;

@@ -175,7 +175,9 @@ impl Interpreter {
             pool: Vec::new(),
         };
         // Prepared for the declared input shapes now, so a file whose shapes do not work out is
-        // refused when it loads.
+        // refused when it loads; unless an input's size may vary (-1 in its shape signature),
+        // when the declared shape may be a placeholder (1×1 for any image size) and the sizes
+        // the caller gives are prepared at the first run.
         let declared: Vec<Vec<usize>> = interpreter
             .graph_inputs
             .iter()
@@ -184,7 +186,15 @@ impl Interpreter {
         for (&t, shape) in interpreter.graph_inputs.iter().zip(&declared) {
             interpreter.tensors[t].shape = shape.clone();
         }
-        interpreter.prepare().map_err(error)?;
+        if let Err(reason) = interpreter.prepare() {
+            let resizable = interpreter
+                .graph_inputs
+                .iter()
+                .any(|&t| interpreter.infos[t].shape_signature.contains(&-1));
+            if !resizable {
+                return Err(error(reason));
+            }
+        }
         Ok(interpreter)
     }
 

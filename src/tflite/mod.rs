@@ -5,6 +5,7 @@
 mod describe;
 mod export;
 mod interpreter;
+pub mod metadata;
 pub mod npy;
 mod ops;
 mod parse;
