@@ -104,41 +104,34 @@ unsafe fn product_tiles<S: Simd, const V: usize, const R: usize>(
     max: f32,
 ) {
     debug_assert_eq!(V * S::LANES, NR);
-    let (k, n) = (b.k, b.n);
+    // Row blocks outside, panels inside: a block's rows of A stay in L1 while B's panels
+    // (small, the layer's weights) stream past.
     let full = m / R * R;
+    for r in (0..full).step_by(R) {
+        row_block::<S, V, R>(b, a, r, c, min, max);
+    }
+    for r in full..m {
+        row_block::<S, V, 1>(b, a, r, c, min, max);
+    }
+}
+
+/// Rows `r…r + R` of C, every panel. (A function, not a closure: closures do not inherit the
+/// caller's target features, and the Simd operations would not inline.)
+#[inline(always)]
+unsafe fn row_block<S: Simd, const V: usize, const R: usize>(
+    b: &PackedB,
+    a: *const f32,
+    r: usize,
+    c: *mut f32,
+    min: f32,
+    max: f32,
+) {
+    let (k, n) = (b.k, b.n);
     for p in 0..n.div_ceil(NR) {
         let panel = b.panels.as_ptr().add(p * k * NR);
         let bias = b.bias.as_ptr().add(p * NR);
         let (col, width) = (p * NR, NR.min(n - p * NR));
-        let mut r = 0;
-        while r < full {
-            tile::<S, V, R>(
-                a.add(r * k),
-                k,
-                panel,
-                bias,
-                c.add(r * n + col),
-                n,
-                width,
-                min,
-                max,
-            );
-            r += R;
-        }
-        while r < m {
-            tile::<S, V, 1>(
-                a.add(r * k),
-                k,
-                panel,
-                bias,
-                c.add(r * n + col),
-                n,
-                width,
-                min,
-                max,
-            );
-            r += 1;
-        }
+        tile::<S, V, R>(a.add(r * k), k, panel, bias, c.add(r * n + col), n, width, min, max);
     }
 }
 
