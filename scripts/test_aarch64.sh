@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Cross-builds petal for aarch64 (NEON kernels; Debian's cross compiler for ring's C parts) and
 # runs the library's tests under qemu-user: the NEON and portable levels of every kernel, the
-# decoders, the TFLite interpreter; then the JPEG decoder against TensorFlow's pixels. Skips, saying why, where the Rust target or the Debian
-# packages cannot be installed; a build or test failure fails.
+# decoders, the TFLite interpreter; then the JPEG decoder against TensorFlow's pixels and the
+# TFLite families against LiteRT's outputs. Skips, saying why, where the Rust target or the
+# Debian packages cannot be installed; a build or test failure fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=aarch64-unknown-linux-gnu
@@ -26,3 +27,5 @@ export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch
 cargo build --release --target "$target"
 cargo test --release --target "$target" --lib
 cargo test --release --target "$target" --test jpeg_golden
+# The TFLite families against LiteRT's reference outputs, through the NEON kernels.
+cargo test --release --target "$target" --test tflite_families

@@ -442,3 +442,36 @@ fn truncated_and_flipped_files_never_panic() {
         "only {accepted} mutants were accepted and run"
     );
 }
+
+/// A declared input shape that is a placeholder (1×1 where the signature says any size) loads,
+/// and the size given at the first run is prepared; where only the batch may vary, a shape that
+/// does not work out is refused at load.
+#[test]
+fn placeholder_input_shapes_are_prepared_at_the_first_run() {
+    let with_signature = |signature: Vec<i32>| {
+        let mut model = small_model();
+        let t = &mut subgraph(&mut model).tensors.as_mut().unwrap()[0];
+        t.shape = Some(vec![1, 1, 1, 1]);
+        t.shape_signature = Some(signature);
+        schema::write_model(&model)
+    };
+    let e = error_of(&with_signature(vec![-1, 1, 1, 1]));
+    assert!(e.contains("MAX_POOL_2D"), "{e}");
+    let mut interpreter =
+        Interpreter::from_bytes(&with_signature(vec![-1, -1, -1, 1]), "any size").unwrap();
+    let signature = interpreter.signature_list().remove(0);
+    let input = signature.inputs[0].name.clone();
+    let mut runner = interpreter.signature_runner(&signature.key).unwrap();
+    let out = runner
+        .run(&[(&input, &Tensor::f32(vec![1, 6, 6, 1], vec![0.5; 36]))])
+        .unwrap();
+    assert_eq!(out.values().next().unwrap().shape, [1, 2]);
+    let e = runner
+        .run(&[(&input, &Tensor::f32(vec![1, 1, 1, 1], vec![0.5]))])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("MAX_POOL_2D") && e.contains("does not fit"),
+        "{e}"
+    );
+}

@@ -385,6 +385,16 @@ impl TfLiteClassifier {
                 "the model's input is not an image (batch, height, width, channels)",
             ));
         };
+        if input
+            .shape_signature
+            .get(1..3)
+            .is_some_and(|hw| hw.contains(&-1))
+        {
+            return Err(error(
+                "the model takes images of any height and width, so petal predict cannot tell \
+                 what size to resize photos to; resize them yourself and use petal tflite run",
+            ));
+        }
         let classes = output.shape.last().copied().unwrap_or(0);
         let class_names = match labels {
             Some(file) => {

@@ -89,6 +89,9 @@ pub fn run(mut args: TrainArgs) -> Result<()> {
 
     let config = choose_model(args.preset.as_deref(), args.model.as_deref(), &train)?;
     let mut model = Sequential::new(&config, args.init_seed)?;
+    // The Ctrl-C handler goes in before anything training-related is printed: a press right
+    // after the summary must stop gracefully, not kill the process.
+    super::interrupt::flag();
     print!("{}", model.summary("sequential"));
     let optimizer = match args.optimizer.as_str() {
         "adam" => OptimizerConfig::adam(),

@@ -175,9 +175,9 @@ impl Interpreter {
             pool: Vec::new(),
         };
         // Prepared for the declared input shapes now, so a file whose shapes do not work out is
-        // refused when it loads; unless an input's size may vary (-1 in its shape signature),
-        // when the declared shape may be a placeholder (1×1 for any image size) and the sizes
-        // the caller gives are prepared at the first run.
+        // refused when it loads; unless an input's size beyond the batch may vary (-1 in its
+        // shape signature), when the declared shape may be a placeholder (1×1 for any image
+        // size) and the sizes the caller gives are prepared at the first run.
         let declared: Vec<Vec<usize>> = interpreter
             .graph_inputs
             .iter()
@@ -187,10 +187,12 @@ impl Interpreter {
             interpreter.tensors[t].shape = shape.clone();
         }
         if let Err(reason) = interpreter.prepare() {
-            let resizable = interpreter
-                .graph_inputs
-                .iter()
-                .any(|&t| interpreter.infos[t].shape_signature.contains(&-1));
+            // The batch (first) dimension is -1 in almost every converted model; only other
+            // dynamic dimensions make the declared shape a placeholder.
+            let resizable = interpreter.graph_inputs.iter().any(|&t| {
+                let signature = &interpreter.infos[t].shape_signature;
+                signature.iter().skip(1).any(|&d| d == -1)
+            });
             if !resizable {
                 return Err(error(reason));
             }

@@ -131,7 +131,17 @@ unsafe fn row_block<S: Simd, const V: usize, const R: usize>(
         let panel = b.panels.as_ptr().add(p * k * NR);
         let bias = b.bias.as_ptr().add(p * NR);
         let (col, width) = (p * NR, NR.min(n - p * NR));
-        tile::<S, V, R>(a.add(r * k), k, panel, bias, c.add(r * n + col), n, width, min, max);
+        tile::<S, V, R>(
+            a.add(r * k),
+            k,
+            panel,
+            bias,
+            c.add(r * n + col),
+            n,
+            width,
+            min,
+            max,
+        );
     }
 }
 
