@@ -192,9 +192,10 @@ pub(crate) fn axis(axis: i64, rank: usize) -> Result<usize, String> {
 /// The 4-D NHWC shape of an image input.
 pub(crate) fn nhwc(t: &Tensor, what: &str) -> Result<[usize; 4], String> {
     match t.shape[..] {
-        [n, h, w, c] => Ok([n, h, w, c]),
+        // Kernels walk images of h·w·c values: an empty image would be a zero-sized step.
+        [n, h, w, c] if h > 0 && w > 0 && c > 0 => Ok([n, h, w, c]),
         _ => Err(format!(
-            "the {what} must be 4-D (batch, height, width, channels), got {:?}",
+            "the {what} must be 4-D (batch, height, width, channels), none empty, got {:?}",
             t.shape
         )),
     }
