@@ -13,7 +13,7 @@ pub fn flush_denormals_to_zero() {
     rayon::broadcast(|_| set_on_this_thread());
 }
 
-fn set_on_this_thread() {
+pub(crate) fn set_on_this_thread() {
     #[cfg(target_arch = "x86_64")]
     {
         const FLUSH_TO_ZERO: u32 = 1 << 15;

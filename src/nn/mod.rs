@@ -14,6 +14,7 @@ pub mod optim;
 pub mod presets;
 pub mod shape;
 pub mod simd;
+pub mod thread_pool;
 pub mod train;
 
 pub use layers::Mode;

@@ -204,6 +204,8 @@ impl Interpreter {
     /// only on constants and shapes, and plans which buffers each op may reuse.
     fn prepare(&mut self) -> std::result::Result<(), String> {
         self.plan = Plan::default();
+        // Buffers sized for the last input shapes would not be recycled for the new ones.
+        self.pool.clear();
         let count = self.tensors.len();
         let mut known = self.constant.clone();
         let is_input = |t: usize| self.graph_inputs.contains(&t);
@@ -541,11 +543,10 @@ fn eval_node(
         // Prepare bounded every output's size.
         let len = Tensor::elements(&out.shape).unwrap_or(0);
         let dtype = out.data.dtype();
-        // A tensor kept from the last run (preserve_all_tensors) keeps its buffer.
-        if out.data.capacity() < len {
+        // A tensor kept from the last run (an output, or any with preserve_all_tensors) keeps
+        // its buffer.
+        if out.data.len() != len {
             out.data = recycled(pool, dtype, len);
-        } else {
-            out.data.resize(len);
         }
         outputs.push(out);
     }
@@ -557,24 +558,24 @@ fn eval_node(
     result
 }
 
-/// A buffer of `dtype` holding `len` values: the smallest pooled one large enough, else the
-/// largest pooled one grown, else a new one.
+/// A buffer of `dtype` holding `len` values: a pooled one of exactly that length, else a new one.
+/// Exact lengths keep the buffers in the cores' caches: an op splits its output over the threads
+/// by rows, so a buffer's parts go back to the threads that wrote them last run, while
+/// resizing would zero-fill on one thread and move the boundaries. Reading or writing a cache line
+/// the other core wrote last cost 3–4× as much as its own on the 2-core VM measured (see
+/// `thread_pool`). After the first run the pool holds a buffer for every request.
 fn recycled(pool: &mut Vec<Data>, dtype: DType, len: usize) -> Data {
-    let best = pool
+    match pool
         .iter()
-        .enumerate()
-        .filter(|(_, d)| d.dtype() == dtype)
-        .min_by_key(|(_, d)| match d.capacity() {
-            c if c >= len => (0, c),
-            c => (1, usize::MAX - c),
-        })
-        .map(|(i, _)| i);
-    let mut data = match best {
+        .position(|d| d.dtype() == dtype && d.len() == len)
+    {
         Some(i) => pool.swap_remove(i),
-        None => dtype.empty(),
-    };
-    data.resize(len);
-    data
+        None => {
+            let mut data = dtype.empty();
+            data.resize(len);
+            data
+        }
+    }
 }
 
 /// `[1, 180, 180, 3]`.

@@ -127,10 +127,6 @@ impl Data {
         self.len() == 0
     }
 
-    pub(crate) fn capacity(&self) -> usize {
-        with_vec!(self, v => v.capacity())
-    }
-
     /// Sets the length to `len`, keeping the allocation (new values are zero).
     pub(crate) fn resize(&mut self, len: usize) {
         with_vec!(self, v => v.resize(len, Default::default()))

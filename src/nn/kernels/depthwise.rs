@@ -2,7 +2,8 @@
 //! channels, which sit next to each other in memory, so they vectorise at every level.
 
 use crate::nn::layers::window::Axis;
-use rayon::prelude::*;
+use crate::nn::simd::Level;
+use crate::nn::thread_pool;
 
 /// The shape of one depthwise convolution: input channel `c` makes output channels
 /// `c·multiplier … c·multiplier + multiplier − 1`, as TensorFlow's DepthwiseConv2D.
@@ -14,10 +15,12 @@ pub(crate) struct Depthwise {
     /// The output's clamp (the fused activation).
     pub min: f32,
     pub max: f32,
+    /// The instruction set it runs at.
+    pub level: Level,
 }
 
-/// Multiply-adds below which one thread does the whole image: waking the others costs more.
-const PARALLEL_WORK: usize = 1 << 20;
+/// Multiply-adds below which one thread does the whole image: handing out tasks costs more.
+const PARALLEL_WORK: usize = 1 << 15;
 
 impl Depthwise {
     pub fn out_channels(&self) -> usize {
@@ -36,13 +39,13 @@ impl Depthwise {
                 && y.len() >= self.rows.output * row_len
         );
         let y = &mut y[..self.rows.output * row_len];
-        let work = y.len() * taps;
-        let threads = rayon::current_num_threads();
-        if work >= PARALLEL_WORK && threads > 1 && self.rows.output > 1 {
-            let rows_per_task = self.rows.output.div_ceil(threads);
-            y.par_chunks_mut(rows_per_task * row_len)
-                .enumerate()
-                .for_each(|(i, rows)| self.rows_from(x, filter, bias, i * rows_per_task, rows));
+        let threads = thread_pool::threads();
+        if y.len() * taps >= PARALLEL_WORK && threads > 1 && self.rows.output > 1 {
+            // About four tasks a thread, so a thread the system delays holds up little.
+            let rows_per_task = self.rows.output.div_ceil(threads * 4);
+            thread_pool::for_each_chunk(y, rows_per_task * row_len, |i, rows| {
+                self.rows_from(x, filter, bias, i * rows_per_task, rows)
+            });
         } else {
             self.rows_from(x, filter, bias, 0, y);
         }
@@ -56,7 +59,11 @@ impl Depthwise {
         first: usize,
         y: &mut [f32],
     ) {
-        depthwise_rows(self, x, filter, bias, first, y)
+        let vectorised =
+            self.multiplier == 1 && super::depthwise_vector::rows(self, x, filter, bias, first, y);
+        if !vectorised {
+            depthwise_rows(self, x, filter, bias, first, y)
+        }
     }
 }
 
@@ -238,35 +245,45 @@ mod tests {
     }
 
     #[test]
-    fn matches_the_definition_with_strides_dilation_padding_and_multipliers() {
-        for (size, window, stride, dilation, multiplier, padding) in [
-            (7, 3, 1, 1, 1, Padding::Same),
-            (8, 3, 2, 1, 1, Padding::Same),
-            (9, 5, 2, 1, 2, Padding::Valid),
-            (10, 3, 1, 2, 3, Padding::Same),
-            (40, 3, 1, 1, 1, Padding::Same),
+    fn matches_the_definition_with_strides_dilation_padding_and_multipliers_at_every_level() {
+        for (size, window, stride, dilation, multiplier, channels, padding) in [
+            (7, 3, 1, 1, 1, 5, Padding::Same),
+            (8, 3, 2, 1, 1, 20, Padding::Same),
+            (9, 5, 2, 1, 2, 5, Padding::Valid),
+            (10, 3, 1, 2, 3, 5, Padding::Same),
+            (40, 3, 1, 1, 1, 37, Padding::Same),
+            (11, 5, 1, 1, 1, 16, Padding::Same),
+            (12, 5, 2, 1, 1, 8, Padding::Valid),
+            (9, 3, 2, 2, 1, 24, Padding::Same),
+            (6, 2, 1, 1, 1, 19, Padding::Same),
+            (3, 5, 1, 1, 1, 33, Padding::Same),
         ] {
-            let channels = 5;
             let axis = Axis::dilated(size, window, stride, dilation, padding).unwrap();
-            let d = Depthwise {
-                rows: axis,
-                cols: axis,
-                channels,
-                multiplier,
-                min: -0.5,
-                max: 6.0,
-            };
-            let value = |i: usize| ((i * 7919) % 23) as f32 / 11.0 - 1.0;
-            let x: Vec<f32> = (0..size * size * channels).map(value).collect();
-            let filter: Vec<f32> = (0..window * window * d.out_channels())
-                .map(|i| value(i + 5))
-                .collect();
-            let bias: Vec<f32> = (0..d.out_channels()).map(|i| value(i + 9)).collect();
-            let mut y = vec![0.0; axis.output * axis.output * d.out_channels()];
-            d.run(&x, &filter, Some(&bias), &mut y);
-            let want = reference(&d, &x, &filter, &bias);
-            for (a, b) in y.iter().zip(&want) {
-                assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+            for level in Level::available() {
+                let d = Depthwise {
+                    rows: axis,
+                    cols: axis,
+                    channels,
+                    multiplier,
+                    min: -0.5,
+                    max: 6.0,
+                    level,
+                };
+                let value = |i: usize| ((i * 7919) % 23) as f32 / 11.0 - 1.0;
+                let x: Vec<f32> = (0..size * size * channels).map(value).collect();
+                let filter: Vec<f32> = (0..window * window * d.out_channels())
+                    .map(|i| value(i + 5))
+                    .collect();
+                let bias: Vec<f32> = (0..d.out_channels()).map(|i| value(i + 9)).collect();
+                let mut y = vec![f32::NAN; axis.output * axis.output * d.out_channels()];
+                d.run(&x, &filter, Some(&bias), &mut y);
+                let want = reference(&d, &x, &filter, &bias);
+                for (a, b) in y.iter().zip(&want) {
+                    assert!(
+                        (a - b).abs() < 1e-5,
+                        "{level}, {channels} channels: {a} vs {b}"
+                    );
+                }
             }
         }
     }

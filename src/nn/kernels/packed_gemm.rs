@@ -5,12 +5,15 @@
 //! the model is prepared and A is read in place.
 
 use crate::nn::simd::{Level, Simd};
-use rayon::prelude::*;
+use crate::nn::thread_pool::{self, SharedMut};
+use std::ops::Range;
 
 /// Columns of C per panel: one AVX-512 register, two AVX2 or four NEON ones.
 const NR: usize = 16;
-/// Multiply-adds below which one thread does the whole product: waking the others costs more.
-const PARALLEL_WORK: usize = 1 << 21;
+/// Multiply-adds below which one thread does the whole product: handing out tasks costs more.
+const PARALLEL_WORK: usize = 1 << 16;
+/// Tasks a product is split into per thread.
+const TASKS_PER_THREAD: usize = 4;
 
 /// B (`n × k`, row-major, as TensorFlow Lite keeps filters: one row per output channel) in
 /// panels of [`NR`] columns of Bᵀ, zero-padded, and the bias likewise.
@@ -56,91 +59,131 @@ impl PackedB {
     pub fn multiply(&self, a: &[f32], m: usize, c: &mut [f32], (min, max): (f32, f32)) {
         let (k, n) = (self.k, self.n);
         assert!(a.len() >= m * k && c.len() >= m * n);
-        let (a, c) = (&a[..m * k], &mut c[..m * n]);
-        let threads = rayon::current_num_threads();
-        if m * n * k >= PARALLEL_WORK && threads > 1 && m >= 16 {
-            let rows = m.div_ceil(threads).next_multiple_of(8);
-            a.par_chunks(rows * k)
-                .zip(c.par_chunks_mut(rows * n))
-                .for_each(|(a, c)| product(self, a, c, min, max));
-        } else {
-            product(self, a, c, min, max);
+        let panels = n.div_ceil(NR);
+        let threads = thread_pool::threads();
+        if m * n * k < PARALLEL_WORK || threads == 1 {
+            return product(self, a, 0..m, 0..panels, c, min, max);
+        }
+        // About four tasks a thread, so a thread the system delays holds up little: blocks of
+        // whole tiles of rows, and when there are few rows (a dense layer), of panels too.
+        let tile_rows = self.level_tile_rows();
+        let row_tiles = m.div_ceil(tile_rows);
+        let row_tasks = row_tiles.min(threads * TASKS_PER_THREAD);
+        let panel_tasks = (threads * TASKS_PER_THREAD / row_tasks).clamp(1, panels);
+        let rows_per_task = row_tiles.div_ceil(row_tasks) * tile_rows;
+        let panels_per_task = panels.div_ceil(panel_tasks);
+        let (row_tasks, panel_tasks) =
+            (m.div_ceil(rows_per_task), panels.div_ceil(panels_per_task));
+        let out = SharedMut(c.as_mut_ptr());
+        thread_pool::for_each_task(row_tasks * panel_tasks, |t| {
+            let (row_task, panel_task) = (t / panel_tasks, t % panel_tasks);
+            let rows = row_task * rows_per_task..m.min((row_task + 1) * rows_per_task);
+            let first_panel = panel_task * panels_per_task;
+            let panels = first_panel..panels.min(first_panel + panels_per_task);
+            // SAFETY: `c` holds `m × n` values (asserted); the tasks write disjoint rows ×
+            // panels of it, and `for_each_task` returns after the last.
+            let c = unsafe { std::slice::from_raw_parts_mut(out.get(), m * n) };
+            product(self, a, rows, panels, c, min, max);
+        });
+    }
+
+    /// Rows per tile at the level (see [`product`]).
+    fn level_tile_rows(&self) -> usize {
+        match self.level {
+            Level::Avx512 => 8,
+            Level::Avx2 | Level::Neon => 6,
+            Level::Scalar => 4,
         }
     }
 }
 
-/// Runs the product at the selected level: tiles of `R` rows × [`NR`] columns whose accumulators
-/// (`R` × `V` vectors), `V` vectors of B and one broadcast fit the level's registers (32 for
-/// AVX-512 and NEON, 16 for AVX2).
-fn product(b: &PackedB, a: &[f32], c: &mut [f32], min: f32, max: f32) {
-    let m = a.len() / b.k.max(1);
-    assert!(a.len() >= m * b.k && c.len() >= m * b.n);
+/// Runs the product of `rows` of A and `panels` of B at the selected level: tiles of `R` rows ×
+/// [`NR`] columns whose accumulators (`R` × `V` vectors), `V` vectors of B and one broadcast fit
+/// the level's registers (32 for AVX-512 and NEON, 16 for AVX2).
+fn product(
+    b: &PackedB,
+    a: &[f32],
+    rows: Range<usize>,
+    panels: Range<usize>,
+    c: &mut [f32],
+    min: f32,
+    max: f32,
+) {
+    assert!(a.len() >= rows.end * b.k && c.len() >= rows.end * b.n);
+    assert!(panels.end <= b.n.div_ceil(NR));
     let level = b.level;
     assert!(level.is_available());
     let (a, c) = (a.as_ptr(), c.as_mut_ptr());
-    // SAFETY: the processor has the level's features (checked above); `a` holds `m` rows of
-    // `k`, `c` `m` rows of `n`, and the panels `k × NR` values for each NR columns of `n`.
+    let job = Job {
+        b,
+        a,
+        c,
+        rows,
+        panels,
+        min,
+        max,
+    };
+    // SAFETY: the processor has the level's features (checked above); `a` holds the rows of
+    // `k`, `c` the rows of `n`, and the panels `k × NR` values for each NR columns of `n`.
     unsafe {
         match level {
             #[cfg(target_arch = "x86_64")]
-            Level::Avx512 => avx512::product::<1, 8>(b, a, m, c, min, max),
+            Level::Avx512 => avx512::product::<1, 8>(&job),
             #[cfg(target_arch = "x86_64")]
-            Level::Avx2 => avx2::product::<2, 6>(b, a, m, c, min, max),
+            Level::Avx2 => avx2::product::<2, 6>(&job),
             #[cfg(target_arch = "aarch64")]
-            Level::Neon => neon::product::<4, 6>(b, a, m, c, min, max),
-            _ => scalar::product::<2, 4>(b, a, m, c, min, max),
+            Level::Neon => neon::product::<4, 6>(&job),
+            _ => scalar::product::<2, 4>(&job),
         }
     }
 }
 
-/// All row tiles of every panel; `V` vectors make [`NR`] columns.
-#[inline(always)]
-unsafe fn product_tiles<S: Simd, const V: usize, const R: usize>(
-    b: &PackedB,
+/// One call's share of a product: rows of A and C, panels of B.
+struct Job<'a> {
+    b: &'a PackedB,
     a: *const f32,
-    m: usize,
     c: *mut f32,
+    rows: Range<usize>,
+    panels: Range<usize>,
     min: f32,
     max: f32,
-) {
+}
+
+/// All row tiles of the job's panels; `V` vectors make [`NR`] columns.
+#[inline(always)]
+unsafe fn product_tiles<S: Simd, const V: usize, const R: usize>(job: &Job) {
     debug_assert_eq!(V * S::LANES, NR);
     // Row blocks outside, panels inside: a block's rows of A stay in L1 while B's panels
     // (small, the layer's weights) stream past.
-    let full = m / R * R;
-    for r in (0..full).step_by(R) {
-        row_block::<S, V, R>(b, a, r, c, min, max);
+    let rows = job.rows.clone();
+    let full = rows.start + rows.len() / R * R;
+    for r in (rows.start..full).step_by(R) {
+        row_block::<S, V, R>(job, r);
     }
-    for r in full..m {
-        row_block::<S, V, 1>(b, a, r, c, min, max);
+    for r in full..rows.end {
+        row_block::<S, V, 1>(job, r);
     }
 }
 
-/// Rows `r…r + R` of C, every panel. (A function, not a closure: closures do not inherit the
-/// caller's target features, and the Simd operations would not inline.)
+/// Rows `r…r + R` of C, the job's panels. (A function, not a closure: closures do not inherit
+/// the caller's target features, and the Simd operations would not inline.)
 #[inline(always)]
-unsafe fn row_block<S: Simd, const V: usize, const R: usize>(
-    b: &PackedB,
-    a: *const f32,
-    r: usize,
-    c: *mut f32,
-    min: f32,
-    max: f32,
-) {
-    let (k, n) = (b.k, b.n);
-    for p in 0..n.div_ceil(NR) {
-        let panel = b.panels.as_ptr().add(p * k * NR);
-        let bias = b.bias.as_ptr().add(p * NR);
+unsafe fn row_block<S: Simd, const V: usize, const R: usize>(job: &Job, r: usize) {
+    let (k, n) = (job.b.k, job.b.n);
+    for p in job.panels.clone() {
+        let panel = job.b.panels.as_ptr().add(p * k * NR);
+        let bias = job.b.bias.as_ptr().add(p * NR);
         let (col, width) = (p * NR, NR.min(n - p * NR));
         tile::<S, V, R>(
-            a.add(r * k),
+            job.a.add(r * k),
             k,
             panel,
             bias,
-            c.add(r * n + col),
+            job.c.add(r * n + col),
             n,
             width,
-            min,
-            max,
+            job.min,
+            job.max,
         );
     }
 }
@@ -204,18 +247,9 @@ unsafe fn tile<S: Simd, const V: usize, const R: usize>(
 macro_rules! instruction_set {
     ($module:ident, $simd:ty $(, $features:literal)?) => {
         mod $module {
-            use super::PackedB;
-
             $(#[target_feature(enable = $features)])?
-            pub unsafe fn product<const V: usize, const R: usize>(
-                b: &PackedB,
-                a: *const f32,
-                m: usize,
-                c: *mut f32,
-                min: f32,
-                max: f32,
-            ) {
-                super::product_tiles::<$simd, V, R>(b, a, m, c, min, max)
+            pub unsafe fn product<const V: usize, const R: usize>(job: &super::Job) {
+                super::product_tiles::<$simd, V, R>(job)
             }
         }
     };

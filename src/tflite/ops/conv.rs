@@ -7,6 +7,7 @@ use super::{checked, f32_in, f32_out, nhwc, options, Inputs, Op, Out};
 use crate::nn::kernels::conv::im2col::im2col;
 use crate::nn::kernels::packed_gemm::PackedB;
 use crate::nn::layers::window::Axis;
+use crate::nn::thread_pool;
 use crate::tflite::schema::{BuiltinOptions, Conv2DOptions};
 use crate::tflite::tensor::Tensor;
 
@@ -110,18 +111,32 @@ impl Op for Conv {
             let fields = if g.pointwise {
                 x
             } else {
-                im2col(
-                    x,
-                    &g.rows,
-                    &g.cols,
-                    g.channels,
-                    0..g.rows.output,
-                    &mut self.columns,
-                );
+                receptive_fields(x, g, &mut self.columns);
                 &self.columns
             };
             filter.multiply(fields, pixels, y, range);
         }
         Ok(())
     }
+}
+
+/// Values copied below which one thread lays out all receptive fields.
+const PARALLEL_COPY: usize = 1 << 15;
+
+/// im2col of one image, in bands of output rows split over the threads as the product that
+/// follows splits its rows, so each thread multiplies the fields it copied (a first 3×3
+/// convolution at 224×224 spends as long copying as multiplying).
+fn receptive_fields(image: &[f32], g: &Geometry, columns: &mut [f32]) {
+    let row_len = columns.len() / g.rows.output.max(1);
+    let bands = if columns.len() < PARALLEL_COPY {
+        1
+    } else {
+        thread_pool::threads() * 4
+    };
+    let band_rows = g.rows.output.div_ceil(bands).max(1);
+    thread_pool::for_each_chunk(columns, band_rows * row_len, |band, chunk| {
+        let first = band * band_rows;
+        let rows = first..g.rows.output.min(first + band_rows);
+        im2col(image, &g.rows, &g.cols, g.channels, rows, chunk);
+    });
 }

@@ -4,6 +4,7 @@ use super::fused_activation::Fused;
 use super::padding::window_axis;
 use super::{checked, f32_in, f32_out, nhwc, options, Inputs, Op, Out};
 use crate::nn::kernels::depthwise::Depthwise;
+use crate::nn::simd::Level;
 use crate::tflite::schema::{BuiltinOptions, DepthwiseConv2DOptions};
 use crate::tflite::tensor::Tensor;
 
@@ -59,6 +60,7 @@ impl Op for DepthwiseConv {
             multiplier: out_channels / c,
             min,
             max,
+            level: Level::selected(),
         });
         Ok(vec![Out::f32(out)])
     }

@@ -1,0 +1,229 @@
+//! The depthwise convolution with one output channel per input channel (every depthwise layer of
+//! the MobileNets and EfficientNets) on the SIMD layer. Blocks of one register of channels run
+//! outside, an output row's pixels inside, so the block's 3×3 or 5×5 filter taps stay in
+//! registers along the whole row and each tap costs one load and one multiply-add.
+
+use super::depthwise::Depthwise;
+use crate::nn::simd::{Level, Simd};
+use std::ops::Range;
+
+/// Output rows `first…` of `d` (as many as `y` holds), when its level's vectors are no wider than
+/// the channels; `false` (nothing written) otherwise, for the general kernel to do.
+pub(super) fn rows(
+    d: &Depthwise,
+    x: &[f32],
+    filter: &[f32],
+    bias: Option<&[f32]>,
+    first: usize,
+    y: &mut [f32],
+) -> bool {
+    let (c, out_w) = (d.channels, d.cols.output);
+    let count = y.len() / (out_w * c).max(1);
+    assert!(
+        d.multiplier == 1
+            && d.level.is_available()
+            && first + count <= d.rows.output
+            && x.len() >= d.rows.input * d.cols.input * c
+            && filter.len() >= d.rows.window * d.cols.window * c
+            && bias.is_none_or(|b| b.len() >= c)
+    );
+    let bias = bias.map_or(std::ptr::null(), <[f32]>::as_ptr);
+    let (x, filter, y) = (x.as_ptr(), filter.as_ptr(), y.as_mut_ptr());
+    // SAFETY: the level runs here (asserted); the slices hold what the geometry reads and writes
+    // (asserted), and every block of `LANES` channels lies inside `c` because `c ≥ LANES`.
+    unsafe {
+        match d.level {
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512 if c >= 16 => {
+                avx512::rows::<crate::nn::simd::Avx512>(d, x, filter, bias, first, count, y)
+            }
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512 | Level::Avx2 if c >= 8 => {
+                avx2::rows::<crate::nn::simd::Avx2>(d, x, filter, bias, first, count, y)
+            }
+            #[cfg(target_arch = "aarch64")]
+            Level::Neon if c >= 4 => {
+                neon::rows::<crate::nn::simd::Neon>(d, x, filter, bias, first, count, y)
+            }
+            Level::Scalar if c >= 8 => {
+                scalar::rows::<crate::nn::simd::Portable>(d, x, filter, bias, first, count, y)
+            }
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// The rows with the filter's size known at compile time for the usual 3×3 and 5×5 (`K = 0`:
+/// any size, taps loaded as they are used).
+#[inline(always)]
+unsafe fn rows_of_any_window<S: Simd>(
+    d: &Depthwise,
+    x: *const f32,
+    filter: *const f32,
+    bias: *const f32,
+    first: usize,
+    count: usize,
+    y: *mut f32,
+) {
+    match (d.rows.window, d.cols.window) {
+        (3, 3) => rows_of::<S, 3>(d, x, filter, bias, first, count, y),
+        (5, 5) => rows_of::<S, 5>(d, x, filter, bias, first, count, y),
+        _ => rows_of::<S, 0>(d, x, filter, bias, first, count, y),
+    }
+}
+
+#[inline(always)]
+unsafe fn rows_of<S: Simd, const K: usize>(
+    d: &Depthwise,
+    x: *const f32,
+    filter: *const f32,
+    bias: *const f32,
+    first: usize,
+    count: usize,
+    y: *mut f32,
+) {
+    let (c, out_w) = (d.channels, d.cols.output);
+    let inside = inside_columns(d);
+    for r in 0..count {
+        let (ky, iy0) = d.rows.taps(first + r);
+        let row = Row {
+            x: x.add(iy0 * d.cols.input * c),
+            ky,
+            out: y.add(r * out_w * c),
+        };
+        // The last block overlaps the one before when LANES does not divide the channels: its
+        // shared channels are computed twice, the same way.
+        let mut start = 0;
+        loop {
+            let block = start.min(c - S::LANES);
+            let b = match bias.is_null() {
+                true => S::zero(),
+                false => S::load(bias.add(block)),
+            };
+            row_block::<S, K>(d, &row, filter, b, &inside, block);
+            start += S::LANES;
+            if start >= c {
+                break;
+            }
+        }
+    }
+}
+
+/// One output row: `x` at its first input row inside the image, `ky` the filter rows inside.
+struct Row {
+    x: *const f32,
+    ky: Range<usize>,
+    out: *mut f32,
+}
+
+/// The output columns whose window lies wholly inside the input (a range, maybe empty).
+fn inside_columns(d: &Depthwise) -> Range<usize> {
+    let inside = |ox: &usize| d.cols.taps(*ox).0.len() == d.cols.window;
+    let out_w = d.cols.output;
+    let start = (0..out_w).find(inside).unwrap_or(out_w);
+    let end = (start..out_w).rfind(inside).map_or(start, |ox| ox + 1);
+    start..end
+}
+
+/// Channels `block…block + LANES` of one output row.
+#[inline(always)]
+unsafe fn row_block<S: Simd, const K: usize>(
+    d: &Depthwise,
+    row: &Row,
+    filter: *const f32,
+    bias: S::F,
+    inside: &Range<usize>,
+    block: usize,
+) {
+    let (lo, hi) = (S::splat(d.min), S::splat(d.max));
+    let c = d.channels;
+    let registers = K > 0 && row.ky.len() == K && d.cols.window == K;
+    let (left, right) = match registers {
+        true => (inside.start, inside.end),
+        false => (d.cols.output, d.cols.output),
+    };
+    for ox in (0..left).chain(right..d.cols.output) {
+        let acc = any_taps::<S>(d, row, filter, bias, ox, block);
+        S::store(row.out.add(ox * c + block), S::clamp(acc, lo, hi));
+    }
+    if !registers {
+        return;
+    }
+    let mut w = [[S::zero(); K]; K];
+    for (i, taps) in w.iter_mut().enumerate() {
+        for (j, tap) in taps.iter_mut().enumerate() {
+            *tap = S::load(filter.add((i * K + j) * c + block));
+        }
+    }
+    let (line, step) = (d.cols.input * c * d.rows.dilation, d.cols.dilation * c);
+    for ox in left..right {
+        let corner = row
+            .x
+            .add((ox * d.cols.stride - d.cols.pad_before) * c + block);
+        let mut acc = bias;
+        for (i, taps) in w.iter().enumerate() {
+            let pixels = corner.add(i * line);
+            for (j, &tap) in taps.iter().enumerate() {
+                acc = S::mul_add(S::load(pixels.add(j * step)), tap, acc);
+            }
+        }
+        S::store(row.out.add(ox * c + block), S::clamp(acc, lo, hi));
+    }
+}
+
+/// One output pixel's block from whichever taps fall inside the input.
+#[inline(always)]
+unsafe fn any_taps<S: Simd>(
+    d: &Depthwise,
+    row: &Row,
+    filter: *const f32,
+    bias: S::F,
+    ox: usize,
+    block: usize,
+) -> S::F {
+    let c = d.channels;
+    let (kx, ix0) = d.cols.taps(ox);
+    let mut acc = bias;
+    for (i, ky) in row.ky.clone().enumerate() {
+        let line = row.x.add(i * d.rows.dilation * d.cols.input * c);
+        for (j, kx) in kx.clone().enumerate() {
+            let pixel = line.add((ix0 + j * d.cols.dilation) * c + block);
+            let tap = filter.add((ky * d.cols.window + kx) * c + block);
+            acc = S::mul_add(S::load(pixel), S::load(tap), acc);
+        }
+    }
+    acc
+}
+
+/// The kernel compiled for one instruction set, so every [`Simd`] operation inlines to its
+/// instructions.
+macro_rules! instruction_set {
+    ($module:ident $(, $features:literal)?) => {
+        mod $module {
+            use super::Depthwise;
+            use crate::nn::simd::Simd;
+
+            $(#[target_feature(enable = $features)])?
+            pub unsafe fn rows<S: Simd>(
+                d: &Depthwise,
+                x: *const f32,
+                filter: *const f32,
+                bias: *const f32,
+                first: usize,
+                count: usize,
+                y: *mut f32,
+            ) {
+                super::rows_of_any_window::<S>(d, x, filter, bias, first, count, y)
+            }
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+instruction_set!(avx512, "avx512f,avx2,fma");
+#[cfg(target_arch = "x86_64")]
+instruction_set!(avx2, "avx2,fma");
+#[cfg(target_arch = "aarch64")]
+instruction_set!(neon);
+instruction_set!(scalar);
