@@ -14,6 +14,9 @@ const NR: usize = 16;
 const PARALLEL_WORK: usize = 1 << 16;
 /// Tasks a product is split into per thread.
 const TASKS_PER_THREAD: usize = 4;
+/// Row tiles of A made at a time when its rows are made on the fly: enough to amortise the
+/// call, few enough to stay in the level-1 cache for small `k`.
+const ROW_TILES_MADE_AT_ONCE: usize = 2;
 
 /// B (`n × k`, row-major, as TensorFlow Lite keeps filters: one row per output channel) in
 /// panels of [`NR`] columns of Bᵀ, zero-padded, and the bias likewise.
@@ -56,13 +59,63 @@ impl PackedB {
     }
 
     /// `c[r·n + j] = clamp(bias[j] + Σ a[r·k + i]·b[j·k + i])` for the `m` rows of `a`.
-    pub fn multiply(&self, a: &[f32], m: usize, c: &mut [f32], (min, max): (f32, f32)) {
+    pub fn multiply(&self, a: &[f32], m: usize, c: &mut [f32], range: (f32, f32)) {
+        assert!(a.len() >= m * self.k);
+        let k = self.k;
+        self.in_blocks(m, c, |rows, panels, c| {
+            product(
+                self,
+                &a[rows.start * k..rows.end * k],
+                rows,
+                panels,
+                c,
+                range,
+            )
+        });
+    }
+
+    /// [`PackedB::multiply`] with A's rows made as they are needed: `make_rows(rows, a)` writes
+    /// rows `rows` of A into `a` (`rows.len() × k` values). For a convolution's receptive
+    /// fields, this keeps the few rows being multiplied in the core's cache instead of laying
+    /// out the whole im2col matrix (7 MB for a 3×3 convolution of ResNet50) in memory.
+    pub fn multiply_rows_made_by(
+        &self,
+        make_rows: impl Fn(Range<usize>, &mut [f32]) + Sync,
+        m: usize,
+        c: &mut [f32],
+        range: (f32, f32),
+    ) {
+        thread_local! {
+            static ROWS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let (k, chunk) = (self.k, self.level_tile_rows() * ROW_TILES_MADE_AT_ONCE);
+        self.in_blocks(m, c, |rows, panels, c| {
+            ROWS.with_borrow_mut(|a| {
+                a.resize(chunk * k, 0.0);
+                for first in rows.clone().step_by(chunk) {
+                    let part = first..rows.end.min(first + chunk);
+                    let a = &mut a[..part.len() * k];
+                    make_rows(part.clone(), a);
+                    product(self, a, part, panels.clone(), c, range);
+                }
+            })
+        });
+    }
+
+    /// Calls `multiply(rows, panels, c)` over blocks of the `m × n` product that together cover
+    /// it, spread over the threads when it is large enough to gain.
+    fn in_blocks(
+        &self,
+        m: usize,
+        c: &mut [f32],
+        multiply: impl Fn(Range<usize>, Range<usize>, &mut [f32]) + Sync,
+    ) {
         let (k, n) = (self.k, self.n);
-        assert!(a.len() >= m * k && c.len() >= m * n);
+        assert!(c.len() >= m * n);
         let panels = n.div_ceil(NR);
         let threads = thread_pool::threads();
         if m * n * k < PARALLEL_WORK || threads == 1 {
-            return product(self, a, 0..m, 0..panels, c, min, max);
+            return multiply(0..m, 0..panels, c);
         }
         // About four tasks a thread, so a thread the system delays holds up little: blocks of
         // whole tiles of rows, and when there are few rows (a dense layer), of panels too.
@@ -83,7 +136,7 @@ impl PackedB {
             // SAFETY: `c` holds `m × n` values (asserted); the tasks write disjoint rows ×
             // panels of it, and `for_each_task` returns after the last.
             let c = unsafe { std::slice::from_raw_parts_mut(out.get(), m * n) };
-            product(self, a, rows, panels, c, min, max);
+            multiply(rows, panels, c);
         });
     }
 
@@ -97,7 +150,8 @@ impl PackedB {
     }
 }
 
-/// Runs the product of `rows` of A and `panels` of B at the selected level: tiles of `R` rows ×
+/// Runs the product of `rows` of C (`a` holds just those rows of A) and `panels` of B at the
+/// selected level: tiles of `R` rows ×
 /// [`NR`] columns whose accumulators (`R` × `V` vectors), `V` vectors of B and one broadcast fit
 /// the level's registers (32 for AVX-512 and NEON, 16 for AVX2).
 fn product(
@@ -106,10 +160,9 @@ fn product(
     rows: Range<usize>,
     panels: Range<usize>,
     c: &mut [f32],
-    min: f32,
-    max: f32,
+    (min, max): (f32, f32),
 ) {
-    assert!(a.len() >= rows.end * b.k && c.len() >= rows.end * b.n);
+    assert!(a.len() >= rows.len() * b.k && c.len() >= rows.end * b.n);
     assert!(panels.end <= b.n.div_ceil(NR));
     let level = b.level;
     assert!(level.is_available());
@@ -138,9 +191,10 @@ fn product(
     }
 }
 
-/// One call's share of a product: rows of A and C, panels of B.
+/// One call's share of a product: rows of C, panels of B.
 struct Job<'a> {
     b: &'a PackedB,
+    /// Row `rows.start` of A.
     a: *const f32,
     c: *mut f32,
     rows: Range<usize>,
@@ -175,7 +229,7 @@ unsafe fn row_block<S: Simd, const V: usize, const R: usize>(job: &Job, r: usize
         let bias = job.b.bias.as_ptr().add(p * NR);
         let (col, width) = (p * NR, NR.min(n - p * NR));
         tile::<S, V, R>(
-            job.a.add(r * k),
+            job.a.add((r - job.rows.start) * k),
             k,
             panel,
             bias,
@@ -284,6 +338,12 @@ mod tests {
                 let packed = PackedB::at_level(level, &b, n, k, Some(&bias));
                 let mut c = vec![f32::NAN; m * n];
                 packed.multiply(&a, m, &mut c, (-3.0, 4.0));
+                let mut made = vec![f32::NAN; m * n];
+                let copy_rows = |rows: Range<usize>, to: &mut [f32]| {
+                    to.copy_from_slice(&a[rows.start * k..rows.end * k])
+                };
+                packed.multiply_rows_made_by(copy_rows, m, &mut made, (-3.0, 4.0));
+                assert_eq!(made, c, "{level}: rows made on the fly");
                 for r in 0..m {
                     for j in 0..n {
                         let want = (0..k).fold(bias[j], |s, i| s + a[r * k + i] * b[j * k + i]);

@@ -1,5 +1,6 @@
-//! CONV_2D: each image's receptive fields laid out as rows (im2col, skipped for 1×1 stride-1
-//! filters, whose input already is that matrix), times the filter packed once when prepared.
+//! CONV_2D: each image's receptive fields laid out as rows (im2col, a few rows at a time as the
+//! product needs them; skipped for 1×1 stride-1 filters, whose input already is that matrix),
+//! times the filter packed once when prepared.
 
 use super::fused_activation::Fused;
 use super::padding::window_axis;
@@ -7,7 +8,6 @@ use super::{checked, f32_in, f32_out, nhwc, options, Inputs, Op, Out};
 use crate::nn::kernels::conv::im2col::im2col;
 use crate::nn::kernels::packed_gemm::PackedB;
 use crate::nn::layers::window::Axis;
-use crate::nn::thread_pool;
 use crate::tflite::schema::{BuiltinOptions, Conv2DOptions};
 use crate::tflite::tensor::Tensor;
 
@@ -17,7 +17,6 @@ pub(super) fn build(options: Option<&BuiltinOptions>) -> Result<Box<dyn Op>, Str
         options: o.clone(),
         activation: Fused::new(o.fused_activation_function)?,
         geometry: None,
-        columns: Vec::new(),
         filter: None,
     }))
 }
@@ -35,7 +34,6 @@ struct Conv {
     options: Conv2DOptions,
     activation: Fused,
     geometry: Option<Geometry>,
-    columns: Vec<f32>,
     /// The filter and bias, packed when first prepared (they are constants).
     filter: Option<PackedB>,
 }
@@ -76,15 +74,6 @@ impl Op for Conv {
         let cols = window_axis(w, kw, o.stride_w, o.dilation_w_factor, o.padding)?;
         let pointwise = kh == 1 && kw == 1 && rows.stride == 1 && cols.stride == 1;
         let out = checked(vec![n, rows.output, cols.output, filters])?;
-        let column_len = if pointwise {
-            0
-        } else {
-            Tensor::elements(&[rows.output, cols.output, kh, kw, c])
-                .filter(|&len| len <= super::MAX_OUTPUT_VALUES)
-                .ok_or("the convolution's receptive fields are larger than petal handles")?
-        };
-        self.columns.clear();
-        self.columns.resize(column_len, 0.0);
         self.geometry = Some(Geometry {
             rows,
             cols,
@@ -108,35 +97,15 @@ impl Op for Conv {
             .chunks_exact(image_len)
             .zip(y.chunks_exact_mut(pixels * g.filters))
         {
-            let fields = if g.pointwise {
-                x
+            if g.pointwise {
+                filter.multiply(x, pixels, y, range);
             } else {
-                receptive_fields(x, g, &mut self.columns);
-                &self.columns
-            };
-            filter.multiply(fields, pixels, y, range);
+                let fields = |pixels, rows: &mut [f32]| {
+                    im2col(x, &g.rows, &g.cols, g.channels, pixels, rows)
+                };
+                filter.multiply_rows_made_by(fields, pixels, y, range);
+            }
         }
         Ok(())
     }
-}
-
-/// Values copied below which one thread lays out all receptive fields.
-const PARALLEL_COPY: usize = 1 << 15;
-
-/// im2col of one image, in bands of output rows split over the threads as the product that
-/// follows splits its rows, so each thread multiplies the fields it copied (a first 3×3
-/// convolution at 224×224 spends as long copying as multiplying).
-fn receptive_fields(image: &[f32], g: &Geometry, columns: &mut [f32]) {
-    let row_len = columns.len() / g.rows.output.max(1);
-    let bands = if columns.len() < PARALLEL_COPY {
-        1
-    } else {
-        thread_pool::threads() * 4
-    };
-    let band_rows = g.rows.output.div_ceil(bands).max(1);
-    thread_pool::for_each_chunk(columns, band_rows * row_len, |band, chunk| {
-        let first = band * band_rows;
-        let rows = first..g.rows.output.min(first + band_rows);
-        im2col(image, &g.rows, &g.cols, g.channels, rows, chunk);
-    });
 }

@@ -5,15 +5,15 @@ use crate::nn::layers::window::Axis;
 use std::ops::Range;
 
 crate::nn::simd::compiled_per_level! {
-    /// Copies the receptive field of every output pixel in rows `band` into one row of
-    /// `columns` (zeros where padded). Its many short copies take half the instructions with
+    /// Copies the receptive field of every output pixel in `pixels` (row-major indices) into
+    /// one row of `columns` (zeros where padded). Its many short copies take half the instructions with
     /// AVX2's wider moves.
     pub(crate) fn im2col(
         image: &[f32],
         rows: &Axis,
         cols: &Axis,
         channels: usize,
-        band: Range<usize>,
+        pixels: Range<usize>,
         columns: &mut [f32],
     ) = im2col_portable
 }
@@ -24,36 +24,33 @@ fn im2col_portable(
     rows: &Axis,
     cols: &Axis,
     channels: usize,
-    band: Range<usize>,
+    pixels: Range<usize>,
     columns: &mut [f32],
 ) {
     let run = cols.window * channels;
     let patch = rows.window * run;
     let line_len = cols.input * channels;
-    let first_row = band.start;
-    for oy in band {
-        for ox in 0..cols.output {
-            let out = &mut columns[((oy - first_row) * cols.output + ox) * patch..][..patch];
-            let inside = (cols.dilation == 1)
-                .then(|| cols.source(ox, 0))
-                .flatten()
-                .filter(|_| cols.source(ox, cols.window - 1).is_some());
-            for ky in 0..rows.window {
-                let dst = &mut out[ky * run..][..run];
-                let Some(iy) = rows.source(oy, ky) else {
-                    dst.fill(0.0);
-                    continue;
-                };
-                let line = &image[iy * line_len..][..line_len];
-                match inside {
-                    Some(first) => copy_run(dst, &line[first * channels..][..run]),
-                    None => {
-                        for kx in 0..cols.window {
-                            let d = &mut dst[kx * channels..][..channels];
-                            match cols.source(ox, kx) {
-                                Some(ix) => d.copy_from_slice(&line[ix * channels..][..channels]),
-                                None => d.fill(0.0),
-                            }
+    for (out, pixel) in columns.chunks_exact_mut(patch).zip(pixels) {
+        let (oy, ox) = (pixel / cols.output, pixel % cols.output);
+        let inside = (cols.dilation == 1)
+            .then(|| cols.source(ox, 0))
+            .flatten()
+            .filter(|_| cols.source(ox, cols.window - 1).is_some());
+        for ky in 0..rows.window {
+            let dst = &mut out[ky * run..][..run];
+            let Some(iy) = rows.source(oy, ky) else {
+                dst.fill(0.0);
+                continue;
+            };
+            let line = &image[iy * line_len..][..line_len];
+            match inside {
+                Some(first) => copy_run(dst, &line[first * channels..][..run]),
+                None => {
+                    for kx in 0..cols.window {
+                        let d = &mut dst[kx * channels..][..channels];
+                        match cols.source(ox, kx) {
+                            Some(ix) => d.copy_from_slice(&line[ix * channels..][..channels]),
+                            None => d.fill(0.0),
                         }
                     }
                 }

@@ -284,7 +284,15 @@ impl Pass<'_> {
         let patch = self.patch_len();
         let pixels = band.len() * self.cols.output;
         columns.resize(pixels * patch, 0.0);
-        im2col(image, &self.rows, &self.cols, self.channels, band, columns);
+        let band_pixels = band.start * self.cols.output..band.end * self.cols.output;
+        im2col(
+            image,
+            &self.rows,
+            &self.cols,
+            self.channels,
+            band_pixels,
+            columns,
+        );
         let kernel = Mat::new(self.kernel, patch, self.filters);
         matmul(
             out,
@@ -423,7 +431,7 @@ impl Pass<'_> {
                 &self.rows,
                 &self.cols,
                 self.channels,
-                band,
+                band.start * self.cols.output..band.end * self.cols.output,
                 &mut scratch.columns,
             );
             let columns = Mat::new(&scratch.columns, pixels, patch);
