@@ -85,6 +85,10 @@ unsafe fn rows_of<S: Simd, const K: usize>(
 ) {
     let (c, out_w) = (d.channels, d.cols.output);
     let inside = inside_columns(d);
+    let block_bias = |block: usize| match bias.is_null() {
+        true => S::zero(),
+        false => S::load(bias.add(block)),
+    };
     for r in 0..count {
         let (ky, iy0) = d.rows.taps(first + r);
         let row = Row {
@@ -92,22 +96,40 @@ unsafe fn rows_of<S: Simd, const K: usize>(
             ky,
             out: y.add(r * out_w * c),
         };
-        // The last block overlaps the one before when LANES does not divide the channels: its
-        // shared channels are computed twice, the same way.
-        let mut start = 0;
-        loop {
-            let block = start.min(c - S::LANES);
-            let b = match bias.is_null() {
-                true => S::zero(),
-                false => S::load(bias.add(block)),
-            };
-            row_block::<S, K>(d, &row, filter, b, &inside, block);
-            start += S::LANES;
-            if start >= c {
-                break;
+        let registers = K > 0 && row.ky.len() == K && d.cols.window == K;
+        let (left, right) = match registers {
+            true => (inside.start, inside.end),
+            false => (out_w, out_w),
+        };
+        for block in channel_blocks::<S>(c) {
+            for ox in (0..left).chain(right..out_w) {
+                let acc = any_taps::<S>(d, &row, filter, block_bias(block), ox, block);
+                S::store(
+                    row.out.add(ox * c + block),
+                    S::clamp(acc, S::splat(d.min), S::splat(d.max)),
+                );
+            }
+        }
+        // A few pixels at a time, every channel block of them: the input is read pixel after
+        // pixel, as it lies in memory, while each block's taps stay in registers for the few.
+        for tile in (left..right).step_by(PIXELS_PER_TILE) {
+            let pixels = tile..right.min(tile + PIXELS_PER_TILE);
+            for block in channel_blocks::<S>(c) {
+                tile_block::<S, K>(d, &row, filter, block_bias(block), pixels.clone(), block);
             }
         }
     }
+}
+
+/// Output pixels whose channel blocks run together (see [`rows_of`]).
+const PIXELS_PER_TILE: usize = 8;
+
+/// The first channel of each block of `LANES`; the last block overlaps the one before when
+/// `LANES` does not divide the channels (its shared channels are computed twice, alike).
+fn channel_blocks<S: Simd>(c: usize) -> impl Iterator<Item = usize> {
+    (0..c)
+        .step_by(S::LANES)
+        .map(move |start| start.min(c - S::LANES))
 }
 
 /// One output row: `x` at its first input row inside the image, `ky` the filter rows inside.
@@ -126,30 +148,19 @@ fn inside_columns(d: &Depthwise) -> Range<usize> {
     start..end
 }
 
-/// Channels `block…block + LANES` of one output row.
+/// Channels `block…block + LANES` of output `pixels` of one row, whose windows lie inside the
+/// input, with the `K × K` taps in registers.
 #[inline(always)]
-unsafe fn row_block<S: Simd, const K: usize>(
+unsafe fn tile_block<S: Simd, const K: usize>(
     d: &Depthwise,
     row: &Row,
     filter: *const f32,
     bias: S::F,
-    inside: &Range<usize>,
+    pixels: Range<usize>,
     block: usize,
 ) {
     let (lo, hi) = (S::splat(d.min), S::splat(d.max));
     let c = d.channels;
-    let registers = K > 0 && row.ky.len() == K && d.cols.window == K;
-    let (left, right) = match registers {
-        true => (inside.start, inside.end),
-        false => (d.cols.output, d.cols.output),
-    };
-    for ox in (0..left).chain(right..d.cols.output) {
-        let acc = any_taps::<S>(d, row, filter, bias, ox, block);
-        S::store(row.out.add(ox * c + block), S::clamp(acc, lo, hi));
-    }
-    if !registers {
-        return;
-    }
     let mut w = [[S::zero(); K]; K];
     for (i, taps) in w.iter_mut().enumerate() {
         for (j, tap) in taps.iter_mut().enumerate() {
@@ -157,7 +168,7 @@ unsafe fn row_block<S: Simd, const K: usize>(
         }
     }
     let (line, step) = (d.cols.input * c * d.rows.dilation, d.cols.dilation * c);
-    for ox in left..right {
+    for ox in pixels {
         let corner = row
             .x
             .add((ox * d.cols.stride - d.cols.pad_before) * c + block);
