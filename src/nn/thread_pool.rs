@@ -59,6 +59,24 @@ pub fn for_each_chunk<T: Send>(
     });
 }
 
+/// Calls `task(offset, band)` for bands of `out` made of whole `unit`s (`offset` the band's
+/// first index): one band when `out` holds fewer than [`PARALLEL_VALUES`], else about four per
+/// thread, split as [`for_each_task`] splits. For element-wise operators, whose outputs the
+/// next operator reads in the same halves.
+pub fn for_each_band<T: Send>(out: &mut [T], unit: usize, task: impl Fn(usize, &mut [T]) + Sync) {
+    let unit = unit.max(1);
+    let bands = match out.len() < PARALLEL_VALUES {
+        true => 1,
+        false => threads() * 4,
+    };
+    let band_len = (out.len() / unit).div_ceil(bands).max(1) * unit;
+    for_each_chunk(out, band_len, |i, band| task(i * band_len, band));
+}
+
+/// Values below which an element-wise operator runs on one thread: handing out tasks costs
+/// more.
+pub const PARALLEL_VALUES: usize = 1 << 15;
+
 /// A pointer that tasks writing disjoint parts of one buffer share.
 pub(crate) struct SharedMut<T>(pub *mut T);
 

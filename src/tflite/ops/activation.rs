@@ -3,6 +3,7 @@
 
 use super::{f32_in, f32_out, options, Inputs, Op, Out};
 use crate::nn::kernels::elementwise;
+use crate::nn::thread_pool;
 use crate::tflite::schema::BuiltinOptions;
 use crate::tflite::tensor::Tensor;
 
@@ -111,24 +112,28 @@ impl Op for Activation {
     fn eval(&mut self, inputs: &[Option<&Tensor>], outputs: &mut [Tensor]) -> Result<(), String> {
         let x = f32_in(inputs, 0)?;
         let y = f32_out(outputs, 0)?;
-        match self.kind {
-            Kind::Relu => map(y, x, |v| v.max(0.0)),
-            Kind::Relu6 => map(y, x, |v| v.clamp(0.0, 6.0)),
-            Kind::ReluN1To1 => map(y, x, |v| v.clamp(-1.0, 1.0)),
-            Kind::Relu0To1 => map(y, x, |v| v.clamp(0.0, 1.0)),
-            Kind::LeakyRelu(alpha) => map(y, x, |v| if v > 0.0 { v } else { v * alpha }),
-            Kind::Logistic => elementwise::logistic_slice(x, y),
-            Kind::Tanh => elementwise::tanh_slice(x, y),
-            // x · ReLU6(x + 3) / 6, as TensorFlow Lite's reference kernel.
-            Kind::HardSwish => map(y, x, |v| v * (v + 3.0).clamp(0.0, 6.0) / 6.0),
-            Kind::Gelu { approximate } => map(y, x, |v| gelu(v, approximate)),
-            Kind::Exp => elementwise::exp_slice(x, y),
-            Kind::Neg => map(y, x, |v| -v),
-            Kind::Abs => map(y, x, f32::abs),
-            Kind::Sqrt => map(y, x, f32::sqrt),
-            Kind::Rsqrt => map(y, x, |v| 1.0 / v.sqrt()),
-            Kind::Square => map(y, x, |v| v * v),
-        }
+        let kind = self.kind;
+        thread_pool::for_each_band(y, 1, |first, y| {
+            let x = &x[first..][..y.len()];
+            match kind {
+                Kind::Relu => map(y, x, |v| v.max(0.0)),
+                Kind::Relu6 => map(y, x, |v| v.clamp(0.0, 6.0)),
+                Kind::ReluN1To1 => map(y, x, |v| v.clamp(-1.0, 1.0)),
+                Kind::Relu0To1 => map(y, x, |v| v.clamp(0.0, 1.0)),
+                Kind::LeakyRelu(alpha) => map(y, x, |v| if v > 0.0 { v } else { v * alpha }),
+                Kind::Logistic => elementwise::logistic_slice(x, y),
+                Kind::Tanh => elementwise::tanh_slice(x, y),
+                // x · ReLU6(x + 3) / 6, as TensorFlow Lite's reference kernel.
+                Kind::HardSwish => map(y, x, |v| v * (v + 3.0).clamp(0.0, 6.0) / 6.0),
+                Kind::Gelu { approximate } => map(y, x, |v| gelu(v, approximate)),
+                Kind::Exp => elementwise::exp_slice(x, y),
+                Kind::Neg => map(y, x, |v| -v),
+                Kind::Abs => map(y, x, f32::abs),
+                Kind::Sqrt => map(y, x, f32::sqrt),
+                Kind::Rsqrt => map(y, x, |v| 1.0 / v.sqrt()),
+                Kind::Square => map(y, x, |v| v * v),
+            }
+        });
         Ok(())
     }
 }

@@ -63,9 +63,6 @@ struct Binary {
     broadcast: Broadcast,
 }
 
-/// Output values below which one thread computes them all.
-const PARALLEL_VALUES: usize = 1 << 15;
-
 /// How each output position maps to the two inputs: the output's shape and, per axis, each
 /// input's stride (0 where it repeats).
 #[derive(Default)]
@@ -149,22 +146,72 @@ impl Broadcast {
         out: &mut [T],
         f: impl Fn(T, T) -> T + Sync,
     ) {
-        let line = match self.dims.last() {
-            Some(&inner) if !self.same_shape => inner,
-            _ => 1,
-        };
-        let bands = if out.len() < PARALLEL_VALUES {
-            1
-        } else {
-            thread_pool::threads() * 4
-        };
-        let band_lines = (out.len() / line.max(1)).div_ceil(bands).max(1);
-        thread_pool::for_each_chunk(out, band_lines * line, |band, out| {
-            self.run_lines(a, b, out, band * band_lines, &f)
+        let line = self.line_len();
+        thread_pool::for_each_band(out, line, |first, out| {
+            self.run_lines(a, b, out, first / line, &f)
         });
     }
 
+    /// Which input (0 or 1) is one line repeated along a contiguous other, as an image's
+    /// channels against a per-channel constant (`[1, H, W, C]` with `[C]`).
+    fn repeated_line(&self) -> Option<usize> {
+        let (&[outer_a, 1], &[outer_b, 1]) = (&self.strides[0][..], &self.strides[1][..]) else {
+            return None;
+        };
+        let inner = self.dims[1];
+        match (outer_a, outer_b) {
+            (o, 0) if o == inner => Some(1),
+            (0, o) if o == inner => Some(0),
+            _ => None,
+        }
+    }
+
+    /// The output from value `start` on, where input `repeated` is one line of `inner` values:
+    /// that line is laid out several times over, so the loop runs over long stretches and
+    /// vectorises even when a line is three channels.
+    #[inline(always)]
+    fn run_repeated<T: Copy>(
+        a: &[T],
+        b: &[T],
+        out: &mut [T],
+        start: usize,
+        inner: usize,
+        repeated: usize,
+        f: impl Fn(T, T) -> T,
+    ) {
+        let (line, whole) = match repeated {
+            1 => (&b[..inner], a),
+            _ => (&a[..inner], b),
+        };
+        let stretch: Vec<T> = line
+            .iter()
+            .copied()
+            .cycle()
+            .take(inner * 64usize.div_ceil(inner))
+            .collect();
+        let whole = &whole[start..][..out.len()];
+        for (out, whole) in out
+            .chunks_mut(stretch.len())
+            .zip(whole.chunks(stretch.len()))
+        {
+            let pairs = out.iter_mut().zip(whole.iter().zip(&stretch));
+            match repeated {
+                1 => pairs.for_each(|(o, (&x, &y))| *o = f(x, y)),
+                _ => pairs.for_each(|(o, (&y, &x))| *o = f(x, y)),
+            }
+        }
+    }
+
+    /// Values per line of the walk's last axis (the whole output when the shapes are equal).
+    fn line_len(&self) -> usize {
+        match self.dims.last() {
+            Some(&inner) if !self.same_shape => inner,
+            _ => 1,
+        }
+    }
+
     /// [`Broadcast::run`] for the output from line `first` (of the walk's last axis) on.
+    #[inline(always)]
     fn run_lines<T: Copy>(
         &self,
         a: &[T],
@@ -184,8 +231,11 @@ impl Broadcast {
             out.iter_mut().for_each(|o| *o = f(a[0], b[0]));
             return;
         }
-        // The last axis runs in an inner loop; an odometer walks the others.
         let inner = self.dims[rank - 1];
+        if let Some(repeated) = self.repeated_line() {
+            return Self::run_repeated(a, b, out, first * inner, inner, repeated, f);
+        }
+        // The last axis runs in an inner loop; an odometer walks the others.
         let [sa, sb] = [self.strides[0][rank - 1], self.strides[1][rank - 1]];
         let mut index = vec![0usize; rank - 1];
         let mut line = first;
@@ -193,11 +243,12 @@ impl Broadcast {
             index[i] = line % self.dims[i];
             line /= self.dims[i];
         }
+        let offset =
+            |strides: &[usize]| -> usize { index.iter().zip(strides).map(|(i, s)| i * s).sum() };
+        // Kept up to date as the odometer turns: recomputing them cost more than a short line
+        // (an image's 3 channels) itself.
+        let (mut oa, mut ob) = (offset(&self.strides[0]), offset(&self.strides[1]));
         for line in out.chunks_exact_mut(inner) {
-            let offset = |strides: &[usize]| -> usize {
-                index.iter().zip(strides).map(|(i, s)| i * s).sum()
-            };
-            let (oa, ob) = (offset(&self.strides[0]), offset(&self.strides[1]));
             match (sa, sb) {
                 (1, 1) => line
                     .iter_mut()
@@ -214,13 +265,61 @@ impl Broadcast {
                 _ => line.iter_mut().for_each(|o| *o = f(a[oa], b[ob])),
             }
             for i in (0..rank - 1).rev() {
+                let [step_a, step_b] = [self.strides[0][i], self.strides[1][i]];
                 index[i] += 1;
+                (oa, ob) = (oa + step_a, ob + step_b);
                 if index[i] < self.dims[i] {
                     break;
                 }
                 index[i] = 0;
+                (oa, ob) = (oa - step_a * self.dims[i], ob - step_b * self.dims[i]);
             }
         }
+    }
+}
+
+crate::nn::simd::compiled_per_level! {
+    /// [`Broadcast::run_lines`] on FLOAT32 with the operation and its fused activation, compiled
+    /// for each instruction set so the loops vectorise at its width.
+    #[allow(clippy::too_many_arguments)]
+    fn f32_lines(
+        broadcast: &Broadcast,
+        kind: Kind,
+        min: f32,
+        max: f32,
+        a: &[f32],
+        b: &[f32],
+        out: &mut [f32],
+        first: usize,
+    ) = f32_lines_portable
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn f32_lines_portable(
+    broadcast: &Broadcast,
+    kind: Kind,
+    min: f32,
+    max: f32,
+    a: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+    first: usize,
+) {
+    // One instantiation per operation, so the loop has no branch on the kind.
+    macro_rules! run {
+        ($f:expr) => {
+            broadcast.run_lines(a, b, out, first, |x: f32, y: f32| clamp($f(x, y), min, max))
+        };
+    }
+    match kind {
+        Kind::Add => run!(|x, y| x + y),
+        Kind::Sub => run!(|x, y| x - y),
+        Kind::Mul => run!(|x, y| x * y),
+        Kind::Div => run!(|x, y| x / y),
+        Kind::Maximum => run!(f32::max),
+        Kind::Minimum => run!(f32::min),
+        Kind::SquaredDifference => run!(|x: f32, y: f32| (x - y) * (x - y)),
     }
 }
 
@@ -254,22 +353,10 @@ impl Op for Binary {
         match (&a.data, &b.data, &mut outputs[0].data) {
             (Data::F32(a), Data::F32(b), Data::F32(out)) => {
                 let (min, max) = self.activation.range();
-                // One instantiation per operation, so the loop has no branch on the kind.
-                macro_rules! run {
-                    ($f:expr) => {
-                        self.broadcast
-                            .run(a, b, out, |x: f32, y: f32| clamp($f(x, y), min, max))
-                    };
-                }
-                match kind {
-                    Kind::Add => run!(|x, y| x + y),
-                    Kind::Sub => run!(|x, y| x - y),
-                    Kind::Mul => run!(|x, y| x * y),
-                    Kind::Div => run!(|x, y| x / y),
-                    Kind::Maximum => run!(f32::max),
-                    Kind::Minimum => run!(f32::min),
-                    Kind::SquaredDifference => run!(|x: f32, y: f32| (x - y) * (x - y)),
-                }
+                let (broadcast, line) = (&self.broadcast, self.broadcast.line_len());
+                thread_pool::for_each_band(out, line, |first, out| {
+                    f32_lines(broadcast, kind, min, max, a, b, out, first / line)
+                });
             }
             (Data::I32(a), Data::I32(b), Data::I32(out)) => {
                 let f = |x: i32, y: i32| match kind {
@@ -337,5 +424,24 @@ mod tests {
             .iter()
             .zip(x)
             .all(|(&p, &v)| p == v * v));
+    }
+
+    #[test]
+    fn a_repeated_line_keeps_the_operand_order() {
+        // [1, H, W, 3] against [3] both ways round, below and above PARALLEL_VALUES.
+        for (h, w) in [(5, 7), (120, 100)] {
+            let n = h * w * 3;
+            let image = Tensor::f32(vec![1, h, w, 3], (0..n).map(|i| (i % 97) as f32).collect());
+            let channels = Tensor::f32(vec![3], vec![1.0, 20.0, 300.0]);
+            let x = image.as_f32().unwrap();
+            for (first, second, sign) in [(&image, &channels, 1.0), (&channels, &image, -1.0)] {
+                let diff = run_single(build_sub(None).unwrap(), &[first, second]).unwrap();
+                assert_eq!(diff.shape, [1, h, w, 3]);
+                for (i, &d) in diff.as_f32().unwrap().iter().enumerate() {
+                    let want = sign * (x[i] - [1.0, 20.0, 300.0][i % 3]);
+                    assert_eq!(d, want, "{h}×{w} at {i}");
+                }
+            }
+        }
     }
 }
