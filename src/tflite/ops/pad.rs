@@ -58,35 +58,35 @@ impl Op for Pad {
         let x = f32_in(inputs, 0)?;
         let y = f32_out(outputs, 0)?;
         y.fill(self.value);
-        let rank = self.in_dims.len();
-        if rank == 0 {
+        // The axes after the last padded one are copied whole with it: an image padded in
+        // height and width copies rows of width × channels values, not pixels.
+        let Some(last) = (0..self.in_dims.len()).rfind(|&a| self.in_dims[a] != self.out_dims[a])
+        else {
             y.copy_from_slice(x);
             return Ok(());
-        }
-        let inner = self.in_dims[rank - 1];
-        if inner == 0 {
+        };
+        let line: usize = self.in_dims[last..].iter().product();
+        if line == 0 {
             return Ok(());
         }
+        let rank = self.in_dims.len();
         let mut out_strides = vec![1usize; rank];
         for a in (0..rank - 1).rev() {
             out_strides[a] = out_strides[a + 1] * self.out_dims[a + 1];
         }
-        let mut index = vec![0usize; rank - 1];
-        for line in x.chunks_exact(inner) {
-            let start: usize = index
-                .iter()
-                .zip(&self.before)
-                .zip(&out_strides)
-                .map(|((i, b), s)| (i + b) * s)
-                .sum::<usize>()
-                + self.before[rank - 1];
-            y[start..][..inner].copy_from_slice(line);
-            for a in (0..rank - 1).rev() {
+        // Axes after `last` are not padded, so the line lies contiguous in the output too.
+        let mut start: usize = (0..=last).map(|a| self.before[a] * out_strides[a]).sum();
+        let mut index = vec![0usize; last];
+        for values in x.chunks_exact(line) {
+            y[start..][..line].copy_from_slice(values);
+            for a in (0..last).rev() {
                 index[a] += 1;
+                start += out_strides[a];
                 if index[a] < self.in_dims[a] {
                     break;
                 }
                 index[a] = 0;
+                start -= self.in_dims[a] * out_strides[a];
             }
         }
         Ok(())
@@ -108,5 +108,32 @@ mod tests {
             y.as_f32().unwrap(),
             [0.0, 0.0, 0.0, 1.0, 2.0, 0.0, 3.0, 4.0, 0.0]
         );
+    }
+
+    #[test]
+    fn matches_the_index_arithmetic_whichever_axes_are_padded() {
+        let dims = [2, 3, 4, 2];
+        let x: Vec<f32> = (0..48).map(|i| i as f32 + 1.0).collect();
+        let input = Tensor::f32(dims.to_vec(), x.clone());
+        for pads in [
+            [0, 0, 1, 2, 3, 0, 0, 0],
+            [1, 0, 0, 0, 0, 1, 0, 0],
+            [0, 0, 0, 0, 0, 0, 2, 1],
+            [0; 8],
+        ] {
+            let paddings = Tensor::i32(vec![4, 2], pads.to_vec());
+            let y = run_single(build(None).unwrap(), &[&input, &paddings]).unwrap();
+            let out: Vec<usize> = (0..4)
+                .map(|a| dims[a] + (pads[2 * a] + pads[2 * a + 1]) as usize)
+                .collect();
+            assert_eq!(y.shape, out);
+            let mut want = vec![0.0; out.iter().product()];
+            for (i, &v) in x.iter().enumerate() {
+                let idx = [i / 24, i / 8 % 3, i / 2 % 4, i % 2];
+                let at = (0..4).fold(0, |acc, a| acc * out[a] + idx[a] + pads[2 * a] as usize);
+                want[at] = v;
+            }
+            assert_eq!(y.as_f32().unwrap(), want, "paddings {pads:?}");
+        }
     }
 }
