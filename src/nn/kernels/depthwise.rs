@@ -278,7 +278,15 @@ mod tests {
                 let mut y = vec![f32::NAN; axis.output * axis.output * d.out_channels()];
                 d.run(&x, &filter, Some(&bias), &mut y);
                 let want = reference(&d, &x, &filter, &bias);
-                for (a, b) in y.iter().zip(&want) {
+                let mut unbiased = vec![0.0; y.len()];
+                d.run(&x, &filter, None, &mut unbiased);
+                let zeros = vec![0.0; bias.len()];
+                let want_unbiased = reference(&d, &x, &filter, &zeros);
+                for (a, b) in y
+                    .iter()
+                    .chain(&unbiased)
+                    .zip(want.iter().chain(&want_unbiased))
+                {
                     assert!(
                         (a - b).abs() < 1e-5,
                         "{level}, {channels} channels: {a} vs {b}"
