@@ -228,17 +228,30 @@ unsafe fn row_block<S: Simd, const V: usize, const R: usize>(job: &Job, r: usize
         let panel = job.b.panels.as_ptr().add(p * k * NR);
         let bias = job.b.bias.as_ptr().add(p * NR);
         let (col, width) = (p * NR, NR.min(n - p * NR));
-        tile::<S, V, R>(
-            job.a.add((r - job.rows.start) * k),
-            k,
-            panel,
-            bias,
-            job.c.add(r * n + col),
-            n,
-            width,
-            job.min,
-            job.max,
-        );
+        let args = (job.a.add((r - job.rows.start) * k), k, panel, bias);
+        let out = (job.c.add(r * n + col), n, width, job.min, job.max);
+        if width <= NR / 2 {
+            narrow_tile::<S::Narrow, R>(args, out);
+        } else {
+            let ((a, k, panel, bias), (c, ldc, width, min, max)) = (args, out);
+            tile::<S, V, R>(a, k, panel, bias, c, ldc, width, min, max);
+        }
+    }
+}
+
+/// [`tile`] over the first 8 columns of a panel with the level's narrow vectors: the last panel
+/// of 24 output channels (MobileNetV2) or 40 (V3) would otherwise spend a third or more of its
+/// multiply-adds on padding.
+#[inline(always)]
+#[allow(clippy::type_complexity)]
+unsafe fn narrow_tile<N: Simd, const R: usize>(
+    (a, k, panel, bias): (*const f32, usize, *const f32, *const f32),
+    (c, ldc, width, min, max): (*mut f32, usize, usize, f32, f32),
+) {
+    match NR / 2 / N::LANES {
+        1 => tile::<N, 1, R>(a, k, panel, bias, c, ldc, width, min, max),
+        2 => tile::<N, 2, R>(a, k, panel, bias, c, ldc, width, min, max),
+        _ => unreachable!("every level's narrow vectors have 4 or 8 lanes"),
     }
 }
 

@@ -123,6 +123,10 @@ impl std::fmt::Display for Level {
 pub(crate) trait Simd: Copy {
     const LANES: usize;
     type F: Copy;
+    /// This level's vectors of at most 8 lanes (AVX2's within AVX-512), for work 8 wide, such
+    /// as a product's last columns when fewer than 9 remain: a narrower multiply-add costs less
+    /// where the processor splits wide ones (AMD Zen 4).
+    type Narrow: Simd;
     unsafe fn zero() -> Self::F;
     unsafe fn splat(x: f32) -> Self::F;
     unsafe fn load(p: *const f32) -> Self::F;

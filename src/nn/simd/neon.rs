@@ -8,6 +8,7 @@ pub(crate) struct Neon;
 
 impl Simd for Neon {
     const LANES: usize = 4;
+    type Narrow = Neon;
     type F = float32x4_t;
 
     #[inline(always)]

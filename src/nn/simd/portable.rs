@@ -21,6 +21,7 @@ fn zip(a: F8, b: F8, f: impl Fn(f32, f32) -> f32) -> F8 {
 
 impl Simd for Portable {
     const LANES: usize = 8;
+    type Narrow = Portable;
     type F = F8;
 
     #[inline(always)]

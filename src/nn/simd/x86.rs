@@ -8,6 +8,7 @@ pub(crate) struct Avx512;
 
 impl Simd for Avx512 {
     const LANES: usize = 16;
+    type Narrow = Avx2;
     type F = __m512;
 
     #[inline(always)]
@@ -66,6 +67,7 @@ pub(crate) struct Avx2;
 
 impl Simd for Avx2 {
     const LANES: usize = 8;
+    type Narrow = Avx2;
     type F = __m256;
 
     #[inline(always)]
