@@ -1,7 +1,8 @@
 //! The depthwise convolution with one output channel per input channel (every depthwise layer of
-//! the MobileNets and EfficientNets) on the SIMD layer. Blocks of one register of channels run
-//! outside, an output row's pixels inside, so the block's 3×3 or 5×5 filter taps stay in
-//! registers along the whole row and each tap costs one load and one multiply-add.
+//! the MobileNets and EfficientNets) on the SIMD layer. A tile of a few output pixels runs every
+//! block of one register of channels before the next tile, so the input is read in the order it
+//! lies in memory, while a block's 3×3 or 5×5 filter taps stay in registers across the tile and
+//! each tap costs one load and one multiply-add.
 
 use super::depthwise::Depthwise;
 use crate::nn::simd::{Level, Simd};
@@ -27,70 +28,65 @@ pub(super) fn rows(
             && filter.len() >= d.rows.window * d.cols.window * c
             && bias.is_none_or(|b| b.len() >= c)
     );
-    let bias = bias.map_or(std::ptr::null(), <[f32]>::as_ptr);
-    let (x, filter, y) = (x.as_ptr(), filter.as_ptr(), y.as_mut_ptr());
+    let job = Job {
+        x: x.as_ptr(),
+        filter: filter.as_ptr(),
+        bias: bias.map_or(std::ptr::null(), <[f32]>::as_ptr),
+        first,
+        count,
+        y: y.as_mut_ptr(),
+    };
     // SAFETY: the level runs here (asserted); the slices hold what the geometry reads and writes
     // (asserted), and every block of `LANES` channels lies inside `c` because `c ≥ LANES`.
     unsafe {
         match d.level {
             #[cfg(target_arch = "x86_64")]
-            Level::Avx512 if c >= 16 => {
-                avx512::rows::<crate::nn::simd::Avx512>(d, x, filter, bias, first, count, y)
-            }
+            Level::Avx512 if c >= 16 => avx512::rows::<crate::nn::simd::Avx512>(d, &job),
             #[cfg(target_arch = "x86_64")]
-            Level::Avx512 | Level::Avx2 if c >= 8 => {
-                avx2::rows::<crate::nn::simd::Avx2>(d, x, filter, bias, first, count, y)
-            }
+            Level::Avx512 | Level::Avx2 if c >= 8 => avx2::rows::<crate::nn::simd::Avx2>(d, &job),
             #[cfg(target_arch = "aarch64")]
-            Level::Neon if c >= 4 => {
-                neon::rows::<crate::nn::simd::Neon>(d, x, filter, bias, first, count, y)
-            }
-            Level::Scalar if c >= 8 => {
-                scalar::rows::<crate::nn::simd::Portable>(d, x, filter, bias, first, count, y)
-            }
+            Level::Neon if c >= 4 => neon::rows::<crate::nn::simd::Neon>(d, &job),
+            Level::Scalar if c >= 8 => scalar::rows::<crate::nn::simd::Portable>(d, &job),
             _ => return false,
         }
     }
     true
 }
 
-/// The rows with the filter's size known at compile time for the usual 3×3 and 5×5 (`K = 0`:
-/// any size, taps loaded as they are used).
-#[inline(always)]
-unsafe fn rows_of_any_window<S: Simd>(
-    d: &Depthwise,
+/// Output rows `first…first + count` of one image: its input `x`, the filter, the bias (null
+/// for none) and the rows' output `y`.
+struct Job {
     x: *const f32,
     filter: *const f32,
     bias: *const f32,
     first: usize,
     count: usize,
     y: *mut f32,
-) {
+}
+
+/// The rows with the filter's size known at compile time for the usual 3×3 and 5×5 (`K = 0`:
+/// any size, taps loaded as they are used).
+#[inline(always)]
+unsafe fn rows_of_any_window<S: Simd>(d: &Depthwise, job: &Job) {
     match (d.rows.window, d.cols.window) {
-        (3, 3) => rows_of::<S, 3>(d, x, filter, bias, first, count, y),
-        (5, 5) => rows_of::<S, 5>(d, x, filter, bias, first, count, y),
-        _ => rows_of::<S, 0>(d, x, filter, bias, first, count, y),
+        (3, 3) => rows_of::<S, 3>(d, job),
+        (5, 5) => rows_of::<S, 5>(d, job),
+        _ => rows_of::<S, 0>(d, job),
     }
 }
 
 #[inline(always)]
-unsafe fn rows_of<S: Simd, const K: usize>(
-    d: &Depthwise,
-    x: *const f32,
-    filter: *const f32,
-    bias: *const f32,
-    first: usize,
-    count: usize,
-    y: *mut f32,
-) {
+unsafe fn rows_of<S: Simd, const K: usize>(d: &Depthwise, job: &Job) {
     let (c, out_w) = (d.channels, d.cols.output);
+    let (x, filter, y) = (job.x, job.filter, job.y);
     let inside = inside_columns(d);
-    let block_bias = |block: usize| match bias.is_null() {
+    let block_bias = |block: usize| match job.bias.is_null() {
         true => S::zero(),
-        false => S::load(bias.add(block)),
+        false => S::load(job.bias.add(block)),
     };
-    for r in 0..count {
-        let (ky, iy0) = d.rows.taps(first + r);
+    let (lo, hi) = (S::splat(d.min), S::splat(d.max));
+    for r in 0..job.count {
+        let (ky, iy0) = d.rows.taps(job.first + r);
         let row = Row {
             x: x.add(iy0 * d.cols.input * c),
             ky,
@@ -104,10 +100,7 @@ unsafe fn rows_of<S: Simd, const K: usize>(
         for block in channel_blocks::<S>(c) {
             for ox in (0..left).chain(right..out_w) {
                 let acc = any_taps::<S>(d, &row, filter, block_bias(block), ox, block);
-                S::store(
-                    row.out.add(ox * c + block),
-                    S::clamp(acc, S::splat(d.min), S::splat(d.max)),
-                );
+                S::store(row.out.add(ox * c + block), S::clamp(acc, lo, hi));
             }
         }
         // A few pixels at a time, every channel block of them: the input is read pixel after
@@ -212,20 +205,12 @@ unsafe fn any_taps<S: Simd>(
 macro_rules! instruction_set {
     ($module:ident $(, $features:literal)?) => {
         mod $module {
-            use super::Depthwise;
+            use super::{Depthwise, Job};
             use crate::nn::simd::Simd;
 
             $(#[target_feature(enable = $features)])?
-            pub unsafe fn rows<S: Simd>(
-                d: &Depthwise,
-                x: *const f32,
-                filter: *const f32,
-                bias: *const f32,
-                first: usize,
-                count: usize,
-                y: *mut f32,
-            ) {
-                super::rows_of_any_window::<S>(d, x, filter, bias, first, count, y)
+            pub unsafe fn rows<S: Simd>(d: &Depthwise, job: &Job) {
+                super::rows_of_any_window::<S>(d, job)
             }
         }
     };

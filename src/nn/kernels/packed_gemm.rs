@@ -63,14 +63,9 @@ impl PackedB {
         assert!(a.len() >= m * self.k);
         let k = self.k;
         self.in_blocks(m, c, |rows, panels, c| {
-            product(
-                self,
-                &a[rows.start * k..rows.end * k],
-                rows,
-                panels,
-                c,
-                range,
-            )
+            let a = &a[rows.start * k..rows.end * k];
+            // SAFETY: `in_blocks` lends each block its rows × panels of C alone.
+            unsafe { product(self, a, rows, panels, c, range) }
         });
     }
 
@@ -96,26 +91,29 @@ impl PackedB {
                     let part = first..rows.end.min(first + chunk);
                     let a = &mut a[..part.len() * k];
                     make_rows(part.clone(), a);
-                    product(self, a, part, panels.clone(), c, range);
+                    // SAFETY: `in_blocks` lends each block its rows × panels of C alone.
+                    unsafe { product(self, a, part, panels.clone(), c, range) };
                 }
             })
         });
     }
 
     /// Calls `multiply(rows, panels, c)` over blocks of the `m × n` product that together cover
-    /// it, spread over the threads when it is large enough to gain.
+    /// it, spread over the threads when it is large enough to gain; `c` points at C's `m × n`
+    /// values, of which each call may write only its block's.
     fn in_blocks(
         &self,
         m: usize,
         c: &mut [f32],
-        multiply: impl Fn(Range<usize>, Range<usize>, &mut [f32]) + Sync,
+        multiply: impl Fn(Range<usize>, Range<usize>, SharedMut<f32>) + Sync,
     ) {
         let (k, n) = (self.k, self.n);
         assert!(c.len() >= m * n);
         let panels = n.div_ceil(NR);
         let threads = thread_pool::threads();
+        let out = SharedMut(c.as_mut_ptr());
         if m * n * k < PARALLEL_WORK || threads == 1 {
-            return multiply(0..m, 0..panels, c);
+            return multiply(0..m, 0..panels, out);
         }
         // About four tasks a thread, so a thread the system delays holds up little: blocks of
         // whole tiles of rows, and when there are few rows (a dense layer), of panels too.
@@ -127,16 +125,13 @@ impl PackedB {
         let panels_per_task = panels.div_ceil(panel_tasks);
         let (row_tasks, panel_tasks) =
             (m.div_ceil(rows_per_task), panels.div_ceil(panels_per_task));
-        let out = SharedMut(c.as_mut_ptr());
         thread_pool::for_each_task(row_tasks * panel_tasks, |t| {
             let (row_task, panel_task) = (t / panel_tasks, t % panel_tasks);
             let rows = row_task * rows_per_task..m.min((row_task + 1) * rows_per_task);
             let first_panel = panel_task * panels_per_task;
             let panels = first_panel..panels.min(first_panel + panels_per_task);
-            // SAFETY: `c` holds `m × n` values (asserted); the tasks write disjoint rows ×
-            // panels of it, and `for_each_task` returns after the last.
-            let c = unsafe { std::slice::from_raw_parts_mut(out.get(), m * n) };
-            multiply(rows, panels, c);
+            // The tasks' blocks are disjoint, and `for_each_task` returns after the last.
+            multiply(rows, panels, out);
         });
     }
 
@@ -151,33 +146,37 @@ impl PackedB {
 }
 
 /// Runs the product of `rows` of C (`a` holds just those rows of A) and `panels` of B at the
-/// selected level: tiles of `R` rows ×
-/// [`NR`] columns whose accumulators (`R` × `V` vectors), `V` vectors of B and one broadcast fit
-/// the level's registers (32 for AVX-512 and NEON, 16 for AVX2).
-fn product(
+/// selected level: tiles of `R` rows × [`NR`] columns whose accumulators (`R` × `V` vectors),
+/// `V` vectors of B and one broadcast fit the level's registers (32 for AVX-512 and NEON, 16 for
+/// AVX2).
+///
+/// # Safety
+/// `c` points at C (`n` values a row) through row `rows.end`, and no one else reads or writes
+/// these rows' columns in `panels` meanwhile.
+unsafe fn product(
     b: &PackedB,
     a: &[f32],
     rows: Range<usize>,
     panels: Range<usize>,
-    c: &mut [f32],
+    c: SharedMut<f32>,
     (min, max): (f32, f32),
 ) {
-    assert!(a.len() >= rows.len() * b.k && c.len() >= rows.end * b.n);
+    assert!(a.len() >= rows.len() * b.k);
     assert!(panels.end <= b.n.div_ceil(NR));
     let level = b.level;
     assert!(level.is_available());
-    let (a, c) = (a.as_ptr(), c.as_mut_ptr());
     let job = Job {
         b,
-        a,
-        c,
+        a: a.as_ptr(),
+        c: c.get(),
         rows,
         panels,
         min,
         max,
     };
     // SAFETY: the processor has the level's features (checked above); `a` holds the rows of
-    // `k`, `c` the rows of `n`, and the panels `k × NR` values for each NR columns of `n`.
+    // `k`, `c` the rows of `n` (the caller's promise), and the panels `k × NR` values for each
+    // NR columns of `n`.
     unsafe {
         match level {
             #[cfg(target_arch = "x86_64")]
@@ -228,13 +227,16 @@ unsafe fn row_block<S: Simd, const V: usize, const R: usize>(job: &Job, r: usize
         let panel = job.b.panels.as_ptr().add(p * k * NR);
         let bias = job.b.bias.as_ptr().add(p * NR);
         let (col, width) = (p * NR, NR.min(n - p * NR));
-        let args = (job.a.add((r - job.rows.start) * k), k, panel, bias);
-        let out = (job.c.add(r * n + col), n, width, job.min, job.max);
+        let (a, c, min, max) = (
+            job.a.add((r - job.rows.start) * k),
+            job.c.add(r * n + col),
+            job.min,
+            job.max,
+        );
         if width <= NR / 2 {
-            narrow_tile::<S::Narrow, R>(args, out);
+            narrow_tile::<S::Narrow, R>(a, k, panel, bias, c, n, width, min, max);
         } else {
-            let ((a, k, panel, bias), (c, ldc, width, min, max)) = (args, out);
-            tile::<S, V, R>(a, k, panel, bias, c, ldc, width, min, max);
+            tile::<S, V, R>(a, k, panel, bias, c, n, width, min, max);
         }
     }
 }
@@ -243,10 +245,17 @@ unsafe fn row_block<S: Simd, const V: usize, const R: usize>(job: &Job, r: usize
 /// of 24 output channels (MobileNetV2) or 40 (V3) would otherwise spend a third or more of its
 /// multiply-adds on padding.
 #[inline(always)]
-#[allow(clippy::type_complexity)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn narrow_tile<N: Simd, const R: usize>(
-    (a, k, panel, bias): (*const f32, usize, *const f32, *const f32),
-    (c, ldc, width, min, max): (*mut f32, usize, usize, f32, f32),
+    a: *const f32,
+    k: usize,
+    panel: *const f32,
+    bias: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    width: usize,
+    min: f32,
+    max: f32,
 ) {
     match NR / 2 / N::LANES {
         1 => tile::<N, 1, R>(a, k, panel, bias, c, ldc, width, min, max),
