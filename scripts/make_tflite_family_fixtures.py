@@ -11,21 +11,28 @@ layer kinds where the smallest real network is large):
                     squeeze-excite and residual, global pooling
   resnet_mini       ResNet50's layer kinds: zero padding, 7x7/2 conv, 3x3/2 max-pool,
                     bottleneck blocks with projection and identity shortcuts
-The widths keep the committed files under 8 MB in all. Each is fitted briefly on the flower photos (so activations are realistic), then converted to
-float32 and float16 (`supported_types = [tf.float16]`).
+The widths keep the committed files small. Each is fitted briefly on the flower photos (so
+activations are realistic), then converted in each form asked for (--forms, default all):
+  float32   no optimization
+  float16   `supported_types = [tf.float16]`
+  dynamic   dynamic-range quantization (`Optimize.DEFAULT`): int8 weights, float activations
+  int8      full-integer quantization calibrated on 100 training photos, float input and output
+  uint8     the same with uint8 input and output (`inference_input_type = tf.uint8`)
 
 Outputs, in OUT_DIR:
-  <family>_float32.tflite, <family>_float16.tflite
+  <family>_<form>.tflite
   photos_96.npy      uint8 [3, 96, 96, 3]: three flower photos, resized as Keras does
-  families.json      per file: the input transform (x = pixel * scale + offset), the op list,
-                     and LiteRT's outputs and logits (the final SOFTMAX's input tensor) with the
-                     BUILTIN_REF resolver for each photo
+  GOLDEN (families.json by default): per file, the input transform (x = pixel * scale +
+                     offset, then quantized as the input tensor says for uint8 inputs), the op
+                     list, and LiteRT's outputs and logits (the final SOFTMAX's input tensor, as
+                     stored: int8 in quantized files) with the BUILTIN_REF resolver for each photo
 
     .venv-tf/bin/python scripts/make_tflite_family_fixtures.py ../shared/datasets/flower_photos tests/golden/tflite/families
+    .venv-tf/bin/python scripts/make_tflite_family_fixtures.py ../shared/datasets/flower_photos tests/golden/tflite/families --forms dynamic,int8,uint8 --golden quantized.json
 """
+import argparse
 import json
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
@@ -162,12 +169,35 @@ def calibrate_batch_norm(model, x):
     model(x, training=True)
 
 
-def convert(model, kind):
+FORMS = ("float32", "float16", "dynamic", "int8", "uint8")
+# uint8 I/O differs from int8 only in the QUANTIZE at each end: two families keep the committed
+# fixtures small.
+UINT8_FAMILIES = ("mobilenet_v2", "resnet_mini")
+CALIBRATION_IMAGES = 100
+
+
+def convert(model, kind, calibration):
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if kind == "float16":
+    if kind != "float32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if kind == "float16":
         converter.target_spec.supported_types = [tf.float16]
+    if kind in ("int8", "uint8"):
+        converter.representative_dataset = lambda: ([x[None]] for x in calibration)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if kind == "uint8":
+        converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.uint8
     return converter.convert()
+
+
+def quantize_input(x, detail):
+    """What petal (and LiteRT's QUANTIZE) does to a float input: round half away from zero."""
+    scale, zero_point = detail["quantization"]
+    steps = (x / np.float32(scale)).astype(np.float64)  # divided in float32, as LiteRT does
+    rounded = np.sign(steps) * np.floor(np.abs(steps) + 0.5)  # exact in float64
+    info = np.iinfo(detail["dtype"])
+    return np.clip(rounded + zero_point, info.min, info.max).astype(detail["dtype"])
 
 
 def reference_outputs(data, inputs):
@@ -180,11 +210,14 @@ def reference_outputs(data, inputs):
     (input_detail,) = interpreter.get_input_details()
     (output_detail,) = interpreter.get_output_details()
     ops = interpreter._get_ops_details()
-    assert ops[-1]["op_name"] == "SOFTMAX"
-    logits_tensor = int(ops[-1]["inputs"][0])
+    (softmax,) = [op for op in ops if op["op_name"] == "SOFTMAX"]
+    logits_tensor = int(softmax["inputs"][0])
     outputs, logits = [], []
     for x in inputs:
-        interpreter.set_tensor(input_detail["index"], x[None].astype(np.float32))
+        x = x[None].astype(np.float32)
+        if input_detail["dtype"] != np.float32:
+            x = quantize_input(x, input_detail)
+        interpreter.set_tensor(input_detail["index"], x)
         interpreter.invoke()
         outputs.append(interpreter.get_tensor(output_detail["index"])[0].tolist())
         logits.append(interpreter.get_tensor(logits_tensor)[0].tolist())
@@ -192,7 +225,7 @@ def reference_outputs(data, inputs):
             "logits_tensor": logits_tensor, "logits": logits}
 
 
-def main(flowers, out_dir):
+def main(flowers, out_dir, forms, golden_name):
     os.makedirs(out_dir, exist_ok=True)
     train_x, train_y = photos(flowers, FIT_IMAGES, 1)
     test_x, _ = photos(flowers, 3, 2)
@@ -207,20 +240,31 @@ def main(flowers, out_dir):
         model.fit(train_x * scale + offset, train_y, batch_size=32, epochs=4, verbose=0)
         calibrate_batch_norm(model, train_x * scale + offset)
         inputs = test_u8.astype(np.float32) * np.float32(scale) + np.float32(offset)
-        for kind in ("float32", "float16"):
-            data = convert(model, kind)
+        calibration = (train_x[:CALIBRATION_IMAGES] * scale + offset).astype(np.float32)
+        for kind in forms:
+            if kind == "uint8" and name not in UINT8_FAMILIES:
+                continue
+            data = convert(model, kind, calibration)
             file = f"{name}_{kind}.tflite"
             with open(os.path.join(out_dir, file), "wb") as f:
                 f.write(data)
             golden[file] = {"input_scale": scale, "input_offset": offset,
                             **reference_outputs(data, inputs)}
-            logits = np.array(golden[file]["logits"])
+            logits = np.array(golden[file]["logits"], dtype=np.float64)
             spread = np.abs(logits[0] - logits[1]).max() / np.abs(logits).max()
             assert spread > 1e-2, f"{file}: the photos' logits barely differ ({spread})"
             print(f"{file}: {len(data)} bytes, {len(golden[file]['ops'])} ops", flush=True)
-    with open(os.path.join(out_dir, "families.json"), "w") as f:
+    with open(os.path.join(out_dir, golden_name), "w") as f:
         json.dump(golden, f, indent=1)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("flowers")
+    parser.add_argument("out_dir")
+    parser.add_argument("--forms", default=",".join(FORMS))
+    parser.add_argument("--golden", default="families.json")
+    args = parser.parse_args()
+    forms = args.forms.split(",")
+    assert all(f in FORMS for f in forms), f"forms are {FORMS}"
+    main(args.flowers, args.out_dir, forms, args.golden)

@@ -222,6 +222,7 @@ impl Interpreter {
                     tensors: &self.tensors,
                     known: &known,
                     indices: &node.inputs,
+                    outputs: &node.outputs,
                 })
                 .map_err(what)?;
             if outs.len() != node.outputs.len() {

@@ -8,6 +8,7 @@ mod depthwise_vector;
 pub(crate) mod elementwise;
 pub mod gemm;
 pub(crate) mod packed_gemm;
+pub(crate) mod quantized;
 
 /// `std::min(std::max(v, lo), hi)`: TensorFlow Lite's clamp for fused activations, which keeps a
 /// NaN (Rust's `f32::max` would turn it into `lo`).

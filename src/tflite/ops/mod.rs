@@ -10,11 +10,13 @@ mod conv;
 mod depthwise_conv;
 mod dequantize;
 mod fully_connected;
-mod fused_activation;
+pub(crate) mod fused_activation;
 mod gather;
 mod pad;
 mod padding;
 mod pool;
+mod quantize;
+mod quantized;
 mod reduce;
 pub(crate) mod registry;
 mod reshape;
@@ -64,6 +66,8 @@ pub(crate) struct Inputs<'a> {
     pub(crate) tensors: &'a [Tensor],
     pub(crate) known: &'a [bool],
     pub(crate) indices: &'a [Option<usize>],
+    /// The op's output tensors, as the file declares them (type and quantization).
+    pub(crate) outputs: &'a [usize],
 }
 
 impl<'a> Inputs<'a> {
@@ -104,19 +108,24 @@ impl<'a> Inputs<'a> {
             .map(|t| &self.tensors[t])
     }
 
+    /// Output `i` as the file declares it: its type and quantization (its shape is prepare's
+    /// to work out).
+    pub fn output(&self, i: usize) -> Result<&'a Tensor, String> {
+        self.outputs
+            .get(i)
+            .map(|&t| &self.tensors[t])
+            .ok_or_else(|| {
+                format!(
+                    "output {i} is missing ({} outputs listed)",
+                    self.outputs.len()
+                )
+            })
+    }
+
     /// Input `i`'s values, when known before running.
     pub fn value(&self, i: usize) -> Option<&'a Tensor> {
         let t = self.indices.get(i).copied().flatten()?;
         self.known[t].then(|| &self.tensors[t])
-    }
-
-    /// Input `i` (the `what`), which must be FLOAT32.
-    pub fn f32(&self, i: usize, what: &str) -> Result<&'a Tensor, String> {
-        let t = self.get(i)?;
-        if t.dtype() != DType::F32 {
-            return Err(format!("the {what} must be FLOAT32, got {}", t.dtype()));
-        }
-        Ok(t)
     }
 
     /// Input `i` (the `what`): FLOAT32 values known before running (weights).
@@ -218,23 +227,41 @@ pub(crate) use options;
 
 /// Builds nothing: prepares `op` on `inputs` (all known) and runs it once, for unit tests.
 #[cfg(test)]
-pub(crate) fn run_single(mut op: Box<dyn Op>, inputs: &[&Tensor]) -> Result<Tensor, String> {
-    let tensors: Vec<Tensor> = inputs.iter().map(|&t| t.clone()).collect();
+pub(crate) fn run_single(op: Box<dyn Op>, inputs: &[&Tensor]) -> Result<Tensor, String> {
+    run_to(op, inputs, None)
+}
+
+/// As [`run_single`], with the output declared as `output` declares it (type, quantization).
+#[cfg(test)]
+pub(crate) fn run_to(
+    mut op: Box<dyn Op>,
+    inputs: &[&Tensor],
+    output: Option<&Tensor>,
+) -> Result<Tensor, String> {
+    let mut tensors: Vec<Tensor> = inputs.iter().map(|&t| t.clone()).collect();
     let known = vec![true; tensors.len()];
     let indices: Vec<Option<usize>> = (0..tensors.len()).map(Some).collect();
+    let outputs: Vec<usize> = output.map(|_| tensors.len()).into_iter().collect();
+    tensors.extend(output.cloned());
     let view = Inputs {
         tensors: &tensors,
         known: &known,
         indices: &indices,
+        outputs: &outputs,
     };
     let mut outs = op.prepare(&view)?;
     let out = outs.remove(0);
+    let quantization = output.and_then(|t| t.quantization.clone());
     if let Some(value) = out.value {
         return Ok(Tensor::new(out.shape, value));
     }
     let mut data = out.dtype.empty();
     data.resize(Tensor::elements(&out.shape).ok_or("overflow")?);
-    let mut outputs = vec![Tensor::new(out.shape, data)];
+    let mut outputs = vec![Tensor {
+        shape: out.shape,
+        data,
+        quantization,
+    }];
     let refs: Vec<Option<&Tensor>> = tensors.iter().map(Some).collect();
     op.eval(&refs, &mut outputs)?;
     Ok(outputs.remove(0))

@@ -1,15 +1,18 @@
-//! PAD and PADV2: constant padding before and after each axis (zero, or PADV2's value).
+//! PAD and PADV2: constant padding before and after each axis (zero, or PADV2's value). On
+//! int8 and uint8 the stored values move unchanged, and PAD pads with the output's zero point
+//! (the real number zero).
 
-use super::{checked, f32_in, f32_out, Inputs, Op, Out};
+use super::quantized::affine;
+use super::{checked, Inputs, Op, Out};
 use crate::tflite::schema::BuiltinOptions;
-use crate::tflite::tensor::Tensor;
+use crate::tflite::tensor::{DType, Data, Tensor};
 
 pub(super) fn build(_: Option<&BuiltinOptions>) -> Result<Box<dyn Op>, String> {
     Ok(Box::new(Pad {
         before: Vec::new(),
         in_dims: Vec::new(),
         out_dims: Vec::new(),
-        value: 0.0,
+        value: Data::F32(vec![0.0]),
     }))
 }
 
@@ -17,13 +20,14 @@ struct Pad {
     before: Vec<usize>,
     in_dims: Vec<usize>,
     out_dims: Vec<usize>,
-    value: f32,
+    /// The padding value: one value of the input's type.
+    value: Data,
 }
 
 impl Op for Pad {
     fn prepare(&mut self, inputs: &Inputs) -> Result<Vec<Out>, String> {
         inputs.expect_count(2..=3)?;
-        let x = inputs.f32(0, "input")?;
+        let x = inputs.get(0)?;
         let (pads, pads_shape) = inputs.int_constant(1, "paddings")?;
         let rank = x.shape.len();
         if pads_shape != [rank, 2] {
@@ -31,13 +35,7 @@ impl Op for Pad {
                 "the paddings have shape {pads_shape:?}, expected [{rank}, 2]"
             ));
         }
-        self.value = match inputs.optional(2) {
-            None => 0.0,
-            Some(_) => match inputs.f32_constant(2, "padding value")? {
-                ([v], _) => *v,
-                (v, _) => return Err(format!("the padding value has {} values", v.len())),
-            },
-        };
+        self.value = padding_value(inputs, x)?;
         let amount = |p: i64| usize::try_from(p).map_err(|_| format!("padding {p} is negative"));
         self.before.clear();
         self.out_dims.clear();
@@ -51,23 +49,73 @@ impl Op for Pad {
             self.out_dims.push(total);
         }
         self.in_dims = x.shape.clone();
-        Ok(vec![Out::f32(checked(self.out_dims.clone())?)])
+        Ok(vec![Out::new(x.dtype(), checked(self.out_dims.clone())?)])
     }
 
     fn eval(&mut self, inputs: &[Option<&Tensor>], outputs: &mut [Tensor]) -> Result<(), String> {
-        let x = f32_in(inputs, 0)?;
-        let y = f32_out(outputs, 0)?;
-        y.fill(self.value);
+        let x = inputs[0].ok_or("the input is missing")?;
+        match (&x.data, &mut outputs[0].data, &self.value) {
+            (Data::F32(x), Data::F32(y), Data::F32(v)) => self.pad(x, y, v[0]),
+            (Data::I8(x), Data::I8(y), Data::I8(v)) => self.pad(x, y, v[0]),
+            (Data::U8(x), Data::U8(y), Data::U8(v)) => self.pad(x, y, v[0]),
+            _ => return Err("the tensors are not of the types prepared".into()),
+        }
+        Ok(())
+    }
+}
+
+/// PADV2's constant, or zero (for quantized tensors, the output's zero point).
+fn padding_value(inputs: &Inputs, x: &Tensor) -> Result<Data, String> {
+    let given = match inputs.optional(2) {
+        None => None,
+        Some(_) => {
+            let v = inputs
+                .value(2)
+                .ok_or("the padding value must be a constant")?;
+            if v.dtype() != x.dtype() || v.data.len() != 1 {
+                return Err(format!(
+                    "the padding value must be one {} value, got {} {:?}",
+                    x.dtype(),
+                    v.dtype(),
+                    v.shape
+                ));
+            }
+            Some(v)
+        }
+    };
+    match x.dtype() {
+        DType::F32 => Ok(given.map_or(Data::F32(vec![0.0]), |v| v.data.clone())),
+        DType::I8 | DType::U8 => {
+            let out = affine(inputs.output(0)?, "output")?;
+            if let Some(v) = given {
+                let constant = affine(v, "padding value")?;
+                if constant != out {
+                    return Err("the padding value's quantization differs from the output's".into());
+                }
+                return Ok(v.data.clone());
+            }
+            Ok(match x.dtype() {
+                DType::I8 => Data::I8(vec![out.zero_point as i8]),
+                _ => Data::U8(vec![out.zero_point as u8]),
+            })
+        }
+        other => Err(format!("petal pads FLOAT32, INT8 and UINT8, not {other}")),
+    }
+}
+
+impl Pad {
+    fn pad<T: Copy>(&self, x: &[T], y: &mut [T], value: T) {
+        y.fill(value);
         // The axes after the last padded one are copied whole with it: an image padded in
         // height and width copies rows of width × channels values, not pixels.
         let Some(last) = (0..self.in_dims.len()).rfind(|&a| self.in_dims[a] != self.out_dims[a])
         else {
             y.copy_from_slice(x);
-            return Ok(());
+            return;
         };
         let line: usize = self.in_dims[last..].iter().product();
         if line == 0 {
-            return Ok(());
+            return;
         }
         let rank = self.in_dims.len();
         let mut out_strides = vec![1usize; rank];
@@ -89,7 +137,6 @@ impl Op for Pad {
                 start -= self.in_dims[a] * out_strides[a];
             }
         }
-        Ok(())
     }
 }
 

@@ -1,14 +1,18 @@
 //! AVERAGE_POOL_2D and MAX_POOL_2D. As in TensorFlow Lite, an average counts only the taps
-//! inside the image, and padding never wins a maximum.
+//! inside the image, and padding never wins a maximum. On int8 and uint8 the stored values are
+//! pooled as they are (LiteRT's kernels require the input's quantization for the output), an
+//! average rounded half away from zero.
 
 use super::fused_activation::Fused;
 use super::padding::window_axis;
+use super::quantized::{activation_bounds, affine, with_quantized};
 use super::{checked, f32_in, f32_out, nhwc, options, Inputs, Op, Out};
 use crate::nn::kernels::clamp;
+use crate::nn::kernels::quantized::Quantized;
 use crate::nn::layers::window::Axis;
 use crate::nn::thread_pool;
 use crate::tflite::schema::{BuiltinOptions, Pool2DOptions};
-use crate::tflite::tensor::Tensor;
+use crate::tflite::tensor::{DType, Tensor};
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -31,6 +35,7 @@ fn build(options: Option<&BuiltinOptions>, kind: Kind) -> Result<Box<dyn Op>, St
         activation: Fused::new(o.fused_activation_function)?,
         options: o.clone(),
         axes: None,
+        bounds: None,
     }))
 }
 
@@ -39,12 +44,35 @@ struct Pool {
     activation: Fused,
     options: Pool2DOptions,
     axes: Option<(Axis, Axis, usize)>,
+    /// For int8 and uint8: the fused activation's range in stored values.
+    bounds: Option<(i32, i32)>,
 }
 
 impl Op for Pool {
     fn prepare(&mut self, inputs: &Inputs) -> Result<Vec<Out>, String> {
         inputs.expect_count(1..=1)?;
-        let [n, h, w, c] = nhwc(inputs.f32(0, "input")?, "input")?;
+        let x = inputs.get(0)?;
+        let [n, h, w, c] = nhwc(x, "input")?;
+        self.bounds = match x.dtype() {
+            DType::F32 => None,
+            DType::I8 | DType::U8 => {
+                let y = inputs.output(0)?;
+                if y.dtype() != x.dtype() {
+                    return Err(format!(
+                        "a {} input makes a {} output",
+                        x.dtype(),
+                        y.dtype()
+                    ));
+                }
+                affine(x, "input")?;
+                Some(activation_bounds(
+                    self.activation,
+                    affine(y, "output")?,
+                    y.dtype(),
+                )?)
+            }
+            other => return Err(format!("petal pools FLOAT32, INT8 and UINT8, not {other}")),
+        };
         let o = &self.options;
         let window = |v: i32| {
             usize::try_from(v)
@@ -55,16 +83,22 @@ impl Op for Pool {
         let rows = window_axis(h, window(o.filter_height)?, o.stride_h, 1, o.padding)?;
         let cols = window_axis(w, window(o.filter_width)?, o.stride_w, 1, o.padding)?;
         self.axes = Some((rows, cols, c));
-        Ok(vec![Out::f32(checked(vec![
-            n,
-            rows.output,
-            cols.output,
-            c,
-        ])?)])
+        Ok(vec![Out::new(
+            x.dtype(),
+            checked(vec![n, rows.output, cols.output, c])?,
+        )])
     }
 
     fn eval(&mut self, inputs: &[Option<&Tensor>], outputs: &mut [Tensor]) -> Result<(), String> {
         let (rows, cols, c) = self.axes.ok_or("not prepared")?;
+        if let Some(bounds) = self.bounds {
+            let x = inputs[0].ok_or("the input is missing")?;
+            let mismatch = || "the tensors are not of the types prepared".to_string();
+            let (kind, axes) = (self.kind, (&rows, &cols, c));
+            return with_quantized!(&x.data, x => with_quantized!(&mut outputs[0].data,
+                y => { pool_quantized(kind, axes, bounds, x, y); Ok(()) },
+                Err(mismatch())), Err(mismatch()));
+        }
         let x = f32_in(inputs, 0)?;
         let y = f32_out(outputs, 0)?;
         let image_len = rows.input * cols.input * c;
@@ -76,6 +110,53 @@ impl Op for Pool {
             });
         }
         Ok(())
+    }
+}
+
+/// Pools stored values as LiteRT's reference integer kernels do.
+fn pool_quantized<T: Quantized, U: Quantized>(
+    kind: Kind,
+    (rows, cols, c): (&Axis, &Axis, usize),
+    (min, max): (i32, i32),
+    x: &[T],
+    y: &mut [U],
+) {
+    let image_len = rows.input * cols.input * c;
+    let out_len = rows.output * cols.output * c;
+    let mut acc = vec![0i32; c];
+    for (x, y) in x.chunks_exact(image_len).zip(y.chunks_exact_mut(out_len)) {
+        for (p, out) in y.chunks_exact_mut(c).enumerate() {
+            let (oy, ox) = (p / cols.output, p % cols.output);
+            acc.fill(match kind {
+                Kind::Average => 0,
+                Kind::Max => T::MIN,
+            });
+            let mut count = 0i32;
+            for iy in (0..rows.window).filter_map(|k| rows.source(oy, k)) {
+                for ix in (0..cols.window).filter_map(|k| cols.source(ox, k)) {
+                    let pixel = &x[(iy * cols.input + ix) * c..][..c];
+                    for (a, v) in acc.iter_mut().zip(pixel) {
+                        *a = match kind {
+                            Kind::Average => *a + v.get(),
+                            Kind::Max => (*a).max(v.get()),
+                        };
+                    }
+                    count += 1;
+                }
+            }
+            for (o, &a) in out.iter_mut().zip(&acc) {
+                let v = match kind {
+                    // Half away from zero, with C's truncating division.
+                    Kind::Average if count > 0 => match a > 0 {
+                        true => (a + count / 2) / count,
+                        false => (a - count / 2) / count,
+                    },
+                    Kind::Average => 0,
+                    Kind::Max => a,
+                };
+                *o = U::narrow(v.clamp(min, max));
+            }
+        }
     }
 }
 

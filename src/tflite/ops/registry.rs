@@ -3,7 +3,7 @@
 
 use super::{
     activation, binary, concatenation, conv, depthwise_conv, dequantize, fully_connected, pad,
-    pool, reduce, reshape, softmax, strided_slice, transpose, Op,
+    pool, quantize, reduce, reshape, softmax, strided_slice, transpose, Op,
 };
 use crate::tflite::parse::OpCode;
 use crate::tflite::schema::{BuiltinOperator as B, BuiltinOptions};
@@ -35,6 +35,7 @@ const REGISTRY: &[(B, Build)] = &[
     (B::Pack, concatenation::build_pack),
     (B::Pad, pad::build),
     (B::Padv2, pad::build),
+    (B::Quantize, quantize::build),
     (B::ReduceMax, reduce::build_max),
     (B::ReduceMin, reduce::build_min),
     (B::ReduceProd, reduce::build_prod),

@@ -1,11 +1,15 @@
 //! Element-wise activations on FLOAT32: RELU, RELU6, RELU_N1_TO_1, RELU_0_TO_1, LEAKY_RELU,
-//! LOGISTIC, TANH, HARD_SWISH, GELU, EXP, NEG, ABS, SQRT, RSQRT, SQUARE.
+//! LOGISTIC, TANH, HARD_SWISH, GELU, EXP, NEG, ABS, SQRT, RSQRT, SQUARE; and LOGISTIC, TANH and
+//! HARD_SWISH on int8 and uint8 ([`quantized`]).
+
+mod quantized;
 
 use super::{f32_in, f32_out, options, Inputs, Op, Out};
 use crate::nn::kernels::elementwise;
 use crate::nn::thread_pool;
 use crate::tflite::schema::BuiltinOptions;
-use crate::tflite::tensor::Tensor;
+use crate::tflite::tensor::{DType, Tensor};
+use quantized::Table;
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -27,7 +31,7 @@ enum Kind {
 }
 
 fn new(kind: Kind) -> Result<Box<dyn Op>, String> {
-    Ok(Box::new(Activation { kind }))
+    Ok(Box::new(Activation { kind, table: None }))
 }
 
 macro_rules! simple {
@@ -66,6 +70,8 @@ pub(super) fn build_gelu(options: Option<&BuiltinOptions>) -> Result<Box<dyn Op>
 
 struct Activation {
     kind: Kind,
+    /// For int8 and uint8: the output for each of the 256 stored inputs.
+    table: Option<Table>,
 }
 
 fn gelu(x: f32, approximate: bool) -> f32 {
@@ -106,10 +112,24 @@ fn map(y: &mut [f32], x: &[f32], f: impl Fn(f32) -> f32) {
 impl Op for Activation {
     fn prepare(&mut self, inputs: &Inputs) -> Result<Vec<Out>, String> {
         inputs.expect_count(1..=1)?;
-        Ok(vec![Out::f32(inputs.f32(0, "input")?.shape.clone())])
+        let x = inputs.get(0)?;
+        self.table = match x.dtype() {
+            DType::F32 => None,
+            DType::I8 | DType::U8 => Some(Table::new(self.kind, x, inputs.output(0)?)?),
+            other => {
+                return Err(format!(
+                    "petal runs this activation on FLOAT32, not {other}"
+                ))
+            }
+        };
+        Ok(vec![Out::new(x.dtype(), x.shape.clone())])
     }
 
     fn eval(&mut self, inputs: &[Option<&Tensor>], outputs: &mut [Tensor]) -> Result<(), String> {
+        if let Some(table) = &self.table {
+            let x = inputs[0].ok_or("the input is missing")?;
+            return table.run(&x.data, &mut outputs[0].data);
+        }
         let x = f32_in(inputs, 0)?;
         let y = f32_out(outputs, 0)?;
         let kind = self.kind;

@@ -1,9 +1,13 @@
 //! MEAN, SUM, REDUCE_MAX, REDUCE_MIN and REDUCE_PROD over any set of axes (given as a constant
-//! input), keeping the reduced axes as 1s with `keep_dims`.
+//! input), keeping the reduced axes as 1s with `keep_dims`; MEAN of int8 and uint8 too
+//! ([`quantized`]).
+
+mod quantized;
 
 use super::{axis, f32_in, f32_out, options, Inputs, Op, Out};
 use crate::tflite::schema::BuiltinOptions;
-use crate::tflite::tensor::Tensor;
+use crate::tflite::tensor::{DType, Tensor};
+use quantized::QuantizedMean;
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -22,6 +26,7 @@ fn build(options: Option<&BuiltinOptions>, kind: Kind) -> Result<Box<dyn Op>, St
         kind,
         keep_dims: o.keep_dims,
         plan: Plan::default(),
+        quantized: None,
     }))
 }
 
@@ -51,16 +56,55 @@ struct Plan {
     per_output: usize,
 }
 
+impl Plan {
+    /// Folds each input value into its output value with `combine`.
+    fn reduce<T: Copy, A: Copy>(&self, x: &[T], y: &mut [A], combine: impl Fn(A, T) -> A) {
+        let Plan {
+            dims, out_strides, ..
+        } = self;
+        let rank = dims.len();
+        if rank == 0 || x.is_empty() {
+            y.iter_mut().zip(x).for_each(|(y, &v)| *y = combine(*y, v));
+            return;
+        }
+        // The last axis runs in an inner loop; an odometer walks the others.
+        let inner = dims[rank - 1];
+        let inner_stride = out_strides[rank - 1];
+        let mut index = vec![0usize; rank - 1];
+        for line in x.chunks_exact(inner) {
+            let base: usize = index.iter().zip(out_strides).map(|(i, s)| i * s).sum();
+            if inner_stride == 0 {
+                y[base] = line.iter().fold(y[base], |acc, &v| combine(acc, v));
+            } else {
+                let out = &mut y[base..][..inner];
+                out.iter_mut()
+                    .zip(line)
+                    .for_each(|(o, &v)| *o = combine(*o, v));
+            }
+            for a in (0..rank - 1).rev() {
+                index[a] += 1;
+                if index[a] < dims[a] {
+                    break;
+                }
+                index[a] = 0;
+            }
+        }
+    }
+}
+
 struct Reduce {
     kind: Kind,
     keep_dims: bool,
     plan: Plan,
+    /// For a quantized input: how the sums become outputs.
+    quantized: Option<QuantizedMean>,
 }
 
 impl Op for Reduce {
     fn prepare(&mut self, inputs: &Inputs) -> Result<Vec<Out>, String> {
         inputs.expect_count(2..=2)?;
-        let x = inputs.f32(0, "input")?;
+        let x = inputs.get(0)?;
+        let dtype = x.dtype();
         let (axes, _) = inputs.int_constant(1, "axes")?;
         let rank = x.shape.len();
         let mut reduced = vec![false; rank];
@@ -92,10 +136,25 @@ impl Op for Reduce {
             out_strides,
             per_output,
         };
-        Ok(vec![Out::f32(shape)])
+        self.quantized = match (dtype, self.kind) {
+            (DType::F32, _) => None,
+            (DType::I8 | DType::U8, Kind::Mean) => {
+                Some(QuantizedMean::new(x, inputs.output(0)?, per_output)?)
+            }
+            _ => {
+                return Err(format!(
+                    "petal reduces FLOAT32, and takes the MEAN of INT8 and UINT8; got {dtype}"
+                ))
+            }
+        };
+        Ok(vec![Out::new(dtype, shape)])
     }
 
     fn eval(&mut self, inputs: &[Option<&Tensor>], outputs: &mut [Tensor]) -> Result<(), String> {
+        if let Some(q) = &self.quantized {
+            let x = inputs[0].ok_or("the input is missing")?;
+            return q.run(&self.plan, &x.data, &mut outputs[0].data);
+        }
         let x = f32_in(inputs, 0)?;
         let y = f32_out(outputs, 0)?;
         let start = match self.kind {
@@ -111,40 +170,9 @@ impl Op for Reduce {
             Kind::Min => acc.min(v),
             Kind::Prod => acc * v,
         };
-        let Plan {
-            dims,
-            out_strides,
-            per_output,
-        } = &self.plan;
-        let rank = dims.len();
-        if rank == 0 || x.is_empty() {
-            y.iter_mut().zip(x).for_each(|(y, &v)| *y = combine(*y, v));
-        } else {
-            // The last axis runs in an inner loop; an odometer walks the others.
-            let inner = dims[rank - 1];
-            let inner_stride = out_strides[rank - 1];
-            let mut index = vec![0usize; rank - 1];
-            for line in x.chunks_exact(inner) {
-                let base: usize = index.iter().zip(out_strides).map(|(i, s)| i * s).sum();
-                if inner_stride == 0 {
-                    y[base] = line.iter().fold(y[base], |acc, &v| combine(acc, v));
-                } else {
-                    let out = &mut y[base..][..inner];
-                    out.iter_mut()
-                        .zip(line)
-                        .for_each(|(o, &v)| *o = combine(*o, v));
-                }
-                for a in (0..rank - 1).rev() {
-                    index[a] += 1;
-                    if index[a] < dims[a] {
-                        break;
-                    }
-                    index[a] = 0;
-                }
-            }
-        }
+        self.plan.reduce(x, y, combine);
         if let Kind::Mean = self.kind {
-            let count = (*per_output).max(1) as f32;
+            let count = self.plan.per_output.max(1) as f32;
             y.iter_mut().for_each(|v| *v /= count);
         }
         Ok(())

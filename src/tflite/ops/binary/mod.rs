@@ -1,5 +1,8 @@
 //! ADD, SUB, MUL, DIV, MAXIMUM, MINIMUM and SQUARED_DIFFERENCE, with NumPy broadcasting and the
-//! fused activation, on FLOAT32 (and INT32, which shape arithmetic uses).
+//! fused activation, on FLOAT32 (and INT32, which shape arithmetic uses); ADD, SUB and MUL on
+//! int8 and uint8 too ([`quantized`]).
+
+mod quantized;
 
 use super::fused_activation::Fused;
 use super::{checked, options, Inputs, Op, Out};
@@ -7,6 +10,7 @@ use crate::nn::kernels::clamp;
 use crate::nn::thread_pool;
 use crate::tflite::schema::{ActivationFunctionType, BuiltinOptions};
 use crate::tflite::tensor::{DType, Data, Tensor};
+use quantized::QuantizedBinary;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
@@ -54,6 +58,7 @@ fn new(kind: Kind, activation: ActivationFunctionType) -> Result<Box<dyn Op>, St
         kind,
         activation: Fused::new(activation)?,
         broadcast: Broadcast::default(),
+        quantized: None,
     }))
 }
 
@@ -61,6 +66,8 @@ struct Binary {
     kind: Kind,
     activation: Fused,
     broadcast: Broadcast,
+    /// For int8 and uint8 inputs: the integer arithmetic.
+    quantized: Option<QuantizedBinary>,
 }
 
 /// How each output position maps to the two inputs: the output's shape and, per axis, each
@@ -328,12 +335,23 @@ impl Op for Binary {
         inputs.expect_count(2..=2)?;
         let (a, b) = (inputs.get(0)?, inputs.get(1)?);
         let dtype = a.dtype();
-        if dtype != b.dtype() || !matches!(dtype, DType::F32 | DType::I32) {
+        self.quantized = None;
+        if dtype != b.dtype() || !matches!(dtype, DType::F32 | DType::I32 | DType::I8 | DType::U8) {
             return Err(format!(
-                "the inputs are {} and {}; petal runs FLOAT32 or INT32 pairs",
+                "the inputs are {} and {}; petal runs FLOAT32, INT32, INT8 or UINT8 pairs",
                 a.dtype(),
                 b.dtype()
             ));
+        }
+        if matches!(dtype, DType::I8 | DType::U8) {
+            let output = inputs.output(0)?;
+            self.quantized = Some(QuantizedBinary::new(
+                self.kind,
+                a,
+                b,
+                output,
+                self.activation,
+            )?);
         }
         if dtype == DType::I32 && (self.kind == Kind::Div || !self.activation.is_none()) {
             return Err("INT32 division and fused activations are not supported".into());
@@ -370,8 +388,24 @@ impl Op for Binary {
                 };
                 self.broadcast.run(a, b, out, f);
             }
+            (Data::I8(a), Data::I8(b), Data::I8(out)) => self.run_quantized(a, b, out)?,
+            (Data::U8(a), Data::U8(b), Data::U8(out)) => self.run_quantized(a, b, out)?,
             _ => return Err("the tensors are not of the types prepared".into()),
         }
+        Ok(())
+    }
+}
+
+impl Binary {
+    fn run_quantized<T: crate::nn::kernels::quantized::Quantized>(
+        &self,
+        a: &[T],
+        b: &[T],
+        out: &mut [T],
+    ) -> Result<(), String> {
+        let q = self.quantized.as_ref().ok_or("not prepared")?;
+        self.broadcast
+            .run(a, b, out, |x, y| T::narrow(q.apply(x.get(), y.get())));
         Ok(())
     }
 }

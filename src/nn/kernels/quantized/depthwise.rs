@@ -1,0 +1,148 @@
+//! Quantized depthwise convolution: each output channel sums its own input channel's window,
+//! `(x − x_zero) × (w − w_zero)` in 32 bits, then requantizes with its own multiplier.
+
+use super::{Quantized, Requantize};
+use crate::nn::layers::window::Axis;
+use crate::nn::thread_pool::for_each_band;
+
+pub(crate) struct QuantizedDepthwise {
+    pub rows: Axis,
+    pub cols: Axis,
+    pub channels: usize,
+    pub multiplier: usize,
+    /// `[height][width][channels × multiplier]`, zero points subtracted.
+    pub filter: Vec<i32>,
+    pub bias: Vec<i32>,
+    /// Added to each input value: minus its zero point.
+    pub input_offset: i32,
+}
+
+impl QuantizedDepthwise {
+    pub fn out_channels(&self) -> usize {
+        self.channels * self.multiplier
+    }
+
+    /// One image: `x` is `rows.input × cols.input × channels`, `out` the output image.
+    pub fn run<T: Quantized, U: Quantized>(&self, x: &[T], out: &mut [U], stage: &Requantize) {
+        let oc = self.out_channels();
+        assert!(
+            x.len() >= self.rows.input * self.cols.input * self.channels
+                && out.len() >= self.rows.output * self.cols.output * oc
+                && self.filter.len() >= self.rows.window * self.cols.window * oc
+                && self.bias.len() >= oc
+                && stage.scaling.len() >= oc
+        );
+        let row_len = self.cols.output * oc;
+        let out = &mut out[..self.rows.output * row_len];
+        for_each_band(out, row_len, |offset, band| {
+            let mut sums = vec![0i32; oc];
+            for (r, line) in band.chunks_exact_mut(row_len).enumerate() {
+                let oy = offset / row_len + r;
+                for (ox, pixel) in line.chunks_exact_mut(oc).enumerate() {
+                    self.pixel_sums(x, oy, ox, &mut sums);
+                    stage.store(&sums, pixel);
+                }
+            }
+        });
+    }
+
+    fn pixel_sums<T: Quantized>(&self, x: &[T], oy: usize, ox: usize, sums: &mut [i32]) {
+        let (c, m, oc) = (self.channels, self.multiplier, self.out_channels());
+        sums.copy_from_slice(&self.bias[..oc]);
+        for ky in 0..self.rows.window {
+            let Some(iy) = self.rows.source(oy, ky) else {
+                continue;
+            };
+            for kx in 0..self.cols.window {
+                let Some(ix) = self.cols.source(ox, kx) else {
+                    continue;
+                };
+                let input = &x[(iy * self.cols.input + ix) * c..][..c];
+                let taps = &self.filter[(ky * self.cols.window + kx) * oc..][..oc];
+                if m == 1 {
+                    accumulate(input, taps, self.input_offset, sums);
+                } else {
+                    for (i, &v) in input.iter().enumerate() {
+                        let v = v.get() + self.input_offset;
+                        for j in i * m..(i + 1) * m {
+                            sums[j] = sums[j].wrapping_add(v * taps[j]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn accumulate<T: Quantized>(input: &[T], taps: &[i32], offset: i32, sums: &mut [i32]) {
+    for ((s, &v), &w) in sums.iter_mut().zip(input).zip(taps) {
+        *s = s.wrapping_add((v.get() + offset) * w);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::kernels::quantized::{Multiplier, Scaling};
+    use crate::nn::layers::Padding;
+
+    #[test]
+    fn sums_equal_the_definition_with_padding_strides_and_multipliers() {
+        for (size, window, stride, multiplier, channels, padding) in [
+            (7, 3, 1, 1, 5, Padding::Same),
+            (8, 3, 2, 1, 20, Padding::Same),
+            (9, 5, 2, 2, 3, Padding::Valid),
+        ] {
+            let axis = Axis::new(size, window, stride, padding).unwrap();
+            let oc = channels * multiplier;
+            let x: Vec<u8> = (0..size * size * channels)
+                .map(|i| (i * 53 % 256) as u8)
+                .collect();
+            let d = QuantizedDepthwise {
+                rows: axis,
+                cols: axis,
+                channels,
+                multiplier,
+                filter: (0..window * window * oc)
+                    .map(|i| (i as i32 * 29) % 255 - 127)
+                    .collect(),
+                bias: (0..oc as i32).map(|c| c * 77 - 100).collect(),
+                input_offset: -131,
+            };
+            let stage = Requantize {
+                scaling: Scaling::Fixed(
+                    (0..oc)
+                        .map(|c| Multiplier::new(0.001 + 0.0001 * c as f64).unwrap())
+                        .collect(),
+                ),
+                zero_point: 3,
+                min: -128,
+                max: 100,
+            };
+            let mut out = vec![0i8; axis.output * axis.output * oc];
+            d.run(&x, &mut out, &stage);
+            for oy in 0..axis.output {
+                for ox in 0..axis.output {
+                    for o in 0..oc {
+                        let mut sum = d.bias[o];
+                        for ky in 0..window {
+                            for kx in 0..window {
+                                let (Some(iy), Some(ix)) =
+                                    (axis.source(oy, ky), axis.source(ox, kx))
+                                else {
+                                    continue;
+                                };
+                                let v =
+                                    x[(iy * size + ix) * channels + o / multiplier] as i32 - 131;
+                                sum += v * d.filter[(ky * window + kx) * oc + o];
+                            }
+                        }
+                        let got = out[(oy * axis.output + ox) * oc + o];
+                        assert_eq!(got as i32, stage.apply(sum, o));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! CONV_2D: each image's receptive fields laid out as rows (im2col, a few rows at a time as the
+//! product needs them; skipped for 1×1 stride-1 filters, whose input already is that matrix),
+//! times the filter packed once when prepared. Float models multiply floats; quantized ones
+//! (int8, uint8) multiply integers ([`quantized`]).
+
+mod quantized;
+
+use super::fused_activation::Fused;
+use super::padding::window_axis;
+use super::{checked, f32_in, f32_out, nhwc, options, Inputs, Op, Out};
+use crate::nn::kernels::conv::im2col::im2col;
+use crate::nn::kernels::packed_gemm::PackedB;
+use crate::nn::layers::window::Axis;
+use crate::tflite::schema::{BuiltinOptions, Conv2DOptions};
+use crate::tflite::tensor::{DType, Tensor};
+use quantized::QuantizedConv;
+
+pub(super) fn build(options: Option<&BuiltinOptions>) -> Result<Box<dyn Op>, String> {
+    let o = options!(options, Conv2DOptions).ok_or("its Conv2DOptions are missing")?;
+    Ok(Box::new(Conv {
+        options: o.clone(),
+        activation: Fused::new(o.fused_activation_function)?,
+        geometry: None,
+        kernel: None,
+    }))
+}
+
+struct Geometry {
+    rows: Axis,
+    cols: Axis,
+    channels: usize,
+    filters: usize,
+    /// A 1×1 filter at stride 1: the image is its own column matrix.
+    pointwise: bool,
+}
+
+impl Geometry {
+    fn pixels(&self) -> usize {
+        self.rows.output * self.cols.output
+    }
+
+    fn image_len(&self) -> usize {
+        self.rows.input * self.cols.input * self.channels
+    }
+}
+
+/// The filter and bias, made ready when first prepared (they are constants).
+enum Kernel {
+    Float(PackedB),
+    Quantized(QuantizedConv),
+}
+
+struct Conv {
+    options: Conv2DOptions,
+    activation: Fused,
+    geometry: Option<Geometry>,
+    kernel: Option<Kernel>,
+}
+
+impl Op for Conv {
+    fn prepare(&mut self, inputs: &Inputs) -> Result<Vec<Out>, String> {
+        inputs.expect_count(2..=3)?;
+        let x = inputs.get(0)?;
+        let [n, h, w, c] = nhwc(x, "input")?;
+        let filter = inputs
+            .value(1)
+            .ok_or("the filter must be a constant (computed at run time here)")?;
+        let &[filters, kh, kw, fc] = &filter.shape[..] else {
+            return Err(format!(
+                "the filter must be 4-D (out, height, width, in), got {:?}",
+                filter.shape
+            ));
+        };
+        if fc != c || filters == 0 {
+            return Err(format!(
+                "the filter {:?} does not fit the input's {c} channels (grouped convolutions \
+                 are not supported)",
+                filter.shape
+            ));
+        }
+        if self.kernel.is_none() {
+            self.kernel = Some(match x.dtype() {
+                DType::F32 => Kernel::Float(float_filter(inputs, filters, kh * kw * c)?),
+                DType::I8 | DType::U8 => Kernel::Quantized(QuantizedConv::new(
+                    inputs,
+                    filters,
+                    kh * kw * c,
+                    self.activation,
+                )?),
+                other => {
+                    return Err(format!(
+                        "petal runs CONV_2D on FLOAT32, INT8 and UINT8, not {other}"
+                    ))
+                }
+            });
+        }
+        let o = &self.options;
+        let rows = window_axis(h, kh, o.stride_h, o.dilation_h_factor, o.padding)?;
+        let cols = window_axis(w, kw, o.stride_w, o.dilation_w_factor, o.padding)?;
+        let pointwise = kh == 1 && kw == 1 && rows.stride == 1 && cols.stride == 1;
+        let out = checked(vec![n, rows.output, cols.output, filters])?;
+        self.geometry = Some(Geometry {
+            rows,
+            cols,
+            channels: c,
+            filters,
+            pointwise,
+        });
+        Ok(vec![Out::new(x.dtype(), out)])
+    }
+
+    fn eval(&mut self, inputs: &[Option<&Tensor>], outputs: &mut [Tensor]) -> Result<(), String> {
+        let (Some(g), Some(kernel)) = (&self.geometry, &self.kernel) else {
+            return Err("not prepared".into());
+        };
+        match kernel {
+            Kernel::Float(filter) => float(g, filter, self.activation, inputs, outputs),
+            Kernel::Quantized(q) => {
+                let x = inputs[0].ok_or("the input is missing")?;
+                q.run(g, &x.data, &mut outputs[0].data)
+            }
+        }
+    }
+}
+
+fn float_filter(inputs: &Inputs, filters: usize, depth: usize) -> Result<PackedB, String> {
+    let (filter, _) = inputs.f32_constant(1, "filter")?;
+    let bias = match inputs.optional(2) {
+        None => None,
+        Some(_) => {
+            let (bias, bias_shape) = inputs.f32_constant(2, "bias")?;
+            if bias_shape != [filters] {
+                return Err(format!(
+                    "the bias has shape {bias_shape:?}, expected [{filters}]"
+                ));
+            }
+            Some(bias)
+        }
+    };
+    Ok(PackedB::new(filter, filters, depth, bias))
+}
+
+fn float(
+    g: &Geometry,
+    filter: &PackedB,
+    activation: Fused,
+    inputs: &[Option<&Tensor>],
+    outputs: &mut [Tensor],
+) -> Result<(), String> {
+    let x = f32_in(inputs, 0)?;
+    let y = f32_out(outputs, 0)?;
+    let pixels = g.pixels();
+    let range = activation.range();
+    for (x, y) in x
+        .chunks_exact(g.image_len())
+        .zip(y.chunks_exact_mut(pixels * g.filters))
+    {
+        if g.pointwise {
+            filter.multiply(x, pixels, y, range);
+        } else {
+            let fields =
+                |pixels, rows: &mut [f32]| im2col(x, &g.rows, &g.cols, g.channels, pixels, rows);
+            filter.multiply_rows_made_by(fields, pixels, y, range);
+        }
+    }
+    Ok(())
+}

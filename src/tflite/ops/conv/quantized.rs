@@ -1,0 +1,69 @@
+//! Quantized CONV_2D (int8, per-channel filters; uint8 with zero-pointed filters): receptive
+//! fields widened with the zero point subtracted, times the widened filter, each sum
+//! requantized with its channel's multiplier.
+
+use super::Geometry;
+use crate::nn::kernels::quantized::fields::{receptive_fields, widened_rows};
+use crate::nn::kernels::quantized::gemm::QuantizedWeights;
+use crate::nn::kernels::quantized::Quantized;
+use crate::tflite::ops::fused_activation::Fused;
+use crate::tflite::ops::quantized::{bias, with_quantized, ProductQuantization, Requantization};
+use crate::tflite::ops::Inputs;
+use crate::tflite::tensor::Data;
+
+pub(super) struct QuantizedConv {
+    weights: QuantizedWeights,
+    quantization: ProductQuantization,
+}
+
+impl QuantizedConv {
+    pub fn new(
+        inputs: &Inputs,
+        filters: usize,
+        depth: usize,
+        activation: Fused,
+    ) -> Result<Self, String> {
+        let filter = inputs.value(1).ok_or("the filter must be a constant")?;
+        let quantization =
+            ProductQuantization::new(inputs, 0, filters, activation, Requantization::FixedPoint)?;
+        let bias = bias(inputs, 2, filters)?;
+        let zeros = &quantization.filter_zero_points;
+        let weights = with_quantized!(&filter.data,
+            w => QuantizedWeights::new(w, filters, depth, zeros, Some(&bias)),
+            return Err(format!("the filter must be INT8 or UINT8, got {}", filter.dtype())));
+        Ok(QuantizedConv {
+            weights,
+            quantization,
+        })
+    }
+
+    pub fn run(&self, g: &Geometry, x: &Data, y: &mut Data) -> Result<(), String> {
+        let mismatch = || "the tensors are not of the types prepared".to_string();
+        with_quantized!(x, x => with_quantized!(y, y => { self.images(g, x, y); Ok(()) },
+            Err(mismatch())), Err(mismatch()))
+    }
+
+    fn images<T: Quantized, U: Quantized>(&self, g: &Geometry, x: &[T], y: &mut [U]) {
+        let pixels = g.pixels();
+        let (offset, stride) = (self.quantization.input_offset, self.weights.stride());
+        let stage = &self.quantization.stage;
+        for (x, y) in x
+            .chunks_exact(g.image_len())
+            .zip(y.chunks_exact_mut(pixels * g.filters))
+        {
+            if g.pointwise {
+                let rows = |range, fields: &mut [i16]| {
+                    widened_rows(x, g.channels, range, offset, stride, fields)
+                };
+                self.weights.multiply(rows, pixels, y, stage);
+            } else {
+                let rows = |range, fields: &mut [i16]| {
+                    receptive_fields(
+                        x, &g.rows, &g.cols, g.channels, range, offset, stride, fields,
+                    )
+                };
+                self.weights.multiply(rows, pixels, y, stage);
+            }
+        }
+    }
+}

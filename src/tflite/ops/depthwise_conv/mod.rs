@@ -1,0 +1,119 @@
+//! DEPTHWISE_CONV_2D on the engine's depthwise kernels: float, or quantized ([`quantized`]).
+
+mod quantized;
+
+use super::fused_activation::Fused;
+use super::padding::window_axis;
+use super::{checked, f32_in, f32_out, nhwc, options, Inputs, Op, Out};
+use crate::nn::kernels::depthwise::Depthwise;
+use crate::nn::simd::Level;
+use crate::tflite::schema::{BuiltinOptions, DepthwiseConv2DOptions};
+use crate::tflite::tensor::{DType, Tensor};
+use quantized::QuantizedDepthwiseConv;
+
+pub(super) fn build(options: Option<&BuiltinOptions>) -> Result<Box<dyn Op>, String> {
+    let o = options!(options, DepthwiseConv2DOptions)
+        .ok_or("its DepthwiseConv2DOptions are missing")?;
+    Ok(Box::new(DepthwiseConv {
+        options: o.clone(),
+        activation: Fused::new(o.fused_activation_function)?,
+        kernel: None,
+    }))
+}
+
+enum Kernel {
+    Float(Depthwise),
+    Quantized(QuantizedDepthwiseConv),
+}
+
+struct DepthwiseConv {
+    options: DepthwiseConv2DOptions,
+    activation: Fused,
+    kernel: Option<Kernel>,
+}
+
+impl Op for DepthwiseConv {
+    fn prepare(&mut self, inputs: &Inputs) -> Result<Vec<Out>, String> {
+        inputs.expect_count(2..=3)?;
+        let x = inputs.get(0)?;
+        let [n, h, w, c] = nhwc(x, "input")?;
+        let filter = inputs
+            .value(1)
+            .ok_or("the filter must be a constant (computed at run time here)")?;
+        let &[1, kh, kw, out_channels] = &filter.shape[..] else {
+            return Err(format!(
+                "the filter must be [1, height, width, channels], got {:?}",
+                filter.shape
+            ));
+        };
+        // TensorFlow Lite derives the multiplier from the shapes; the option may be stale.
+        if out_channels == 0 || out_channels % c != 0 {
+            return Err(format!(
+                "the filter's {out_channels} channels are not a multiple of the input's {c}"
+            ));
+        }
+        let o = &self.options;
+        let rows = window_axis(h, kh, o.stride_h, o.dilation_h_factor, o.padding)?;
+        let cols = window_axis(w, kw, o.stride_w, o.dilation_w_factor, o.padding)?;
+        let out = checked(vec![n, rows.output, cols.output, out_channels])?;
+        let multiplier = out_channels / c;
+        self.kernel = Some(match x.dtype() {
+            DType::F32 => {
+                if inputs.optional(2).is_some() {
+                    let (_, bias_shape) = inputs.f32_constant(2, "bias")?;
+                    if bias_shape != [out_channels] {
+                        return Err(format!(
+                            "the bias has shape {bias_shape:?}, expected [{out_channels}]"
+                        ));
+                    }
+                }
+                inputs.f32_constant(1, "filter")?;
+                let (min, max) = self.activation.range();
+                Kernel::Float(Depthwise {
+                    rows,
+                    cols,
+                    channels: c,
+                    multiplier,
+                    min,
+                    max,
+                    level: Level::selected(),
+                })
+            }
+            DType::I8 | DType::U8 => Kernel::Quantized(QuantizedDepthwiseConv::new(
+                inputs,
+                rows,
+                cols,
+                multiplier,
+                self.activation,
+            )?),
+            other => {
+                return Err(format!(
+                    "petal runs DEPTHWISE_CONV_2D on FLOAT32, INT8 and UINT8, not {other}"
+                ))
+            }
+        });
+        Ok(vec![Out::new(x.dtype(), out)])
+    }
+
+    fn eval(&mut self, inputs: &[Option<&Tensor>], outputs: &mut [Tensor]) -> Result<(), String> {
+        match self.kernel.as_ref().ok_or("not prepared")? {
+            Kernel::Float(d) => float(d, inputs, outputs),
+            Kernel::Quantized(q) => {
+                let x = inputs[0].ok_or("the input is missing")?;
+                q.run(&x.data, &mut outputs[0].data)
+            }
+        }
+    }
+}
+
+fn float(d: &Depthwise, inputs: &[Option<&Tensor>], outputs: &mut [Tensor]) -> Result<(), String> {
+    let (x, filter) = (f32_in(inputs, 0)?, f32_in(inputs, 1)?);
+    let bias = inputs.get(2).copied().flatten().and_then(Tensor::as_f32);
+    let y = f32_out(outputs, 0)?;
+    let image_len = d.rows.input * d.cols.input * d.channels;
+    let out_len = d.rows.output * d.cols.output * d.out_channels();
+    for (x, y) in x.chunks_exact(image_len).zip(y.chunks_exact_mut(out_len)) {
+        d.run(x, filter, bias, y);
+    }
+    Ok(())
+}
