@@ -1,5 +1,4 @@
-"""Writes small `.tflite` files of the kinds TensorFlow's converter makes beyond plain float32,
-for `petal tflite info` to describe (petal's interpreter does not run them yet):
+"""Writes small `.tflite` files of the kinds TensorFlow's converter makes beyond plain float32:
 
 - tests/golden/tflite/tiny_float16.tflite: float16 weights (`target_spec.supported_types`),
   dequantized by DEQUANTIZE ops.
@@ -8,12 +7,20 @@ for `petal tflite info` to describe (petal's interpreter does not run them yet):
 - tests/golden/tflite/tiny_int8.tflite: full-integer int8 with uint8 input and output
   (representative data set, `inference_input_type = tf.uint8`): per-channel weight scales.
 
-The model: Conv2D(8, 3×3, ReLU6) on 8×8×3, DepthwiseConv2D, global average pooling, Dense(128),
-Dense(3), softmax — seeded; the Dense(128) has the 1,024 weights below which the converter
-leaves a tensor in float.
+- tests/golden/tflite/hybrid_chain.tflite and hybrid_chain.json: dynamic-range CONV_2D,
+  DEPTHWISE_CONV_2D and FULLY_CONNECTED, each large enough to be quantized and each fed by
+  another or by the input, with LiteRT's reference outputs (BUILTIN_REF) for two inputs. Hybrid
+  ops quantize their float input at run time, so a last-bit difference in a float op before
+  one changes its scale and the model's output by up to a few percent (LiteRT's own XNNPACK
+  differs from its reference kernels so): with no float op in the chain, petal must agree.
+
+The tiny model: Conv2D(8, 3×3, ReLU6) on 8×8×3, DepthwiseConv2D, global average pooling,
+Dense(128), Dense(3), softmax — seeded; the Dense(128) has the 1,024 weights below which the
+converter leaves a tensor in float.
 
     .venv-tf/bin/python scripts/make_tflite_quantized_fixtures.py tests/golden/tflite
 """
+import json
 import os
 import sys
 
@@ -33,6 +40,46 @@ def model():
         keras.layers.Dense(128, activation="relu"),
         keras.layers.Dense(3, activation="softmax"),
     ])
+
+
+def hybrid_chain():
+    keras.utils.set_random_seed(5)
+    return keras.Sequential([
+        keras.Input(shape=(10, 10, 8)),
+        keras.layers.Conv2D(16, 3, padding="same", activation="relu6"),
+        keras.layers.Conv2D(128, 1),
+        keras.layers.DepthwiseConv2D(3, strides=2, padding="same", activation="relu"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(10),
+    ])
+
+
+def reference_outputs(data, inputs):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    interpreter = Interpreter(
+        model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    interpreter.allocate_tensors()
+    (input_detail,) = interpreter.get_input_details()
+    (output_detail,) = interpreter.get_output_details()
+    outputs = []
+    for x in inputs:
+        interpreter.set_tensor(input_detail["index"], x[None])
+        interpreter.invoke()
+        outputs.append(interpreter.get_tensor(output_detail["index"])[0].tolist())
+    return outputs
+
+
+def write_hybrid_chain(out_dir):
+    data = convert(hybrid_chain(), "dynamic_range")
+    with open(os.path.join(out_dir, "hybrid_chain.tflite"), "wb") as f:
+        f.write(data)
+    rng = np.random.RandomState(1)
+    inputs = [rng.uniform(-1, 2, size=(10, 10, 8)).astype(np.float32) for _ in range(2)]
+    golden = {"inputs": [x.ravel().tolist() for x in inputs],
+              "outputs": reference_outputs(data, inputs)}
+    with open(os.path.join(out_dir, "hybrid_chain.json"), "w") as f:
+        json.dump(golden, f)
+    print(f"hybrid_chain.tflite: {len(data)} bytes")
 
 
 def representative():
@@ -65,6 +112,7 @@ def main(out_dir):
         with open(path, "wb") as f:
             f.write(data)
         print(f"{path}: {len(data)} bytes")
+    write_hybrid_chain(out_dir)
 
 
 if __name__ == "__main__":

@@ -223,3 +223,24 @@ pub(crate) fn bias(inputs: &super::Inputs, i: usize, len: usize) -> Result<Vec<i
         )),
     }
 }
+
+/// The int8 weights of a dynamic-range op (input 1, a constant): their values and one scale per
+/// slice along `axis` of `channels`; zero points must be 0, as LiteRT's hybrid kernels assume.
+pub(crate) fn symmetric_weights<'a>(
+    inputs: &super::Inputs<'a>,
+    axis: usize,
+    channels: usize,
+) -> Result<(&'a [i8], Vec<f32>), String> {
+    let w = inputs.value(1).ok_or("the weights must be a constant")?;
+    let crate::tflite::tensor::Data::I8(values) = &w.data else {
+        return Err(format!(
+            "float inputs take FLOAT32 or INT8 weights, got {}",
+            w.dtype()
+        ));
+    };
+    let (scales, zero_points) = per_channel(w, axis, channels, "weights")?;
+    if zero_points.iter().any(|&z| z != 0) {
+        return Err("dynamic-range weights must have zero point 0".into());
+    }
+    Ok((values, scales))
+}

@@ -24,13 +24,24 @@ impl QuantizedDepthwise {
 
     /// One image: `x` is `rows.input × cols.input × channels`, `out` the output image.
     pub fn run<T: Quantized, U: Quantized>(&self, x: &[T], out: &mut [U], stage: &Requantize) {
+        assert!(stage.scaling.len() >= self.out_channels());
+        self.run_then(x, out, |sums, pixel| stage.store(sums, pixel));
+    }
+
+    /// As [`QuantizedDepthwise::run`], each pixel's sums (bias included) turned into its
+    /// outputs by `finish(sums, outputs)`.
+    pub fn run_then<T: Quantized, O: Send>(
+        &self,
+        x: &[T],
+        out: &mut [O],
+        finish: impl Fn(&[i32], &mut [O]) + Sync,
+    ) {
         let oc = self.out_channels();
         assert!(
             x.len() >= self.rows.input * self.cols.input * self.channels
                 && out.len() >= self.rows.output * self.cols.output * oc
                 && self.filter.len() >= self.rows.window * self.cols.window * oc
                 && self.bias.len() >= oc
-                && stage.scaling.len() >= oc
         );
         let row_len = self.cols.output * oc;
         let out = &mut out[..self.rows.output * row_len];
@@ -40,7 +51,7 @@ impl QuantizedDepthwise {
                 let oy = offset / row_len + r;
                 for (ox, pixel) in line.chunks_exact_mut(oc).enumerate() {
                     self.pixel_sums(x, oy, ox, &mut sums);
-                    stage.store(&sums, pixel);
+                    finish(&sums, pixel);
                 }
             }
         });

@@ -72,7 +72,20 @@ impl QuantizedWeights {
         out: &mut [T],
         stage: &Requantize,
     ) {
-        assert!(out.len() >= rows * self.filters && stage.scaling.len() >= self.filters);
+        assert!(stage.scaling.len() >= self.filters);
+        self.multiply_then(make_rows, rows, out, |_, sums, out| stage.store(sums, out));
+    }
+
+    /// As [`QuantizedWeights::multiply`], each row's sums (bias included) turned into its
+    /// outputs by `finish(row, sums, outputs)`.
+    pub fn multiply_then<O: Send>(
+        &self,
+        make_rows: impl Fn(Range<usize>, &mut [i16]) + Sync,
+        rows: usize,
+        out: &mut [O],
+        finish: impl Fn(usize, &[i32], &mut [O]) + Sync,
+    ) {
+        assert!(out.len() >= rows * self.filters);
         let blocks = rows.div_ceil(ROWS_PER_BLOCK);
         let tasks = match rows * self.filters * self.stride < PARALLEL_PRODUCTS {
             true => 1,
@@ -100,11 +113,12 @@ impl QuantizedWeights {
                             count * self.filters,
                         )
                     };
-                    for (s, o) in sums
+                    for (i, (s, o)) in sums
                         .chunks_exact(self.filters)
                         .zip(out.chunks_exact_mut(self.filters))
+                        .enumerate()
                     {
-                        stage.store(s, o);
+                        finish(start + i, s, o);
                     }
                 }
             });

@@ -3,6 +3,7 @@
 //! requantization of each sum ([`Requantize`]) must follow the reference step by step.
 
 pub(crate) mod depthwise;
+pub(crate) mod dynamic_range;
 pub(crate) mod fields;
 pub mod fixed_point;
 pub(crate) mod gemm;

@@ -3,6 +3,7 @@
 //! times the filter packed once when prepared. Float models multiply floats; quantized ones
 //! (int8, uint8) multiply integers ([`quantized`]).
 
+mod hybrid;
 mod quantized;
 
 use super::fused_activation::Fused;
@@ -13,6 +14,7 @@ use crate::nn::kernels::packed_gemm::PackedB;
 use crate::nn::layers::window::Axis;
 use crate::tflite::schema::{BuiltinOptions, Conv2DOptions};
 use crate::tflite::tensor::{DType, Tensor};
+use hybrid::HybridConv;
 use quantized::QuantizedConv;
 
 pub(super) fn build(options: Option<&BuiltinOptions>) -> Result<Box<dyn Op>, String> {
@@ -48,6 +50,7 @@ impl Geometry {
 enum Kernel {
     Float(PackedB),
     Quantized(QuantizedConv),
+    Hybrid(HybridConv),
 }
 
 struct Conv {
@@ -79,15 +82,21 @@ impl Op for Conv {
             ));
         }
         if self.kernel.is_none() {
-            self.kernel = Some(match x.dtype() {
-                DType::F32 => Kernel::Float(float_filter(inputs, filters, kh * kw * c)?),
-                DType::I8 | DType::U8 => Kernel::Quantized(QuantizedConv::new(
+            self.kernel = Some(match (x.dtype(), filter.dtype()) {
+                (DType::F32, DType::I8) => Kernel::Hybrid(HybridConv::new(
                     inputs,
                     filters,
                     kh * kw * c,
                     self.activation,
                 )?),
-                other => {
+                (DType::F32, _) => Kernel::Float(float_filter(inputs, filters, kh * kw * c)?),
+                (DType::I8 | DType::U8, _) => Kernel::Quantized(QuantizedConv::new(
+                    inputs,
+                    filters,
+                    kh * kw * c,
+                    self.activation,
+                )?),
+                (other, _) => {
                     return Err(format!(
                         "petal runs CONV_2D on FLOAT32, INT8 and UINT8, not {other}"
                     ))
@@ -110,7 +119,7 @@ impl Op for Conv {
     }
 
     fn eval(&mut self, inputs: &[Option<&Tensor>], outputs: &mut [Tensor]) -> Result<(), String> {
-        let (Some(g), Some(kernel)) = (&self.geometry, &self.kernel) else {
+        let (Some(g), Some(kernel)) = (&self.geometry, &mut self.kernel) else {
             return Err("not prepared".into());
         };
         match kernel {
@@ -118,6 +127,10 @@ impl Op for Conv {
             Kernel::Quantized(q) => {
                 let x = inputs[0].ok_or("the input is missing")?;
                 q.run(g, &x.data, &mut outputs[0].data)
+            }
+            Kernel::Hybrid(h) => {
+                h.run(g, f32_in(inputs, 0)?, f32_out(outputs, 0)?);
+                Ok(())
             }
         }
     }

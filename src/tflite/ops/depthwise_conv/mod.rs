@@ -1,5 +1,6 @@
 //! DEPTHWISE_CONV_2D on the engine's depthwise kernels: float, or quantized ([`quantized`]).
 
+mod hybrid;
 mod quantized;
 
 use super::fused_activation::Fused;
@@ -9,6 +10,7 @@ use crate::nn::kernels::depthwise::Depthwise;
 use crate::nn::simd::Level;
 use crate::tflite::schema::{BuiltinOptions, DepthwiseConv2DOptions};
 use crate::tflite::tensor::{DType, Tensor};
+use hybrid::HybridDepthwiseConv;
 use quantized::QuantizedDepthwiseConv;
 
 pub(super) fn build(options: Option<&BuiltinOptions>) -> Result<Box<dyn Op>, String> {
@@ -24,6 +26,7 @@ pub(super) fn build(options: Option<&BuiltinOptions>) -> Result<Box<dyn Op>, Str
 enum Kernel {
     Float(Depthwise),
     Quantized(QuantizedDepthwiseConv),
+    Hybrid(HybridDepthwiseConv),
 }
 
 struct DepthwiseConv {
@@ -57,8 +60,15 @@ impl Op for DepthwiseConv {
         let cols = window_axis(w, kw, o.stride_w, o.dilation_w_factor, o.padding)?;
         let out = checked(vec![n, rows.output, cols.output, out_channels])?;
         let multiplier = out_channels / c;
-        self.kernel = Some(match x.dtype() {
-            DType::F32 => {
+        self.kernel = Some(match (x.dtype(), filter.dtype()) {
+            (DType::F32, DType::I8) => Kernel::Hybrid(HybridDepthwiseConv::new(
+                inputs,
+                rows,
+                cols,
+                multiplier,
+                self.activation,
+            )?),
+            (DType::F32, _) => {
                 if inputs.optional(2).is_some() {
                     let (_, bias_shape) = inputs.f32_constant(2, "bias")?;
                     if bias_shape != [out_channels] {
@@ -79,14 +89,14 @@ impl Op for DepthwiseConv {
                     level: Level::selected(),
                 })
             }
-            DType::I8 | DType::U8 => Kernel::Quantized(QuantizedDepthwiseConv::new(
+            (DType::I8 | DType::U8, _) => Kernel::Quantized(QuantizedDepthwiseConv::new(
                 inputs,
                 rows,
                 cols,
                 multiplier,
                 self.activation,
             )?),
-            other => {
+            (other, _) => {
                 return Err(format!(
                     "petal runs DEPTHWISE_CONV_2D on FLOAT32, INT8 and UINT8, not {other}"
                 ))
@@ -96,8 +106,12 @@ impl Op for DepthwiseConv {
     }
 
     fn eval(&mut self, inputs: &[Option<&Tensor>], outputs: &mut [Tensor]) -> Result<(), String> {
-        match self.kernel.as_ref().ok_or("not prepared")? {
+        match self.kernel.as_mut().ok_or("not prepared")? {
             Kernel::Float(d) => float(d, inputs, outputs),
+            Kernel::Hybrid(h) => {
+                h.run(f32_in(inputs, 0)?, f32_out(outputs, 0)?);
+                Ok(())
+            }
             Kernel::Quantized(q) => {
                 let x = inputs[0].ok_or("the input is missing")?;
                 q.run(&x.data, &mut outputs[0].data)

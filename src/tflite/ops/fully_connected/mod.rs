@@ -2,6 +2,7 @@
 //! made ready once when prepared, on top of the bias. Float models multiply floats; quantized
 //! ones integers ([`quantized`]).
 
+mod hybrid;
 mod quantized;
 
 use super::fused_activation::Fused;
@@ -9,6 +10,7 @@ use super::{checked, f32_in, f32_out, options, Inputs, Op, Out};
 use crate::nn::kernels::packed_gemm::PackedB;
 use crate::tflite::schema::{BuiltinOptions, FullyConnectedOptionsWeightsFormat};
 use crate::tflite::tensor::{DType, Tensor};
+use hybrid::HybridFullyConnected;
 use quantized::QuantizedFullyConnected;
 
 pub(super) fn build(options: Option<&BuiltinOptions>) -> Result<Box<dyn Op>, String> {
@@ -21,6 +23,7 @@ pub(super) fn build(options: Option<&BuiltinOptions>) -> Result<Box<dyn Op>, Str
     Ok(Box::new(FullyConnected {
         activation: Fused::new(o.fused_activation_function)?,
         keep_num_dims: o.keep_num_dims,
+        asymmetric_inputs: o.asymmetric_quantize_inputs,
         rows: 0,
         kernel: None,
     }))
@@ -29,11 +32,15 @@ pub(super) fn build(options: Option<&BuiltinOptions>) -> Result<Box<dyn Op>, Str
 enum Kernel {
     Float(PackedB),
     Quantized(QuantizedFullyConnected),
+    Hybrid(HybridFullyConnected),
 }
 
 struct FullyConnected {
     activation: Fused,
     keep_num_dims: bool,
+    /// For dynamic-range weights: quantize each input row over its whole range, not
+    /// symmetrically.
+    asymmetric_inputs: bool,
     rows: usize,
     /// The weights and bias, made ready when first prepared (they are constants).
     kernel: Option<Kernel>,
@@ -59,15 +66,22 @@ impl Op for FullyConnected {
             ));
         }
         if self.kernel.is_none() {
-            self.kernel = Some(match x.dtype() {
-                DType::F32 => Kernel::Float(float_weights(inputs, units, depth)?),
-                DType::I8 | DType::U8 => Kernel::Quantized(QuantizedFullyConnected::new(
+            self.kernel = Some(match (x.dtype(), weights.dtype()) {
+                (DType::F32, DType::I8) => Kernel::Hybrid(HybridFullyConnected::new(
+                    inputs,
+                    units,
+                    depth,
+                    self.activation,
+                    self.asymmetric_inputs,
+                )?),
+                (DType::F32, _) => Kernel::Float(float_weights(inputs, units, depth)?),
+                (DType::I8 | DType::U8, _) => Kernel::Quantized(QuantizedFullyConnected::new(
                     inputs,
                     units,
                     depth,
                     self.activation,
                 )?),
-                other => {
+                (other, _) => {
                     return Err(format!(
                         "petal runs FULLY_CONNECTED on FLOAT32, INT8 and UINT8, not {other}"
                     ))
@@ -97,7 +111,7 @@ impl Op for FullyConnected {
     }
 
     fn eval(&mut self, inputs: &[Option<&Tensor>], outputs: &mut [Tensor]) -> Result<(), String> {
-        match self.kernel.as_ref().ok_or("not prepared")? {
+        match self.kernel.as_mut().ok_or("not prepared")? {
             Kernel::Float(weights) => {
                 let x = f32_in(inputs, 0)?;
                 let y = f32_out(outputs, 0)?;
@@ -107,6 +121,10 @@ impl Op for FullyConnected {
             Kernel::Quantized(q) => {
                 let x = inputs[0].ok_or("the input is missing")?;
                 q.run(self.rows, &x.data, &mut outputs[0].data)
+            }
+            Kernel::Hybrid(h) => {
+                h.run(self.rows, f32_in(inputs, 0)?, f32_out(outputs, 0)?);
+                Ok(())
             }
         }
     }
