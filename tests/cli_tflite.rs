@@ -123,7 +123,10 @@ fn info_describes_quantized_and_float16_files() {
         dynamic.contains("INT8 [128,8] (128 per-channel scales along axis 0)"),
         "{dynamic}"
     );
-    assert!(dynamic.contains("petal's interpreter runs this model"), "{dynamic}");
+    assert!(
+        dynamic.contains("petal's interpreter runs this model"),
+        "{dynamic}"
+    );
 }
 
 #[test]

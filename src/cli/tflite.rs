@@ -343,6 +343,8 @@ pub struct TfLiteClassifier {
     std: Vec<f32>,
     signature: String,
     input_name: String,
+    /// How the input stores values: its type and quantization (pixels are quantized to it).
+    input_type: (tflite::DType, Option<tflite::Quantization>),
     /// Height, width, channels.
     pub input: (usize, usize, usize),
     pub class_names: Vec<String>,
@@ -437,16 +439,32 @@ impl TfLiteClassifier {
             }
             (None, None) => (vec![0.0], vec![1.0]),
         };
+        let image = Tensor::from_real(
+            vec![1, h, w, c],
+            &[],
+            input.dtype,
+            input.quantization.as_ref(),
+        );
+        if image.is_none() {
+            return Err(error(&format!(
+                "petal predict feeds images to FLOAT32, UINT8 and quantized INT8 inputs; this \
+                 one is {}{} (petal tflite run takes any)",
+                input.dtype,
+                if input.quantization.is_some() {
+                    " quantized per channel"
+                } else {
+                    ""
+                }
+            )));
+        }
         Ok(TfLiteClassifier {
             mean,
             std,
-            probabilities: interpreter
-                .op_names()
-                .last()
-                .is_some_and(|op| op == "SOFTMAX"),
+            probabilities: ends_in_softmax(interpreter.op_names()),
             interpreter,
             signature: signature.key,
             input_name: input.name,
+            input_type: (input.dtype, input.quantization),
             input: (h, w, c),
             class_names,
         })
@@ -473,13 +491,25 @@ impl TfLiteClassifier {
                 *p = (*p - mean) / std;
             }
         }
-        let image = Tensor::f32(vec![1, h, w, c], pixels);
+        let (dtype, quantization) = &self.input_type;
+        let image = Tensor::from_real(vec![1, h, w, c], &pixels, *dtype, quantization.as_ref())
+            .expect("a type checked at open");
         let mut runner = self.interpreter.signature_runner(&self.signature)?;
         let outputs = runner.run(&[(&self.input_name, &image)])?;
         let (_, output) = outputs
             .into_iter()
             .next()
             .expect("one output, checked at open");
-        Ok(output.as_f32().map(<[f32]>::to_vec).unwrap_or_default())
+        // Quantized outputs as the real numbers they stand for.
+        Ok(output.to_real().unwrap_or_default())
     }
+}
+
+/// Whether the model's last computing op is SOFTMAX (a quantized model may convert its output
+/// after it).
+fn ends_in_softmax(ops: &[String]) -> bool {
+    ops.iter()
+        .rev()
+        .find(|op| !matches!(op.as_str(), "QUANTIZE" | "DEQUANTIZE"))
+        .is_some_and(|op| op == "SOFTMAX")
 }

@@ -153,6 +153,38 @@ impl Data {
     }
 }
 
+/// `scale × (q − zero point)` with the scale and zero point of each value's slice along the
+/// quantized axis (one pair for all when per-tensor).
+fn dequantized<T: Copy + Into<i64>>(
+    q: &[T],
+    params: &Quantization,
+    shape: &[usize],
+) -> Option<Vec<f32>> {
+    if params.scales.is_empty() || params.zero_points.len() != params.scales.len() {
+        return None;
+    }
+    let inner: usize = shape
+        .get(params.axis + 1..)
+        .map_or(1, |s| s.iter().product());
+    let mut y = vec![0.0; q.len()];
+    dequantize_into(q, params, inner, &mut y);
+    Some(y)
+}
+
+/// [`dequantized`] into `y`, with `inner` values per step along the quantized axis.
+pub(crate) fn dequantize_into<T: Copy + Into<i64>>(
+    q: &[T],
+    params: &Quantization,
+    inner: usize,
+    y: &mut [f32],
+) {
+    let channels = params.scales.len().max(1);
+    for (i, (y, &v)) in y.iter_mut().zip(q).enumerate() {
+        let c = (i / inner.max(1)) % channels;
+        *y = params.scales[c] * (v.into() - params.zero_points[c]) as f32;
+    }
+}
+
 /// A tensor's values in row-major (NHWC) order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tensor {
@@ -212,6 +244,54 @@ impl Tensor {
             Data::F32(v) => Some(v),
             _ => None,
         }
+    }
+
+    /// The real numbers a tensor stands for: FLOAT32 values as they are, FLOAT16 ones widened,
+    /// and quantized ones as `scale × (stored − zero point)` of their channel. `None` for
+    /// integers without quantization and for other types.
+    pub fn to_real(&self) -> Option<Vec<f32>> {
+        let q = self.quantization.as_ref();
+        match &self.data {
+            Data::F32(v) => Some(v.clone()),
+            Data::F16(v) => Some(v.iter().map(|v| v.to_f32()).collect()),
+            Data::I8(v) => dequantized(v, q?, &self.shape),
+            Data::U8(v) => dequantized(v, q?, &self.shape),
+            Data::I16(v) => dequantized(v, q?, &self.shape),
+            _ => None,
+        }
+    }
+
+    /// Real numbers stored as an input of `dtype` with `quantization` takes them: FLOAT32 as they
+    /// are; INT8 and UINT8 as `round(x / scale) + zero point` (half away from zero, clamped to
+    /// the type), as TensorFlow Lite's QUANTIZE stores them; UINT8 without quantization as pixel
+    /// values. `None` for other types and per-channel quantization.
+    pub fn from_real(
+        shape: Vec<usize>,
+        values: &[f32],
+        dtype: DType,
+        quantization: Option<&Quantization>,
+    ) -> Option<Tensor> {
+        let (scale, zero_point) = match quantization {
+            Some(q) if q.scales.len() == 1 => (q.scales[0], q.zero_points[0] as f32),
+            Some(_) => return None,
+            None => (1.0, 0.0),
+        };
+        let stored = |lo: f32, hi: f32| {
+            values
+                .iter()
+                .map(move |v| ((v / scale).round() + zero_point).clamp(lo, hi))
+        };
+        let data = match (dtype, quantization) {
+            (DType::F32, _) => Data::F32(values.to_vec()),
+            (DType::U8, _) => Data::U8(stored(0.0, 255.0).map(|v| v as u8).collect()),
+            (DType::I8, Some(_)) => Data::I8(stored(-128.0, 127.0).map(|v| v as i8).collect()),
+            _ => return None,
+        };
+        Some(Tensor {
+            shape,
+            data,
+            quantization: quantization.cloned(),
+        })
     }
 
     /// The number of values `shape` calls for, if it does not overflow.

@@ -3,7 +3,7 @@
 
 use super::{Inputs, Op, Out};
 use crate::tflite::schema::BuiltinOptions;
-use crate::tflite::tensor::{Data, Quantization, Tensor};
+use crate::tflite::tensor::{dequantize_into, Data, Tensor};
 
 pub(super) fn build(_: Option<&BuiltinOptions>) -> Result<Box<dyn Op>, String> {
     Ok(Box::new(Dequantize { inner: 1 }))
@@ -47,21 +47,11 @@ impl Op for Dequantize {
         let q = x.quantization.as_ref();
         match &x.data {
             Data::F16(v) => y.iter_mut().zip(v).for_each(|(y, v)| *y = v.to_f32()),
-            Data::I8(v) => real(v, q, inner, y),
-            Data::U8(v) => real(v, q, inner, y),
-            Data::I16(v) => real(v, q, inner, y),
+            Data::I8(v) => dequantize_into(v, q.ok_or("no quantization")?, inner, y),
+            Data::U8(v) => dequantize_into(v, q.ok_or("no quantization")?, inner, y),
+            Data::I16(v) => dequantize_into(v, q.ok_or("no quantization")?, inner, y),
             _ => return Err("the input is not of the type prepared".into()),
         }
         Ok(())
-    }
-}
-
-/// scale × (q − zero point), with the scale and zero point of each value's channel.
-fn real<T: Copy + Into<i64>>(q: &[T], params: Option<&Quantization>, inner: usize, y: &mut [f32]) {
-    let Some(p) = params else { return };
-    let channels = p.scales.len().max(1);
-    for (i, (y, &v)) in y.iter_mut().zip(q).enumerate() {
-        let c = (i / inner) % channels;
-        *y = p.scales[c] * (v.into() - p.zero_points[c]) as f32;
     }
 }

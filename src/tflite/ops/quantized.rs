@@ -185,10 +185,10 @@ impl ProductQuantization {
             false => x.scale as f64 * s as f64 / y.scale as f64,
         });
         let scaling = match requantization {
-            Requantization::FixedPoint => Scaling::Fixed(
-                reals
+            Requantization::FixedPoint => Scaling::fixed(
+                &reals
                     .map(|real| multiplier(real, "output"))
-                    .collect::<Result<_, _>>()?,
+                    .collect::<Result<Vec<_>, _>>()?,
             ),
             Requantization::Real => Scaling::Real(reals.collect()),
         };

@@ -43,52 +43,66 @@ impl QuantizedDepthwise {
                 && self.filter.len() >= self.rows.window * self.cols.window * oc
                 && self.bias.len() >= oc
         );
+        // The image widened once, its zero point subtracted, so the sums below are plain
+        // 32-bit multiply-adds that vectorise at every level.
+        let image: Vec<i32> = x[..self.rows.input * self.cols.input * self.channels]
+            .iter()
+            .map(|v| v.get() + self.input_offset)
+            .collect();
         let row_len = self.cols.output * oc;
         let out = &mut out[..self.rows.output * row_len];
         for_each_band(out, row_len, |offset, band| {
-            let mut sums = vec![0i32; oc];
+            let mut sums = vec![0i32; row_len];
             for (r, line) in band.chunks_exact_mut(row_len).enumerate() {
-                let oy = offset / row_len + r;
-                for (ox, pixel) in line.chunks_exact_mut(oc).enumerate() {
-                    self.pixel_sums(x, oy, ox, &mut sums);
-                    finish(&sums, pixel);
+                row_sums(self, &image, offset / row_len + r, &mut sums);
+                for (pixel, sums) in line.chunks_exact_mut(oc).zip(sums.chunks_exact(oc)) {
+                    finish(sums, pixel);
                 }
             }
         });
     }
+}
 
-    fn pixel_sums<T: Quantized>(&self, x: &[T], oy: usize, ox: usize, sums: &mut [i32]) {
-        let (c, m, oc) = (self.channels, self.multiplier, self.out_channels());
-        sums.copy_from_slice(&self.bias[..oc]);
-        for ky in 0..self.rows.window {
-            let Some(iy) = self.rows.source(oy, ky) else {
+crate::nn::simd::compiled_per_level! {
+    /// The sums (bias included) of every pixel of output row `oy`, from the widened image.
+    fn row_sums(d: &QuantizedDepthwise, image: &[i32], oy: usize, sums: &mut [i32]) =
+        row_sums_portable
+}
+
+#[inline(always)]
+fn row_sums_portable(d: &QuantizedDepthwise, image: &[i32], oy: usize, sums: &mut [i32]) {
+    let (c, m) = (d.channels, d.multiplier);
+    let oc = c * m;
+    let bias = &d.bias[..oc];
+    for (ox, sums) in sums.chunks_exact_mut(oc).enumerate() {
+        sums.copy_from_slice(bias);
+        for ky in 0..d.rows.window {
+            let Some(iy) = d.rows.source(oy, ky) else {
                 continue;
             };
-            for kx in 0..self.cols.window {
-                let Some(ix) = self.cols.source(ox, kx) else {
+            for kx in 0..d.cols.window {
+                let Some(ix) = d.cols.source(ox, kx) else {
                     continue;
                 };
-                let input = &x[(iy * self.cols.input + ix) * c..][..c];
-                let taps = &self.filter[(ky * self.cols.window + kx) * oc..][..oc];
+                let input = &image[(iy * d.cols.input + ix) * c..][..c];
+                let taps = &d.filter[(ky * d.cols.window + kx) * oc..][..oc];
                 if m == 1 {
-                    accumulate(input, taps, self.input_offset, sums);
+                    for ((s, &v), &w) in sums.iter_mut().zip(input).zip(taps) {
+                        *s = s.wrapping_add(v.wrapping_mul(w));
+                    }
                 } else {
-                    for (i, &v) in input.iter().enumerate() {
-                        let v = v.get() + self.input_offset;
-                        for j in i * m..(i + 1) * m {
-                            sums[j] = sums[j].wrapping_add(v * taps[j]);
+                    for ((s, w), &v) in sums
+                        .chunks_exact_mut(m)
+                        .zip(taps.chunks_exact(m))
+                        .zip(input)
+                    {
+                        for (s, &w) in s.iter_mut().zip(w) {
+                            *s = s.wrapping_add(v.wrapping_mul(w));
                         }
                     }
                 }
             }
         }
-    }
-}
-
-#[inline(always)]
-fn accumulate<T: Quantized>(input: &[T], taps: &[i32], offset: i32, sums: &mut [i32]) {
-    for ((s, &v), &w) in sums.iter_mut().zip(input).zip(taps) {
-        *s = s.wrapping_add((v.get() + offset) * w);
     }
 }
 
@@ -122,10 +136,10 @@ mod tests {
                 input_offset: -131,
             };
             let stage = Requantize {
-                scaling: Scaling::Fixed(
-                    (0..oc)
+                scaling: Scaling::fixed(
+                    &(0..oc)
                         .map(|c| Multiplier::new(0.001 + 0.0001 * c as f64).unwrap())
-                        .collect(),
+                        .collect::<Vec<_>>(),
                 ),
                 zero_point: 3,
                 min: -128,

@@ -45,23 +45,38 @@ impl Multiplier {
     /// LiteRT's `MultiplyByQuantizedMultiplier` (double rounding): `x × real`, rounded.
     #[inline(always)]
     pub fn apply(self, x: i32) -> i32 {
-        let left = self.shift.max(0);
         let right = (-self.shift).max(0);
-        rounding_divide_by_pot(
-            saturating_rounding_doubling_high_mul(x.wrapping_mul(1 << left), self.value),
+        scale(
+            x,
+            self.value,
+            1 << self.shift.max(0),
             right,
+            ((1i64 << right) - 1) as i32,
         )
     }
 
-    /// LiteRT's `MultiplyByQuantizedMultiplierSmallerThanOneExp`: for multipliers below one,
-    /// the high multiply first and the (right) shift after, as ADD and SUB apply them.
+    /// LiteRT's `MultiplyByQuantizedMultiplierSmallerThanOneExp`: for multipliers below one
+    /// (`shift ≤ 0`), the high multiply first and the shift after, as ADD and SUB apply them.
+    /// With no left shift it is [`Multiplier::apply`].
     #[inline(always)]
     pub fn apply_smaller_than_one(self, x: i32) -> i32 {
-        rounding_divide_by_pot(
-            saturating_rounding_doubling_high_mul(x, self.value),
-            -self.shift,
-        )
+        debug_assert!(self.shift <= 0);
+        self.apply(x)
     }
+}
+
+/// `rounding_divide_by_pot(saturating_rounding_doubling_high_mul(sum × left_factor, value),
+/// right_shift)` for a non-negative `value` (where the high multiply never saturates), with
+/// `mask = 2^right_shift − 1`: written without branches or division so that loops of it
+/// vectorise.
+#[inline(always)]
+pub fn scale(sum: i32, value: i32, left_factor: i32, right_shift: i32, mask: i32) -> i32 {
+    let x = sum.wrapping_mul(left_factor) as i64 * value as i64;
+    let nudged = x + if x >= 0 { 1 << 30 } else { 1 - (1 << 30) };
+    // Division by 2^31 truncating toward zero, as C++'s.
+    let high = ((nudged + ((nudged >> 63) & ((1i64 << 31) - 1))) >> 31) as i32;
+    let threshold = (mask >> 1) + (high < 0) as i32;
+    (high >> right_shift) + ((high & mask) > threshold) as i32
 }
 
 /// `x = fraction × 2^exponent` with the fraction in [0.5, 1), as C's `frexp` (for finite,

@@ -5,26 +5,28 @@
 //! product is `(x − x_zero) × (w − w_zero)` as LiteRT's reference kernels form it.
 
 use super::{Quantized, Requantize};
+use crate::nn::simd::Level;
 use crate::nn::thread_pool::{for_each_task, threads, SharedMut};
 use std::cell::RefCell;
 use std::ops::Range;
 
-/// Depth is padded to a multiple of this many values (zeros on both sides add nothing), so the
-/// products run in whole vectors.
-pub const DEPTH_ALIGN: usize = 32;
+/// Filters per panel: the weights are packed so that one 512-bit load holds a pair of depth
+/// values for each of 16 filters, the operand of one multiply-add of 16-bit pairs into 32-bit
+/// sums (`vpmaddwd`).
+const PANEL: usize = 16;
 /// Rows one task makes and multiplies at a time: their fields stay in the level-1 cache while
-/// each group of weights passes over them.
+/// each panel of weights passes over them.
 const ROWS_PER_BLOCK: usize = 16;
-/// Filters whose sums one pass over a row accumulates together.
-const FILTERS_AT_ONCE: usize = 4;
 /// Products below which one thread does the whole operator: handing out tasks costs more.
 const PARALLEL_PRODUCTS: usize = 1 << 17;
 
 pub(crate) struct QuantizedWeights {
     filters: usize,
-    /// Values per row, padded to [`DEPTH_ALIGN`].
-    stride: usize,
-    values: Vec<i16>,
+    /// Pairs of depth values per row (the depth, rounded up to even, halved).
+    pairs: usize,
+    /// Per panel of [`PANEL`] filters, per pair of depth values, the pair of each filter:
+    /// `[panel][pair][filter][2]`, zero past the last filter and the depth.
+    panels: Vec<i16>,
     bias: Vec<i32>,
 }
 
@@ -38,29 +40,27 @@ impl QuantizedWeights {
         zero_points: &[i32],
         bias: Option<&[i32]>,
     ) -> Self {
-        let stride = depth.div_ceil(DEPTH_ALIGN) * DEPTH_ALIGN;
-        let mut values = vec![0i16; filters * stride];
-        for (f, (row, w)) in values
-            .chunks_exact_mut(stride)
-            .zip(weights.chunks_exact(depth))
-            .enumerate()
-        {
+        let pairs = depth.div_ceil(2);
+        let mut panels = vec![0i16; filters.div_ceil(PANEL) * pairs * PANEL * 2];
+        for (f, w) in weights.chunks_exact(depth).enumerate().take(filters) {
             let zero = zero_points[f % zero_points.len()];
-            for (v, w) in row.iter_mut().zip(w) {
-                *v = (w.get() - zero) as i16;
+            let (panel, lane) = (f / PANEL, f % PANEL);
+            for (k, w) in w.iter().enumerate() {
+                panels[((panel * pairs + k / 2) * PANEL + lane) * 2 + k % 2] =
+                    (w.get() - zero) as i16;
             }
         }
         QuantizedWeights {
             filters,
-            stride,
-            values,
+            pairs,
+            panels,
             bias: bias.map_or_else(|| vec![0; filters], <[i32]>::to_vec),
         }
     }
 
-    /// The length of each row `make_rows` writes (the depth, padded with zeros).
+    /// The length of each row `make_rows` writes (the depth, padded with a zero to even).
     pub fn stride(&self) -> usize {
-        self.stride
+        self.pairs * 2
     }
 
     /// `out` (`rows × filters`) from rows that `make_rows(range, fields)` writes a block at a
@@ -87,7 +87,8 @@ impl QuantizedWeights {
     ) {
         assert!(out.len() >= rows * self.filters);
         let blocks = rows.div_ceil(ROWS_PER_BLOCK);
-        let tasks = match rows * self.filters * self.stride < PARALLEL_PRODUCTS {
+        let stride = self.stride();
+        let tasks = match rows * self.filters * stride < PARALLEL_PRODUCTS {
             true => 1,
             false => blocks.min(threads() * 4),
         };
@@ -96,15 +97,15 @@ impl QuantizedWeights {
             let first = blocks * task / tasks * ROWS_PER_BLOCK;
             let last = (blocks * (task + 1) / tasks * ROWS_PER_BLOCK).min(rows);
             SCRATCH.with_borrow_mut(|(fields, sums)| {
-                fields.resize(ROWS_PER_BLOCK * self.stride, 0);
+                fields.resize(ROWS_PER_BLOCK * stride, 0);
                 sums.resize(ROWS_PER_BLOCK * self.filters, 0);
                 for start in (first..last).step_by(ROWS_PER_BLOCK) {
                     let range = start..(start + ROWS_PER_BLOCK).min(last);
                     let count = range.len();
-                    let fields = &mut fields[..count * self.stride];
+                    let fields = &mut fields[..count * stride];
                     make_rows(range, fields);
                     let sums = &mut sums[..count * self.filters];
-                    row_sums(fields, &self.values, self.stride, &self.bias, sums);
+                    self.sums(fields, sums);
                     // SAFETY: rows `start..start + count` of `out`, which the assert above
                     // showed in bounds; tasks take disjoint rows.
                     let out = unsafe {
@@ -130,51 +131,190 @@ thread_local! {
     static SCRATCH: RefCell<(Vec<i16>, Vec<i32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
-crate::nn::simd::compiled_per_level! {
-    /// `sums[r × filters + f] = bias[f] + fields row r · weights row f`.
-    fn row_sums(fields: &[i16], weights: &[i16], stride: usize, bias: &[i32], sums: &mut [i32]) =
-        row_sums_portable
-}
-
-#[inline(always)]
-fn row_sums_portable(
-    fields: &[i16],
-    weights: &[i16],
-    stride: usize,
-    bias: &[i32],
-    sums: &mut [i32],
-) {
-    let filters = bias.len();
-    let groups = weights.chunks_exact(stride * FILTERS_AT_ONCE);
-    let whole = groups.len() * FILTERS_AT_ONCE;
-    for (g, group) in groups.enumerate() {
-        let f = g * FILTERS_AT_ONCE;
-        let [w0, w1, w2, w3] = [0, 1, 2, 3].map(|i| &group[i * stride..][..stride]);
-        for (row, s) in fields
-            .chunks_exact(stride)
-            .zip(sums.chunks_exact_mut(filters))
-        {
-            let mut acc = [0i32; FILTERS_AT_ONCE];
-            for (k, &x) in row.iter().enumerate() {
-                let x = x as i32;
-                acc[0] += x * w0[k] as i32;
-                acc[1] += x * w1[k] as i32;
-                acc[2] += x * w2[k] as i32;
-                acc[3] += x * w3[k] as i32;
-            }
-            for (i, a) in acc.into_iter().enumerate() {
-                s[f + i] = bias[f + i].wrapping_add(a);
+impl QuantizedWeights {
+    /// `sums[r × filters + f] = bias[f] + fields row r · weights row f`, a panel at a time over
+    /// tiles of rows, at the selected instruction set.
+    fn sums(&self, fields: &[i16], sums: &mut [i32]) {
+        let (stride, filters) = (self.stride(), self.filters);
+        let rows = fields.len() / stride;
+        let level = Level::selected();
+        let mut tile = [[0i32; PANEL]; TILE_ROWS];
+        for (p, panel) in self.panels.chunks_exact(self.pairs * PANEL * 2).enumerate() {
+            let first = p * PANEL;
+            let width = PANEL.min(filters - first);
+            for start in (0..rows).step_by(TILE_ROWS) {
+                let count = TILE_ROWS.min(rows - start);
+                let fields = &fields[start * stride..][..count * stride];
+                tile_sums(level, fields, stride, panel, self.pairs, &mut tile[..count]);
+                for (r, t) in tile[..count].iter().enumerate() {
+                    let out = &mut sums[(start + r) * filters + first..][..width];
+                    for ((o, &t), &b) in out.iter_mut().zip(t).zip(&self.bias[first..]) {
+                        *o = b.wrapping_add(t);
+                    }
+                }
             }
         }
     }
-    for f in whole..filters {
-        let w = &weights[f * stride..][..stride];
-        for (row, s) in fields
-            .chunks_exact(stride)
-            .zip(sums.chunks_exact_mut(filters))
-        {
-            let dot: i32 = row.iter().zip(w).map(|(&x, &w)| x as i32 * w as i32).sum();
-            s[f] = bias[f].wrapping_add(dot);
+}
+
+/// Rows per tile: each keeps [`PANEL`] sums in registers (one AVX-512 vector, two AVX2 ones).
+const TILE_ROWS: usize = 8;
+
+/// The sums of `tile.len()` rows of `fields` (at most [`TILE_ROWS`]) with one panel.
+fn tile_sums(
+    level: Level,
+    fields: &[i16],
+    stride: usize,
+    panel: &[i16],
+    pairs: usize,
+    tile: &mut [[i32; PANEL]],
+) {
+    assert!(
+        fields.len() >= tile.len() * stride
+            && stride >= pairs * 2
+            && panel.len() >= pairs * PANEL * 2
+    );
+    match level {
+        // SAFETY: the processor has the level's features (checked), and the assert above bounds
+        // every read.
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 if level.is_available() && std::is_x86_feature_detected!("avx512bw") => unsafe {
+            x86::tile_avx512(fields, stride, panel, pairs, tile)
+        },
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 | Level::Avx2 if Level::Avx2.is_available() => unsafe {
+            x86::tile_avx2(fields, stride, panel, pairs, tile)
+        },
+        _ => tile_portable(fields, stride, panel, pairs, tile),
+    }
+}
+
+fn tile_portable(
+    fields: &[i16],
+    stride: usize,
+    panel: &[i16],
+    pairs: usize,
+    tile: &mut [[i32; PANEL]],
+) {
+    for (row, sums) in fields.chunks_exact(stride).zip(tile.iter_mut()) {
+        *sums = [0; PANEL];
+        for (p, weights) in panel.chunks_exact(PANEL * 2).take(pairs).enumerate() {
+            let (a, b) = (row[2 * p] as i32, row[2 * p + 1] as i32);
+            for (s, w) in sums.iter_mut().zip(weights.chunks_exact(2)) {
+                *s = s.wrapping_add(a * w[0] as i32 + b * w[1] as i32);
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::PANEL;
+    use std::arch::x86_64::*;
+
+    /// Up to 8 rows, one 16-lane vector of sums each: per pair of depth values, the pair
+    /// broadcast from each row times the panel's pairs.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn tile_avx512(
+        fields: &[i16],
+        stride: usize,
+        panel: &[i16],
+        pairs: usize,
+        tile: &mut [[i32; PANEL]],
+    ) {
+        match tile.len() {
+            8 => rows_avx512::<8>(fields, stride, panel, pairs, tile),
+            n => {
+                for r in 0..n {
+                    rows_avx512::<1>(
+                        &fields[r * stride..],
+                        stride,
+                        panel,
+                        pairs,
+                        &mut tile[r..r + 1],
+                    );
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn rows_avx512<const R: usize>(
+        fields: &[i16],
+        stride: usize,
+        panel: &[i16],
+        pairs: usize,
+        tile: &mut [[i32; PANEL]],
+    ) {
+        let (a, w) = (fields.as_ptr(), panel.as_ptr());
+        let mut acc = [_mm512_setzero_si512(); R];
+        for p in 0..pairs {
+            let weights = _mm512_loadu_si512(w.add(p * PANEL * 2) as *const _);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let pair = (a.add(r * stride + 2 * p) as *const i32).read_unaligned();
+                *acc = _mm512_add_epi32(*acc, _mm512_madd_epi16(_mm512_set1_epi32(pair), weights));
+            }
+        }
+        for (sums, acc) in tile.iter_mut().zip(acc) {
+            _mm512_storeu_si512(sums.as_mut_ptr() as *mut _, acc);
+        }
+    }
+
+    /// As [`tile_avx512`] with two 8-lane vectors per row, four rows at a time (16 registers).
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn tile_avx2(
+        fields: &[i16],
+        stride: usize,
+        panel: &[i16],
+        pairs: usize,
+        tile: &mut [[i32; PANEL]],
+    ) {
+        let mut r = 0;
+        while r + 4 <= tile.len() {
+            rows_avx2::<4>(
+                &fields[r * stride..],
+                stride,
+                panel,
+                pairs,
+                &mut tile[r..r + 4],
+            );
+            r += 4;
+        }
+        while r < tile.len() {
+            rows_avx2::<1>(
+                &fields[r * stride..],
+                stride,
+                panel,
+                pairs,
+                &mut tile[r..r + 1],
+            );
+            r += 1;
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn rows_avx2<const R: usize>(
+        fields: &[i16],
+        stride: usize,
+        panel: &[i16],
+        pairs: usize,
+        tile: &mut [[i32; PANEL]],
+    ) {
+        let (a, w) = (fields.as_ptr(), panel.as_ptr());
+        let mut acc = [[_mm256_setzero_si256(); 2]; R];
+        for p in 0..pairs {
+            let w0 = _mm256_loadu_si256(w.add(p * PANEL * 2) as *const _);
+            let w1 = _mm256_loadu_si256(w.add(p * PANEL * 2 + PANEL) as *const _);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let pair =
+                    _mm256_set1_epi32((a.add(r * stride + 2 * p) as *const i32).read_unaligned());
+                acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(pair, w0));
+                acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(pair, w1));
+            }
+        }
+        for (sums, acc) in tile.iter_mut().zip(acc) {
+            _mm256_storeu_si256(sums.as_mut_ptr() as *mut _, acc[0]);
+            _mm256_storeu_si256(sums.as_mut_ptr().add(8) as *mut _, acc[1]);
         }
     }
 }
@@ -195,10 +335,10 @@ mod tests {
         let bias: Vec<i32> = (0..filters as i32).map(|f| f * 1000 - 3000).collect();
         let (x_zero, w_zero) = (128, 3);
         let stage = Requantize {
-            scaling: Scaling::Fixed(
-                (0..filters)
+            scaling: Scaling::fixed(
+                &(0..filters)
                     .map(|f| Multiplier::new(0.0007 * (f + 1) as f64).unwrap())
-                    .collect(),
+                    .collect::<Vec<_>>(),
             ),
             zero_point: -5,
             min: -128,

@@ -8,6 +8,7 @@ pub(crate) mod fields;
 pub mod fixed_point;
 pub(crate) mod gemm;
 
+use fixed_point::scale;
 pub use fixed_point::Multiplier;
 
 /// A stored quantized value: int8 or uint8.
@@ -17,6 +18,8 @@ pub trait Quantized: Copy + Default + Send + Sync + 'static {
     fn get(self) -> i32;
     /// `v`, which the caller clamped to `MIN..=MAX`.
     fn narrow(v: i32) -> Self;
+    /// [`Requantize::store`] with fixed-point multipliers, at the selected instruction set.
+    fn store_fixed(r: &Requantize, m: &Multipliers, sums: &[i32], out: &mut [Self]);
 }
 
 impl Quantized for i8 {
@@ -30,6 +33,9 @@ impl Quantized for i8 {
     fn narrow(v: i32) -> Self {
         v as i8
     }
+    fn store_fixed(r: &Requantize, m: &Multipliers, sums: &[i32], out: &mut [Self]) {
+        store_fixed_i8(r, m, sums, out)
+    }
 }
 
 impl Quantized for u8 {
@@ -42,6 +48,9 @@ impl Quantized for u8 {
     #[inline(always)]
     fn narrow(v: i32) -> Self {
         v as u8
+    }
+    fn store_fixed(r: &Requantize, m: &Multipliers, sums: &[i32], out: &mut [Self]) {
+        store_fixed_u8(r, m, sums, out)
     }
 }
 
@@ -59,12 +68,53 @@ pub struct Requantize {
 #[derive(Debug, Clone)]
 pub enum Scaling {
     /// Fixed point, as most quantized kernels requantize.
-    Fixed(Vec<Multiplier>),
+    Fixed(Multipliers),
     /// `round(sum × scale)` in double precision, as LiteRT's reference FULLY_CONNECTED does.
     Real(Vec<f64>),
 }
 
+/// [`Multiplier`]s laid out per channel for a branch-free, vectorisable loop: the fraction,
+/// the left shift as a factor, and the right shift with its rounding mask.
+#[derive(Debug, Clone)]
+pub struct Multipliers {
+    values: Vec<i32>,
+    left_factors: Vec<i32>,
+    right_shifts: Vec<i32>,
+    masks: Vec<i32>,
+}
+
+impl Multipliers {
+    pub fn new(multipliers: &[Multiplier]) -> Self {
+        let right = |m: &Multiplier| (-m.shift).max(0);
+        Multipliers {
+            values: multipliers.iter().map(|m| m.value).collect(),
+            left_factors: multipliers.iter().map(|m| 1 << m.shift.max(0)).collect(),
+            right_shifts: multipliers.iter().map(right).collect(),
+            masks: multipliers
+                .iter()
+                .map(|m| ((1i64 << right(m)) - 1) as i32)
+                .collect(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// [`Multiplier::apply`] for channel `c`, without branches. The fraction is positive (at
+    /// least 2^30, or 0), so the doubling high multiply never saturates.
+    #[cfg(test)]
+    fn apply(&self, sum: i32, c: usize) -> i32 {
+        let (v, l) = (self.values[c], self.left_factors[c]);
+        scale(sum, v, l, self.right_shifts[c], self.masks[c])
+    }
+}
+
 impl Scaling {
+    pub fn fixed(multipliers: &[Multiplier]) -> Self {
+        Scaling::Fixed(Multipliers::new(multipliers))
+    }
+
     pub fn len(&self) -> usize {
         match self {
             Scaling::Fixed(m) => m.len(),
@@ -78,7 +128,7 @@ impl Requantize {
     #[cfg(test)]
     pub fn apply(&self, sum: i32, channel: usize) -> i32 {
         let scaled = match &self.scaling {
-            Scaling::Fixed(m) => m[channel].apply(sum),
+            Scaling::Fixed(m) => m.apply(sum, channel),
             Scaling::Real(r) => (sum as f64 * r[channel]).round() as i32,
         };
         scaled
@@ -89,19 +139,42 @@ impl Requantize {
     /// Requantizes one output pixel's (or row's) sums, one per channel.
     #[inline(always)]
     pub fn store<T: Quantized>(&self, sums: &[i32], out: &mut [T]) {
-        let finish =
-            |v: i32| T::narrow(v.saturating_add(self.zero_point).clamp(self.min, self.max));
         match &self.scaling {
-            Scaling::Fixed(m) => {
-                for ((o, &s), m) in out.iter_mut().zip(sums).zip(m) {
-                    *o = finish(m.apply(s));
-                }
-            }
+            Scaling::Fixed(m) => T::store_fixed(self, m, sums, out),
             Scaling::Real(r) => {
                 for ((o, &s), r) in out.iter_mut().zip(sums).zip(r) {
-                    *o = finish((s as f64 * r).round() as i32);
+                    let v = ((s as f64 * r).round() as i32).saturating_add(self.zero_point);
+                    *o = T::narrow(v.clamp(self.min, self.max));
                 }
             }
         }
     }
+}
+
+/// The fixed-point requantization loop, compiled per instruction set for each output type.
+#[inline(always)]
+fn store_fixed_portable<T: Quantized>(
+    r: &Requantize,
+    m: &Multipliers,
+    sums: &[i32],
+    out: &mut [T],
+) {
+    let multipliers = m.values.iter().zip(&m.left_factors);
+    let shifts = m.right_shifts.iter().zip(&m.masks);
+    for (((o, &sum), (&value, &left)), (&right, &mask)) in
+        out.iter_mut().zip(sums).zip(multipliers).zip(shifts)
+    {
+        let v = scale(sum, value, left, right, mask).wrapping_add(r.zero_point);
+        *o = T::narrow(v.clamp(r.min, r.max));
+    }
+}
+
+crate::nn::simd::compiled_per_level! {
+    fn store_fixed_i8(r: &Requantize, m: &Multipliers, sums: &[i32], out: &mut [i8]) =
+        store_fixed_portable
+}
+
+crate::nn::simd::compiled_per_level! {
+    fn store_fixed_u8(r: &Requantize, m: &Multipliers, sums: &[i32], out: &mut [u8]) =
+        store_fixed_portable
 }

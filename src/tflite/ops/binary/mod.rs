@@ -388,8 +388,8 @@ impl Op for Binary {
                 };
                 self.broadcast.run(a, b, out, f);
             }
-            (Data::I8(a), Data::I8(b), Data::I8(out)) => self.run_quantized(a, b, out)?,
-            (Data::U8(a), Data::U8(b), Data::U8(out)) => self.run_quantized(a, b, out)?,
+            (Data::I8(a), Data::I8(b), Data::I8(out)) => self.run_quantized(a, b, out, i8_lines)?,
+            (Data::U8(a), Data::U8(b), Data::U8(out)) => self.run_quantized(a, b, out, u8_lines)?,
             _ => return Err("the tensors are not of the types prepared".into()),
         }
         Ok(())
@@ -402,12 +402,41 @@ impl Binary {
         a: &[T],
         b: &[T],
         out: &mut [T],
+        lines: QuantizedLines<T>,
     ) -> Result<(), String> {
         let q = self.quantized.as_ref().ok_or("not prepared")?;
-        self.broadcast
-            .run(a, b, out, |x, y| T::narrow(q.apply(x.get(), y.get())));
+        let (broadcast, line) = (&self.broadcast, self.broadcast.line_len());
+        thread_pool::for_each_band(out, line, |first, out| {
+            lines(broadcast, q, a, b, out, first / line)
+        });
         Ok(())
     }
+}
+
+type QuantizedLines<T> = fn(&Broadcast, &QuantizedBinary, &[T], &[T], &mut [T], usize);
+
+crate::nn::simd::compiled_per_level! {
+    /// [`quantized::lines`] on int8, compiled for each instruction set.
+    fn i8_lines(
+        broadcast: &Broadcast,
+        q: &QuantizedBinary,
+        a: &[i8],
+        b: &[i8],
+        out: &mut [i8],
+        first: usize,
+    ) = quantized::lines
+}
+
+crate::nn::simd::compiled_per_level! {
+    /// [`quantized::lines`] on uint8, compiled for each instruction set.
+    fn u8_lines(
+        broadcast: &Broadcast,
+        q: &QuantizedBinary,
+        a: &[u8],
+        b: &[u8],
+        out: &mut [u8],
+        first: usize,
+    ) = quantized::lines
 }
 
 #[cfg(test)]

@@ -2,8 +2,9 @@
 //! and SUB bring both inputs to a common scale with 20 bits of headroom before combining them;
 //! MUL multiplies the offset values and requantizes the product once.
 
-use super::Kind;
+use super::{Broadcast, Kind};
 use crate::nn::kernels::quantized::Multiplier;
+use crate::nn::kernels::quantized::Quantized;
 use crate::tflite::ops::fused_activation::Fused;
 use crate::tflite::ops::quantized::{activation_bounds, affine, multiplier};
 use crate::tflite::tensor::Tensor;
@@ -19,6 +20,7 @@ pub(super) struct QuantizedBinary {
     max: i32,
 }
 
+#[derive(Clone, Copy)]
 enum Arithmetic {
     /// Each input scaled to twice the larger input scale, then the sum (or difference) to the
     /// output's.
@@ -94,27 +96,71 @@ impl QuantizedBinary {
         })
     }
 
-    /// The stored output for stored inputs `x` and `y`.
+    /// ADD's or SUB's stored output.
     #[inline(always)]
-    pub fn apply(&self, x: i32, y: i32) -> i32 {
-        let (x, y) = (x + self.offsets[0], y + self.offsets[1]);
-        let scaled = match &self.arithmetic {
-            Arithmetic::Sum {
-                inputs: [ma, mb],
-                output,
-                subtract,
-            } => {
-                let sa = ma.apply_smaller_than_one(x * (1 << LEFT_SHIFT));
-                let sb = mb.apply_smaller_than_one(y * (1 << LEFT_SHIFT));
-                let raw = if *subtract {
-                    sa.wrapping_sub(sb)
-                } else {
-                    sa.wrapping_add(sb)
-                };
-                output.apply_smaller_than_one(raw)
-            }
-            Arithmetic::Product(m) => m.apply(x * y),
+    fn sum<T: Quantized>(&self, x: T, y: T) -> T {
+        let Arithmetic::Sum {
+            inputs: [ma, mb],
+            output,
+            subtract,
+        } = self.arithmetic
+        else {
+            return T::default();
         };
-        (scaled + self.output_zero_point).clamp(self.min, self.max)
+        let sa = ma.apply_smaller_than_one((x.get() + self.offsets[0]) * (1 << LEFT_SHIFT));
+        let sb = mb.apply_smaller_than_one((y.get() + self.offsets[1]) * (1 << LEFT_SHIFT));
+        let raw = match subtract {
+            true => sa.wrapping_sub(sb),
+            false => sa.wrapping_add(sb),
+        };
+        self.finish(output.apply_smaller_than_one(raw))
+    }
+
+    /// MUL's stored output.
+    #[inline(always)]
+    fn product<T: Quantized>(&self, x: T, y: T) -> T {
+        let Arithmetic::Product(m) = self.arithmetic else {
+            return T::default();
+        };
+        self.finish(m.apply((x.get() + self.offsets[0]) * (y.get() + self.offsets[1])))
+    }
+
+    /// The stored output of `scaled`, the operation's result at the output's scale.
+    #[inline(always)]
+    fn finish<T: Quantized>(&self, scaled: i32) -> T {
+        T::narrow((scaled + self.output_zero_point).clamp(self.min, self.max))
+    }
+}
+
+/// [`Broadcast::run_lines`] with the integer arithmetic. Inputs of one shape (residual
+/// connections) take a plain loop of inlined arithmetic that vectorises.
+#[inline(always)]
+pub(super) fn lines<T: Quantized>(
+    broadcast: &Broadcast,
+    q: &QuantizedBinary,
+    a: &[T],
+    b: &[T],
+    out: &mut [T],
+    first: usize,
+) {
+    if broadcast.same_shape {
+        let pairs = a[first..].iter().zip(&b[first..]);
+        match q.arithmetic {
+            Arithmetic::Sum { .. } => {
+                for (o, (&x, &y)) in out.iter_mut().zip(pairs) {
+                    *o = q.sum(x, y);
+                }
+            }
+            Arithmetic::Product(_) => {
+                for (o, (&x, &y)) in out.iter_mut().zip(pairs) {
+                    *o = q.product(x, y);
+                }
+            }
+        }
+        return;
+    }
+    match q.arithmetic {
+        Arithmetic::Sum { .. } => broadcast.run_lines(a, b, out, first, |x, y| q.sum(x, y)),
+        Arithmetic::Product(_) => broadcast.run_lines(a, b, out, first, |x, y| q.product(x, y)),
     }
 }
