@@ -14,6 +14,12 @@
   one changes its scale and the model's output by up to a few percent (LiteRT's own XNNPACK
   differs from its reference kernels so): with no float op in the chain, petal must agree.
 
+- tests/golden/tflite/legacy_uint8.tflite and legacy_uint8.json: a TensorFlow 1 graph with
+  fake-quantization ops (as quantization-aware training leaves them), converted by
+  `tf.compat.v1`'s converter to uint8 throughout: uint8 weights with zero point 128, CONV_2D,
+  DEPTHWISE_CONV_2D, MEAN, FULLY_CONNECTED, SOFTMAX, no signature; LiteRT's reference outputs
+  for 8 random inputs.
+
 The tiny model: Conv2D(8, 3×3, ReLU6) on 8×8×3, DepthwiseConv2D, global average pooling,
 Dense(128), Dense(3), softmax — seeded; the Dense(128) has the 1,024 weights below which the
 converter leaves a tensor in float.
@@ -82,6 +88,44 @@ def write_hybrid_chain(out_dir):
     print(f"hybrid_chain.tflite: {len(data)} bytes")
 
 
+def legacy_uint8():
+    """A TensorFlow 1 graph with fake quantization, converted to uint8 as TF 1 did."""
+    tf1 = tf.compat.v1
+    fake = tf1.quantization.fake_quant_with_min_max_args
+    rng = np.random.RandomState(0)
+    weights = lambda *shape: fake(tf1.constant(  # noqa: E731
+        rng.uniform(-0.5, 0.5, shape).astype(np.float32)), min=-0.5, max=0.5)
+    with tf1.Graph().as_default() as graph:
+        x = tf1.placeholder(tf.float32, [1, 8, 8, 3], name="input")
+        y = tf1.nn.conv2d(fake(x, min=-1.0, max=1.0), weights(3, 3, 3, 8), strides=1,
+                          padding="SAME")
+        bias = tf1.constant(rng.uniform(-0.1, 0.1, 8).astype(np.float32))
+        y = fake(tf1.nn.relu6(tf1.nn.bias_add(y, bias)), min=0.0, max=6.0)
+        y = fake(tf1.nn.depthwise_conv2d(y, weights(3, 3, 8, 1), strides=[1, 2, 2, 1],
+                                         padding="SAME"), min=-4.0, max=4.0)
+        y = fake(tf1.reduce_mean(y, axis=[1, 2]), min=-2.0, max=2.0)
+        y = fake(tf1.matmul(y, weights(8, 4)), min=-2.0, max=2.0)
+        y = fake(tf1.nn.softmax(y), min=0.0, max=255 / 256, name="output")
+        with tf1.Session(graph=graph) as session:
+            converter = tf1.lite.TFLiteConverter.from_session(session, [x], [y])
+            converter.inference_type = tf.uint8
+            converter.quantized_input_stats = {"input": (127.5, 127.5)}
+            return converter.convert()
+
+
+def write_legacy_uint8(out_dir):
+    data = legacy_uint8()
+    with open(os.path.join(out_dir, "legacy_uint8.tflite"), "wb") as f:
+        f.write(data)
+    rng = np.random.RandomState(2)
+    inputs = [rng.randint(0, 256, size=(8, 8, 3)).astype(np.uint8) for _ in range(8)]
+    golden = {"inputs": [x.ravel().tolist() for x in inputs],
+              "outputs": reference_outputs(data, inputs)}
+    with open(os.path.join(out_dir, "legacy_uint8.json"), "w") as f:
+        json.dump(golden, f)
+    print(f"legacy_uint8.tflite: {len(data)} bytes")
+
+
 def representative():
     rng = np.random.RandomState(0)
     for _ in range(20):
@@ -113,6 +157,7 @@ def main(out_dir):
             f.write(data)
         print(f"{path}: {len(data)} bytes")
     write_hybrid_chain(out_dir)
+    write_legacy_uint8(out_dir)
 
 
 if __name__ == "__main__":

@@ -194,6 +194,45 @@ fn dynamic_range_ops_match_litert_reference_kernels() {
     }
 }
 
+/// A TensorFlow 1 quantization-aware graph converted to uint8 throughout (uint8 weights with zero
+/// points, no signature; `scripts/make_tflite_quantized_fixtures.py`): LiteRT's reference
+/// integers, value for value.
+#[test]
+fn legacy_uint8_model_matches_litert_reference_kernels() {
+    let dir = common::golden_dir().join("tflite");
+    let golden: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("legacy_uint8.json")).unwrap())
+            .unwrap();
+    let mut interpreter = Interpreter::from_file(&dir.join("legacy_uint8.tflite")).unwrap();
+    let signature = interpreter.signature_list().remove(0);
+    assert_eq!(
+        signature.key, "serving_default",
+        "made from the graph's inputs and outputs"
+    );
+    let (input, output) = (&signature.inputs[0].name, &signature.outputs[0].name);
+    let bytes = |v: &serde_json::Value| -> Vec<u8> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u8)
+            .collect()
+    };
+    for (x, want) in golden["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(golden["outputs"].as_array().unwrap())
+    {
+        let x = Tensor::new(vec![1, 8, 8, 3], tflite::Data::U8(bytes(x)));
+        let got = interpreter
+            .signature_runner(&signature.key)
+            .unwrap()
+            .run(&[(input, &x)])
+            .unwrap();
+        assert_eq!(got[output].data, tflite::Data::U8(bytes(want)));
+    }
+}
+
 fn error_of(bytes: &[u8]) -> String {
     match Interpreter::from_bytes(bytes, "bad.tflite") {
         Ok(_) => panic!("expected an error"),
@@ -301,6 +340,80 @@ fn malformed_files_have_clear_errors() {
     for (expected, alter) in cases {
         let mut model = small_model();
         alter(&mut model);
+        let e = error_of(&schema::write_model(&model));
+        assert!(e.contains(expected), "expected {expected:?} in: {e}");
+    }
+}
+
+/// Hostile quantization parameters in a full-integer model are refused when it loads, with the
+/// tensor and what is wrong: never a panic, an overflow or a model that runs on nonsense.
+#[test]
+fn hostile_quantization_is_refused_at_load() {
+    let bytes = std::fs::read(common::golden_dir().join("tflite/tiny_int8.tflite")).unwrap();
+    let original =
+        schema::Model::try_from(schema::ModelRef::read_as_root(&bytes).unwrap()).unwrap();
+    assert!(Interpreter::from_bytes(&bytes, "good").is_ok());
+    // Tensor 9 is the first convolution's int8 output, 7 its per-channel filter (8 scales).
+    type Alter = Box<dyn Fn(&mut schema::QuantizationParameters)>;
+    let cases: Vec<(usize, &str, Alter)> = vec![
+        (
+            9,
+            "scale 0 is not a positive number",
+            Box::new(|q| q.scale = Some(vec![0.0])),
+        ),
+        (
+            9,
+            "not a finite, non-negative number",
+            Box::new(|q| q.scale = Some(vec![-0.5])),
+        ),
+        (
+            9,
+            "not a finite, non-negative number",
+            Box::new(|q| q.scale = Some(vec![f32::NAN])),
+        ),
+        (
+            9,
+            "not a finite, non-negative number",
+            Box::new(|q| q.scale = Some(vec![f32::INFINITY])),
+        ),
+        (
+            9,
+            "zero point 300 is outside INT8's range",
+            Box::new(|q| q.zero_point = Some(vec![300])),
+        ),
+        (
+            9,
+            "1 scales but 2 zero points",
+            Box::new(|q| q.zero_point = Some(vec![0, 0])),
+        ),
+        (
+            9,
+            "not a finite number",
+            Box::new(|q| q.scale = Some(vec![1e-45])),
+        ),
+        (
+            7,
+            "3 per-channel scales do not match dimension 0",
+            Box::new(|q| {
+                q.scale = Some(vec![0.1; 3]);
+                q.zero_point = Some(vec![0; 3]);
+            }),
+        ),
+        (
+            7,
+            "do not match dimension 7",
+            Box::new(|q| q.quantized_dimension = 7),
+        ),
+        (
+            7,
+            "quantized_dimension -1 is negative",
+            Box::new(|q| q.quantized_dimension = -1),
+        ),
+    ];
+    for (tensor, expected, alter) in cases {
+        let mut model = original.clone();
+        let t = &mut subgraph(&mut model).tensors.as_mut().unwrap()[tensor];
+        alter(t.quantization.as_mut().unwrap());
         let e = error_of(&schema::write_model(&model));
         assert!(e.contains(expected), "expected {expected:?} in: {e}");
     }

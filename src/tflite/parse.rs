@@ -320,6 +320,20 @@ pub fn parse(bytes: &[u8]) -> Result<Graph, String> {
         })
         .transpose()?
         .unwrap_or_default();
+    // Files older than signatures (TensorFlow 1's) are run by their graph's inputs and outputs,
+    // named by their tensors' names.
+    let signatures = match signatures.is_empty() {
+        true => {
+            let named =
+                |list: &[usize]| list.iter().map(|&t| (tensors[t].name.clone(), t)).collect();
+            vec![Signature {
+                key: DEFAULT_SIGNATURE.to_owned(),
+                inputs: named(&inputs),
+                outputs: named(&outputs),
+            }]
+        }
+        false => signatures,
+    };
 
     let graph = Graph {
         metadata,
@@ -333,6 +347,9 @@ pub fn parse(bytes: &[u8]) -> Result<Graph, String> {
     check_dataflow(&graph)?;
     Ok(graph)
 }
+
+/// The signature a file without any gets: its graph's inputs and outputs.
+pub const DEFAULT_SIGNATURE: &str = "serving_default";
 fn tensor<'a>(
     t: schema::TensorRef<'a>,
     buffer_bytes: &impl Fn(u32) -> Result<&'a [u8], String>,

@@ -100,7 +100,7 @@ pub(crate) fn per_channel(
 /// infinite or NaN.
 pub(crate) fn multiplier(real: f64, what: &str) -> Result<Multiplier, String> {
     Multiplier::new(real)
-        .ok_or_else(|| format!("the scales make the {what} multiplier {real}, not a number"))
+        .ok_or_else(|| format!("the scales make the {what} multiplier {real}, not a finite number"))
 }
 
 /// The fused activation's range in `out`'s stored values (LiteRT's
