@@ -43,18 +43,13 @@ impl QuantizedDepthwise {
                 && self.filter.len() >= self.rows.window * self.cols.window * oc
                 && self.bias.len() >= oc
         );
-        // The image widened once, its zero point subtracted, so the sums below are plain
-        // 32-bit multiply-adds that vectorise at every level.
-        let image: Vec<i32> = x[..self.rows.input * self.cols.input * self.channels]
-            .iter()
-            .map(|v| v.get() + self.input_offset)
-            .collect();
+        let image = &x[..self.rows.input * self.cols.input * self.channels];
         let row_len = self.cols.output * oc;
         let out = &mut out[..self.rows.output * row_len];
         for_each_band(out, row_len, |offset, band| {
             let mut sums = vec![0i32; row_len];
             for (r, line) in band.chunks_exact_mut(row_len).enumerate() {
-                row_sums(self, &image, offset / row_len + r, &mut sums);
+                T::depthwise_row(self, image, offset / row_len + r, &mut sums);
                 for (pixel, sums) in line.chunks_exact_mut(oc).zip(sums.chunks_exact(oc)) {
                     finish(sums, pixel);
                 }
@@ -64,14 +59,25 @@ impl QuantizedDepthwise {
 }
 
 crate::nn::simd::compiled_per_level! {
-    /// The sums (bias included) of every pixel of output row `oy`, from the widened image.
-    fn row_sums(d: &QuantizedDepthwise, image: &[i32], oy: usize, sums: &mut [i32]) =
+    /// The sums (bias included) of every pixel of output row `oy` of an int8 image.
+    pub(super) fn row_sums_i8(d: &QuantizedDepthwise, image: &[i8], oy: usize, sums: &mut [i32]) =
+        row_sums_portable
+}
+
+crate::nn::simd::compiled_per_level! {
+    /// The sums (bias included) of every pixel of output row `oy` of a uint8 image.
+    pub(super) fn row_sums_u8(d: &QuantizedDepthwise, image: &[u8], oy: usize, sums: &mut [i32]) =
         row_sums_portable
 }
 
 #[inline(always)]
-fn row_sums_portable(d: &QuantizedDepthwise, image: &[i32], oy: usize, sums: &mut [i32]) {
-    let (c, m) = (d.channels, d.multiplier);
+fn row_sums_portable<T: Quantized>(
+    d: &QuantizedDepthwise,
+    image: &[T],
+    oy: usize,
+    sums: &mut [i32],
+) {
+    let (c, m, offset) = (d.channels, d.multiplier, d.input_offset);
     let oc = c * m;
     let bias = &d.bias[..oc];
     for (ox, sums) in sums.chunks_exact_mut(oc).enumerate() {
@@ -88,7 +94,7 @@ fn row_sums_portable(d: &QuantizedDepthwise, image: &[i32], oy: usize, sums: &mu
                 let taps = &d.filter[(ky * d.cols.window + kx) * oc..][..oc];
                 if m == 1 {
                     for ((s, &v), &w) in sums.iter_mut().zip(input).zip(taps) {
-                        *s = s.wrapping_add(v.wrapping_mul(w));
+                        *s = s.wrapping_add((v.get() + offset).wrapping_mul(w));
                     }
                 } else {
                     for ((s, w), &v) in sums
@@ -96,6 +102,7 @@ fn row_sums_portable(d: &QuantizedDepthwise, image: &[i32], oy: usize, sums: &mu
                         .zip(taps.chunks_exact(m))
                         .zip(input)
                     {
+                        let v = v.get() + offset;
                         for (s, &w) in s.iter_mut().zip(w) {
                             *s = s.wrapping_add(v.wrapping_mul(w));
                         }

@@ -28,6 +28,53 @@ pub(crate) struct QuantizedWeights {
     /// `[panel][pair][filter][2]`, zero past the last filter and the depth.
     panels: Vec<i16>,
     bias: Vec<i32>,
+    /// The same weights as bytes for AVX-512 VNNI, when the processor has it and they are int8
+    /// with zero point 0.
+    quads: Option<Quads>,
+}
+
+/// int8 weights packed for `vpdpbusd` (unsigned bytes times signed bytes, four at a time into
+/// each 32-bit sum): per panel of [`PANEL`] filters, per quad of depth values, each filter's
+/// four bytes; and each filter's sum, to undo the shift that makes the inputs unsigned.
+struct Quads {
+    quads: usize,
+    values: Vec<i8>,
+    filter_sums: Vec<i32>,
+}
+
+impl Quads {
+    fn new<W: Quantized>(weights: &[W], filters: usize, depth: usize) -> Self {
+        let quads = depth.div_ceil(4);
+        let mut values = vec![0i8; filters.div_ceil(PANEL) * quads * PANEL * 4];
+        let mut filter_sums = vec![0i32; filters];
+        for (f, w) in weights.chunks_exact(depth).enumerate().take(filters) {
+            let (panel, lane) = (f / PANEL, f % PANEL);
+            for (k, w) in w.iter().enumerate() {
+                values[((panel * quads + k / 4) * PANEL + lane) * 4 + k % 4] = w.get() as i8;
+                filter_sums[f] += w.get();
+            }
+        }
+        Quads {
+            quads,
+            values,
+            filter_sums,
+        }
+    }
+}
+
+/// Whether the int8 product may use AVX-512 VNNI: the processor has it and the selected level
+/// is AVX-512.
+fn vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let level = Level::selected();
+        level == Level::Avx512
+            && level.is_available()
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512vnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 impl QuantizedWeights {
@@ -50,12 +97,57 @@ impl QuantizedWeights {
                     (w.get() - zero) as i16;
             }
         }
+        let signed_bytes = W::MIN == i8::MIN as i32 && zero_points.iter().all(|&z| z == 0);
         QuantizedWeights {
             filters,
             pairs,
             panels,
             bias: bias.map_or_else(|| vec![0; filters], <[i32]>::to_vec),
+            quads: (signed_bytes && vnni()).then(|| Quads::new(weights, filters, depth)),
         }
+    }
+
+    /// Whether [`QuantizedWeights::multiply_bytes`] applies (AVX-512 VNNI and int8 weights).
+    pub fn takes_bytes(&self) -> bool {
+        self.quads.is_some()
+    }
+
+    /// The length of each row `make_bytes` writes (the depth, padded with zeros to four).
+    pub fn byte_stride(&self) -> usize {
+        self.quads.as_ref().map_or(0, |q| q.quads * 4)
+    }
+
+    /// As [`QuantizedWeights::multiply`] with rows of unsigned bytes (each value less its zero
+    /// point plus the constant `offset`, zeros after the depth): four products per byte lane
+    /// (VNNI), less `offset ×` each filter's sum.
+    pub fn multiply_bytes<T: Quantized>(
+        &self,
+        make_bytes: impl Fn(Range<usize>, &mut [u8]) + Sync,
+        rows: usize,
+        offset: i32,
+        out: &mut [T],
+        stage: &Requantize,
+    ) {
+        let quads = self
+            .quads
+            .as_ref()
+            .expect("takes_bytes() checked by the caller");
+        assert!(stage.scaling.len() >= self.filters);
+        let bias: Vec<i32> = self
+            .bias
+            .iter()
+            .zip(&quads.filter_sums)
+            .map(|(&b, &s)| b.wrapping_sub(offset.wrapping_mul(s)))
+            .collect();
+        let sums = |fields: &[u8], sums: &mut [i32]| self.byte_sums(quads, &bias, fields, sums);
+        self.run(
+            make_bytes,
+            quads.quads * 4,
+            rows,
+            out,
+            sums,
+            |_, sums, out| stage.store(sums, out),
+        );
     }
 
     /// The length of each row `make_rows` writes (the depth, padded with a zero to even).
@@ -85,9 +177,23 @@ impl QuantizedWeights {
         out: &mut [O],
         finish: impl Fn(usize, &[i32], &mut [O]) + Sync,
     ) {
+        let sums = |fields: &[i16], sums: &mut [i32]| self.sums(fields, sums);
+        self.run(make_rows, self.stride(), rows, out, sums, finish);
+    }
+
+    /// Splits the rows over the threads in blocks: each block's rows made, multiplied by
+    /// `sums`, and finished.
+    fn run<R: Row, O: Send>(
+        &self,
+        make_rows: impl Fn(Range<usize>, &mut [R]) + Sync,
+        stride: usize,
+        rows: usize,
+        out: &mut [O],
+        sums: impl Fn(&[R], &mut [i32]) + Sync,
+        finish: impl Fn(usize, &[i32], &mut [O]) + Sync,
+    ) {
         assert!(out.len() >= rows * self.filters);
         let blocks = rows.div_ceil(ROWS_PER_BLOCK);
-        let stride = self.stride();
         let tasks = match rows * self.filters * stride < PARALLEL_PRODUCTS {
             true => 1,
             false => blocks.min(threads() * 4),
@@ -96,16 +202,16 @@ impl QuantizedWeights {
         for_each_task(tasks, |task| {
             let first = blocks * task / tasks * ROWS_PER_BLOCK;
             let last = (blocks * (task + 1) / tasks * ROWS_PER_BLOCK).min(rows);
-            SCRATCH.with_borrow_mut(|(fields, sums)| {
-                fields.resize(ROWS_PER_BLOCK * stride, 0);
-                sums.resize(ROWS_PER_BLOCK * self.filters, 0);
+            R::with_scratch(|fields, block_sums| {
+                fields.resize(ROWS_PER_BLOCK * stride, R::default());
+                block_sums.resize(ROWS_PER_BLOCK * self.filters, 0);
                 for start in (first..last).step_by(ROWS_PER_BLOCK) {
                     let range = start..(start + ROWS_PER_BLOCK).min(last);
                     let count = range.len();
                     let fields = &mut fields[..count * stride];
                     make_rows(range, fields);
-                    let sums = &mut sums[..count * self.filters];
-                    self.sums(fields, sums);
+                    let block_sums = &mut block_sums[..count * self.filters];
+                    sums(fields, block_sums);
                     // SAFETY: rows `start..start + count` of `out`, which the assert above
                     // showed in bounds; tasks take disjoint rows.
                     let out = unsafe {
@@ -114,7 +220,7 @@ impl QuantizedWeights {
                             count * self.filters,
                         )
                     };
-                    for (i, (s, o)) in sums
+                    for (i, (s, o)) in block_sums
                         .chunks_exact(self.filters)
                         .zip(out.chunks_exact_mut(self.filters))
                         .enumerate()
@@ -127,8 +233,27 @@ impl QuantizedWeights {
     }
 }
 
+/// The element of the rows a product multiplies: 16-bit values, or bytes for VNNI. Each has
+/// its thread's scratch for a block of rows and their sums.
+trait Row: Copy + Default + Send + 'static {
+    fn with_scratch(f: impl FnOnce(&mut Vec<Self>, &mut Vec<i32>));
+}
+
 thread_local! {
     static SCRATCH: RefCell<(Vec<i16>, Vec<i32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    static BYTE_SCRATCH: RefCell<(Vec<u8>, Vec<i32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+impl Row for i16 {
+    fn with_scratch(f: impl FnOnce(&mut Vec<Self>, &mut Vec<i32>)) {
+        SCRATCH.with_borrow_mut(|(rows, sums)| f(rows, sums))
+    }
+}
+
+impl Row for u8 {
+    fn with_scratch(f: impl FnOnce(&mut Vec<Self>, &mut Vec<i32>)) {
+        BYTE_SCRATCH.with_borrow_mut(|(rows, sums)| f(rows, sums))
+    }
 }
 
 impl QuantizedWeights {
@@ -149,6 +274,40 @@ impl QuantizedWeights {
                 for (r, t) in tile[..count].iter().enumerate() {
                     let out = &mut sums[(start + r) * filters + first..][..width];
                     for ((o, &t), &b) in out.iter_mut().zip(t).zip(&self.bias[first..]) {
+                        *o = b.wrapping_add(t);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl QuantizedWeights {
+    /// [`QuantizedWeights::sums`] on byte rows with the VNNI panels, on top of `bias`.
+    fn byte_sums(&self, quads: &Quads, bias: &[i32], fields: &[u8], sums: &mut [i32]) {
+        let (stride, filters) = (quads.quads * 4, self.filters);
+        let rows = fields.len() / stride;
+        let mut tile = [[0i32; PANEL]; TILE_ROWS];
+        for (p, panel) in quads
+            .values
+            .chunks_exact(quads.quads * PANEL * 4)
+            .enumerate()
+        {
+            let first = p * PANEL;
+            let width = PANEL.min(filters - first);
+            for start in (0..rows).step_by(TILE_ROWS) {
+                let count = TILE_ROWS.min(rows - start);
+                let fields = &fields[start * stride..][..count * stride];
+                assert!(stride >= quads.quads * 4 && panel.len() >= quads.quads * PANEL * 4);
+                // SAFETY: `multiply_bytes` runs only where `vnni()` found the features; the
+                // assert bounds every read.
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    x86::tile_vnni(fields, stride, panel, quads.quads, &mut tile[..count])
+                };
+                for (r, t) in tile[..count].iter().enumerate() {
+                    let out = &mut sums[(start + r) * filters + first..][..width];
+                    for ((o, &t), &b) in out.iter_mut().zip(t).zip(&bias[first..]) {
                         *o = b.wrapping_add(t);
                     }
                 }
@@ -260,6 +419,49 @@ mod x86 {
         }
     }
 
+    /// Up to 8 rows of bytes, one 16-lane vector of sums each: per quad of depth values, the
+    /// quad broadcast from each row dotted with each filter's (`vpdpbusd`).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn tile_vnni(
+        fields: &[u8],
+        stride: usize,
+        panel: &[i8],
+        quads: usize,
+        tile: &mut [[i32; PANEL]],
+    ) {
+        match tile.len() {
+            8 => rows_vnni::<8>(fields, stride, panel, quads, tile),
+            n => {
+                for r in 0..n {
+                    let row = &mut tile[r..r + 1];
+                    rows_vnni::<1>(&fields[r * stride..], stride, panel, quads, row);
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn rows_vnni<const R: usize>(
+        fields: &[u8],
+        stride: usize,
+        panel: &[i8],
+        quads: usize,
+        tile: &mut [[i32; PANEL]],
+    ) {
+        let (a, w) = (fields.as_ptr(), panel.as_ptr());
+        let mut acc = [_mm512_setzero_si512(); R];
+        for q in 0..quads {
+            let weights = _mm512_loadu_si512(w.add(q * PANEL * 4) as *const _);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let quad = (a.add(r * stride + 4 * q) as *const i32).read_unaligned();
+                *acc = _mm512_dpbusd_epi32(*acc, _mm512_set1_epi32(quad), weights);
+            }
+        }
+        for (sums, acc) in tile.iter_mut().zip(acc) {
+            _mm512_storeu_si512(sums.as_mut_ptr() as *mut _, acc);
+        }
+    }
+
     /// As [`tile_avx512`] with two 8-lane vectors per row, four rows at a time (16 registers).
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn tile_avx2(
@@ -322,10 +524,12 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::kernels::quantized::fields::{byte_rows, widened_rows};
     use crate::nn::kernels::quantized::{Multiplier, Scaling};
 
     #[test]
-    /// At the level `PETAL_SIMD` selects (the suite runs at each).
+    /// At the level `PETAL_SIMD` selects (the suite runs at each); with zero-point-free int8
+    /// weights on AVX-512 VNNI, by the byte product.
     fn products_equal_the_definition() {
         let (rows, filters, depth) = (37, 11, 45);
         let x: Vec<u8> = (0..rows * depth).map(|i| (i * 37 % 256) as u8).collect();
@@ -333,7 +537,6 @@ mod tests {
             .map(|i| (i * 91 % 256) as u8 as i8)
             .collect();
         let bias: Vec<i32> = (0..filters as i32).map(|f| f * 1000 - 3000).collect();
-        let (x_zero, w_zero) = (128, 3);
         let stage = Requantize {
             scaling: Scaling::fixed(
                 &(0..filters)
@@ -344,29 +547,34 @@ mod tests {
             min: -128,
             max: 127,
         };
-        let mut expected = vec![0i8; rows * filters];
-        for r in 0..rows {
-            for f in 0..filters {
-                let sum: i32 = (0..depth)
-                    .map(|k| {
-                        (x[r * depth + k] as i32 - x_zero) * (w[f * depth + k] as i32 - w_zero)
-                    })
-                    .sum();
-                expected[r * filters + f] = stage.apply(sum + bias[f], f) as i8;
-            }
-        }
-        let weights = QuantizedWeights::new(&w, filters, depth, &[w_zero], Some(&bias));
-        let stride = weights.stride();
-        let make_rows = |range: Range<usize>, fields: &mut [i16]| {
-            for (r, row) in range.zip(fields.chunks_exact_mut(stride)) {
-                row.fill(0);
-                for (v, &x) in row.iter_mut().zip(&x[r * depth..][..depth]) {
-                    *v = (x as i32 - x_zero) as i16;
+        let x_zero = 128;
+        for w_zero in [3, 0] {
+            let mut expected = vec![0i8; rows * filters];
+            for r in 0..rows {
+                for f in 0..filters {
+                    let sum: i32 = (0..depth)
+                        .map(|k| {
+                            (x[r * depth + k] as i32 - x_zero) * (w[f * depth + k] as i32 - w_zero)
+                        })
+                        .sum();
+                    expected[r * filters + f] = stage.apply(sum + bias[f], f) as i8;
                 }
             }
-        };
-        let mut out = vec![0i8; rows * filters];
-        weights.multiply(make_rows, rows, &mut out, &stage);
-        assert_eq!(out, expected);
+            let weights = QuantizedWeights::new(&w, filters, depth, &[w_zero], Some(&bias));
+            let mut out = vec![0i8; rows * filters];
+            if weights.takes_bytes() {
+                let stride = weights.byte_stride();
+                let make =
+                    |range, fields: &mut [u8]| byte_rows(&x, depth, range, 0, stride, fields);
+                weights.multiply_bytes(make, rows, x_zero, &mut out, &stage);
+            } else {
+                let stride = weights.stride();
+                let make = |range, fields: &mut [i16]| {
+                    widened_rows(&x, depth, range, -x_zero, stride, fields)
+                };
+                weights.multiply(make, rows, &mut out, &stage);
+            }
+            assert_eq!(out, expected, "weights' zero point {w_zero}");
+        }
     }
 }

@@ -20,6 +20,13 @@ pub trait Quantized: Copy + Default + Send + Sync + 'static {
     fn narrow(v: i32) -> Self;
     /// [`Requantize::store`] with fixed-point multipliers, at the selected instruction set.
     fn store_fixed(r: &Requantize, m: &Multipliers, sums: &[i32], out: &mut [Self]);
+    /// The depthwise sums of one output row, at the selected instruction set.
+    fn depthwise_row(
+        d: &depthwise::QuantizedDepthwise,
+        image: &[Self],
+        oy: usize,
+        sums: &mut [i32],
+    );
 }
 
 impl Quantized for i8 {
@@ -36,6 +43,14 @@ impl Quantized for i8 {
     fn store_fixed(r: &Requantize, m: &Multipliers, sums: &[i32], out: &mut [Self]) {
         store_fixed_i8(r, m, sums, out)
     }
+    fn depthwise_row(
+        d: &depthwise::QuantizedDepthwise,
+        image: &[Self],
+        oy: usize,
+        sums: &mut [i32],
+    ) {
+        depthwise::row_sums_i8(d, image, oy, sums)
+    }
 }
 
 impl Quantized for u8 {
@@ -51,6 +66,14 @@ impl Quantized for u8 {
     }
     fn store_fixed(r: &Requantize, m: &Multipliers, sums: &[i32], out: &mut [Self]) {
         store_fixed_u8(r, m, sums, out)
+    }
+    fn depthwise_row(
+        d: &depthwise::QuantizedDepthwise,
+        image: &[Self],
+        oy: usize,
+        sums: &mut [i32],
+    ) {
+        depthwise::row_sums_u8(d, image, oy, sums)
     }
 }
 

@@ -3,7 +3,9 @@
 //! requantized with its channel's multiplier.
 
 use super::Geometry;
-use crate::nn::kernels::quantized::fields::{receptive_fields, widened_rows};
+use crate::nn::kernels::quantized::fields::{
+    byte_fields, byte_rows, receptive_fields, widened_rows,
+};
 use crate::nn::kernels::quantized::gemm::QuantizedWeights;
 use crate::nn::kernels::quantized::Quantized;
 use crate::tflite::ops::fused_activation::Fused;
@@ -43,6 +45,27 @@ impl QuantizedConv {
             Err(mismatch())), Err(mismatch()))
     }
 
+    /// One image by the VNNI product: the values shifted to unsigned bytes.
+    fn image_as_bytes<T: Quantized, U: Quantized>(&self, g: &Geometry, x: &[T], y: &mut [U]) {
+        let shift = -T::MIN;
+        let offset = shift - self.quantization.input_offset;
+        let stride = self.weights.byte_stride();
+        let stage = &self.quantization.stage;
+        if g.pointwise {
+            let rows =
+                |range, fields: &mut [u8]| byte_rows(x, g.channels, range, shift, stride, fields);
+            self.weights
+                .multiply_bytes(rows, g.pixels(), offset, y, stage);
+        } else {
+            let rows = |range, fields: &mut [u8]| {
+                let edge = (shift, offset as u8);
+                byte_fields(x, &g.rows, &g.cols, g.channels, range, edge, stride, fields)
+            };
+            self.weights
+                .multiply_bytes(rows, g.pixels(), offset, y, stage);
+        }
+    }
+
     fn images<T: Quantized, U: Quantized>(&self, g: &Geometry, x: &[T], y: &mut [U]) {
         let pixels = g.pixels();
         let (offset, stride) = (self.quantization.input_offset, self.weights.stride());
@@ -51,7 +74,9 @@ impl QuantizedConv {
             .chunks_exact(g.image_len())
             .zip(y.chunks_exact_mut(pixels * g.filters))
         {
-            if g.pointwise {
+            if self.weights.takes_bytes() {
+                self.image_as_bytes(g, x, y);
+            } else if g.pointwise {
                 let rows = |range, fields: &mut [i16]| {
                     widened_rows(x, g.channels, range, offset, stride, fields)
                 };

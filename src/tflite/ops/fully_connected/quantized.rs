@@ -2,7 +2,7 @@
 //! zero-pointed ones): each row less its zero point times the widened weights, each sum
 //! requantized with its unit's multiplier.
 
-use crate::nn::kernels::quantized::fields::widened_rows;
+use crate::nn::kernels::quantized::fields::{byte_rows, widened_rows};
 use crate::nn::kernels::quantized::gemm::QuantizedWeights;
 use crate::nn::kernels::quantized::Quantized;
 use crate::tflite::ops::fused_activation::Fused;
@@ -50,9 +50,16 @@ impl QuantizedFullyConnected {
             self.weights.stride(),
             self.depth,
         );
-        let make =
-            |range, fields: &mut [i16]| widened_rows(x, depth, range, offset, stride, fields);
-        self.weights
-            .multiply(make, rows, y, &self.quantization.stage);
+        let stage = &self.quantization.stage;
+        if self.weights.takes_bytes() {
+            let (shift, stride) = (-T::MIN, self.weights.byte_stride());
+            let make = |range, fields: &mut [u8]| byte_rows(x, depth, range, shift, stride, fields);
+            self.weights
+                .multiply_bytes(make, rows, shift - offset, y, stage);
+        } else {
+            let make =
+                |range, fields: &mut [i16]| widened_rows(x, depth, range, offset, stride, fields);
+            self.weights.multiply(make, rows, y, stage);
+        }
     }
 }

@@ -40,7 +40,7 @@ impl QuantizedSoftmax {
         // LiteRT's `PreprocessSoftmaxScaling`: β × scale in Q5.26, as a multiplier above one.
         let real = (beta as f64 * input.scale as f64 * (1u64 << (31 - DIFF_INTEGER_BITS)) as f64)
             .min(i32::MAX as f64);
-        if !(real > 1.0) {
+        if real.is_nan() || real <= 1.0 {
             return Err(format!(
                 "beta {beta} times the input scale {} is too small for LiteRT's softmax",
                 input.scale
