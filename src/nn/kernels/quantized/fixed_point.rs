@@ -72,9 +72,9 @@ impl Multiplier {
 #[inline(always)]
 pub fn scale(sum: i32, value: i32, left_factor: i32, right_shift: i32, mask: i32) -> i32 {
     let x = sum.wrapping_mul(left_factor) as i64 * value as i64;
-    let nudged = x + if x >= 0 { 1 << 30 } else { 1 - (1 << 30) };
-    // Division by 2^31 truncating toward zero, as C++'s.
-    let high = ((nudged + ((nudged >> 63) & ((1i64 << 31) - 1))) >> 31) as i32;
+    // gemmlowp adds 2^30 (or 1 − 2^30 below zero) and divides by 2^31 truncating toward zero:
+    // for either sign that is the floor of (x + 2^30) / 2^31.
+    let high = ((x + (1 << 30)) >> 31) as i32;
     let threshold = (mask >> 1) + (high < 0) as i32;
     (high >> right_shift) + ((high & mask) > threshold) as i32
 }
