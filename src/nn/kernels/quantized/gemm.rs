@@ -298,19 +298,39 @@ impl QuantizedWeights {
             for start in (0..rows).step_by(TILE_ROWS) {
                 let count = TILE_ROWS.min(rows - start);
                 let fields = &fields[start * stride..][..count * stride];
-                assert!(stride >= quads.quads * 4 && panel.len() >= quads.quads * PANEL * 4);
-                // SAFETY: `multiply_bytes` runs only where `vnni()` found the features; the
-                // assert bounds every read.
-                #[cfg(target_arch = "x86_64")]
-                unsafe {
-                    x86::tile_vnni(fields, stride, panel, quads.quads, &mut tile[..count])
-                };
+                tile_bytes(fields, stride, panel, quads.quads, &mut tile[..count]);
                 for (r, t) in tile[..count].iter().enumerate() {
                     let out = &mut sums[(start + r) * filters + first..][..width];
                     for ((o, &t), &b) in out.iter_mut().zip(t).zip(&bias[first..]) {
                         *o = b.wrapping_add(t);
                     }
                 }
+            }
+        }
+    }
+}
+
+/// The sums of `tile.len()` byte rows with one panel of byte quads: by VNNI, the only place
+/// [`Quads`] are made.
+fn tile_bytes(fields: &[u8], stride: usize, panel: &[i8], quads: usize, tile: &mut [[i32; PANEL]]) {
+    assert!(
+        fields.len() >= tile.len() * stride
+            && stride >= quads * 4
+            && panel.len() >= quads * PANEL * 4
+    );
+    // SAFETY: `Quads` exist only where `vnni()` found the features; the assert bounds every
+    // read.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        x86::tile_vnni(fields, stride, panel, quads, tile)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    for (row, sums) in fields.chunks_exact(stride).zip(tile.iter_mut()) {
+        *sums = [0; PANEL];
+        for (q, weights) in panel.chunks_exact(PANEL * 4).take(quads).enumerate() {
+            for (s, w) in sums.iter_mut().zip(weights.chunks_exact(4)) {
+                let products = (0..4).map(|i| row[4 * q + i] as i32 * w[i] as i32);
+                *s = s.wrapping_add(products.sum());
             }
         }
     }
