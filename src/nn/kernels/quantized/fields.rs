@@ -1,12 +1,14 @@
-//! The rows the quantized product multiplies, made from stored values: each value less its zero
-//! point, widened to 16 bits, zero where the window hangs over the image's edge (the zero
-//! point's own value) and after the depth up to the row's padded length.
+//! The rows the quantized product multiplies, made from stored values: 16-bit values less the
+//! zero point for the 16-bit product, or unsigned bytes (the value plus 128 for int8) for the
+//! VNNI one. Where the window hangs over the image's edge a row holds the zero point's own
+//! value, and after the depth up to the row's padded length zeros.
 
 use super::Quantized;
 use crate::nn::layers::window::Axis;
 use std::ops::Range;
 
-/// Rows `rows` of `x` (rows of `depth` values), each written as `stride` values of `fields`.
+/// Rows `rows` of `x` (rows of `depth` values), each written as `stride` values of `fields`:
+/// each stored value less its zero point (plus `offset`), widened to 16 bits.
 pub(crate) fn widened_rows<T: Quantized>(
     x: &[T],
     depth: usize,
@@ -15,13 +17,24 @@ pub(crate) fn widened_rows<T: Quantized>(
     stride: usize,
     fields: &mut [i16],
 ) {
-    for (r, out) in rows.zip(fields.chunks_exact_mut(stride)) {
-        widen(&x[r * depth..][..depth], offset, &mut out[..depth]);
-        out[depth..].fill(0);
-    }
+    rows_of(x, depth, rows, stride, fields, |v| (v.get() + offset) as i16)
 }
 
-/// The receptive field of each output pixel in `pixels` (row-major indices) of one image.
+/// [`widened_rows`] as unsigned bytes: each stored value plus `shift` (128 for int8, 0 for
+/// uint8).
+pub(crate) fn byte_rows<T: Quantized>(
+    x: &[T],
+    depth: usize,
+    rows: Range<usize>,
+    shift: i32,
+    stride: usize,
+    fields: &mut [u8],
+) {
+    rows_of(x, depth, rows, stride, fields, |v| (v.get() + shift) as u8)
+}
+
+/// The receptive field of each output pixel in `pixels` (row-major indices) of one image, as
+/// [`widened_rows`] makes rows: 0 (the zero point less itself) outside the image.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn receptive_fields<T: Quantized>(
     image: &[T],
@@ -33,53 +46,16 @@ pub(crate) fn receptive_fields<T: Quantized>(
     stride: usize,
     fields: &mut [i16],
 ) {
-    let line_len = cols.input * channels;
-    let depth = rows.window * cols.window * channels;
-    for (out, pixel) in fields.chunks_exact_mut(stride).zip(pixels) {
-        let (oy, ox) = (pixel / cols.output, pixel % cols.output);
-        for ky in 0..rows.window {
-            let run = &mut out[ky * cols.window * channels..][..cols.window * channels];
-            let Some(iy) = rows.source(oy, ky) else {
-                run.fill(0);
-                continue;
-            };
-            let line = &image[iy * line_len..][..line_len];
-            for (kx, tap) in run.chunks_exact_mut(channels).enumerate() {
-                match cols.source(ox, kx) {
-                    Some(ix) => widen(&line[ix * channels..][..channels], offset, tap),
-                    None => tap.fill(0),
-                }
-            }
-        }
-        out[depth..].fill(0);
-    }
+    let window = Window {
+        rows,
+        cols,
+        channels,
+    };
+    window.fields(image, pixels, 0, stride, fields, |v| (v.get() + offset) as i16)
 }
 
-#[inline(always)]
-fn widen<T: Quantized>(x: &[T], offset: i32, out: &mut [i16]) {
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = (v.get() + offset) as i16;
-    }
-}
-
-/// [`widened_rows`] as unsigned bytes for the VNNI product: each stored value plus `shift`
-/// (128 for int8, 0 for uint8), zeros after the depth.
-pub(crate) fn byte_rows<T: Quantized>(
-    x: &[T],
-    depth: usize,
-    rows: Range<usize>,
-    shift: i32,
-    stride: usize,
-    fields: &mut [u8],
-) {
-    for (r, out) in rows.zip(fields.chunks_exact_mut(stride)) {
-        to_bytes(&x[r * depth..][..depth], shift, &mut out[..depth]);
-        out[depth..].fill(0);
-    }
-}
-
-/// [`receptive_fields`] as unsigned bytes: each stored value plus `shift`, `pad` (the zero
-/// point plus `shift`) where the window hangs over the edge, zeros after the depth.
+/// [`receptive_fields`] as [`byte_rows`] makes rows: `pad` (the zero point plus `shift`)
+/// outside the image.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn byte_fields<T: Quantized>(
     image: &[T],
@@ -91,31 +67,71 @@ pub(crate) fn byte_fields<T: Quantized>(
     stride: usize,
     fields: &mut [u8],
 ) {
-    let line_len = cols.input * channels;
-    let depth = rows.window * cols.window * channels;
-    for (out, pixel) in fields.chunks_exact_mut(stride).zip(pixels) {
-        let (oy, ox) = (pixel / cols.output, pixel % cols.output);
-        for ky in 0..rows.window {
-            let run = &mut out[ky * cols.window * channels..][..cols.window * channels];
-            let Some(iy) = rows.source(oy, ky) else {
-                run.fill(pad);
-                continue;
-            };
-            let line = &image[iy * line_len..][..line_len];
-            for (kx, tap) in run.chunks_exact_mut(channels).enumerate() {
-                match cols.source(ox, kx) {
-                    Some(ix) => to_bytes(&line[ix * channels..][..channels], shift, tap),
-                    None => tap.fill(pad),
-                }
-            }
+    let window = Window {
+        rows,
+        cols,
+        channels,
+    };
+    window.fields(image, pixels, pad, stride, fields, |v| (v.get() + shift) as u8)
+}
+
+fn rows_of<T: Copy, R: Copy + Default>(
+    x: &[T],
+    depth: usize,
+    rows: Range<usize>,
+    stride: usize,
+    fields: &mut [R],
+    convert: impl Fn(T) -> R,
+) {
+    for (r, out) in rows.zip(fields.chunks_exact_mut(stride)) {
+        for (o, &v) in out.iter_mut().zip(&x[r * depth..][..depth]) {
+            *o = convert(v);
         }
-        out[depth..].fill(0);
+        out[depth..].fill(R::default());
     }
 }
 
-#[inline(always)]
-fn to_bytes<T: Quantized>(x: &[T], shift: i32, out: &mut [u8]) {
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = (v.get() + shift) as u8;
+struct Window<'a> {
+    rows: &'a Axis,
+    cols: &'a Axis,
+    channels: usize,
+}
+
+impl Window<'_> {
+    fn fields<T: Copy, R: Copy + Default>(
+        &self,
+        image: &[T],
+        pixels: Range<usize>,
+        pad: R,
+        stride: usize,
+        fields: &mut [R],
+        convert: impl Fn(T) -> R,
+    ) {
+        let (rows, cols, channels) = (self.rows, self.cols, self.channels);
+        let line_len = cols.input * channels;
+        let depth = rows.window * cols.window * channels;
+        for (out, pixel) in fields.chunks_exact_mut(stride).zip(pixels) {
+            let (oy, ox) = (pixel / cols.output, pixel % cols.output);
+            for ky in 0..rows.window {
+                let run = &mut out[ky * cols.window * channels..][..cols.window * channels];
+                let Some(iy) = rows.source(oy, ky) else {
+                    run.fill(pad);
+                    continue;
+                };
+                let line = &image[iy * line_len..][..line_len];
+                for (kx, tap) in run.chunks_exact_mut(channels).enumerate() {
+                    match cols.source(ox, kx) {
+                        Some(ix) => {
+                            let values = &line[ix * channels..][..channels];
+                            for (o, &v) in tap.iter_mut().zip(values) {
+                                *o = convert(v);
+                            }
+                        }
+                        None => tap.fill(pad),
+                    }
+                }
+            }
+            out[depth..].fill(R::default());
+        }
     }
 }
