@@ -2,6 +2,7 @@
 //! a new one), of any type: both interleave blocks of the inputs.
 
 use super::fused_activation::Fused;
+use super::quantized::affine;
 use super::{axis, checked, options, Inputs, Op, Out};
 use crate::tflite::schema::BuiltinOptions;
 use crate::tflite::tensor::{DType, Data, Tensor};
@@ -38,6 +39,21 @@ struct Join {
     /// and each input's block length.
     outer: usize,
     blocks: Vec<usize>,
+}
+
+/// Quantized values are joined as they are stored, so every input must share the output's
+/// scale and zero point (LiteRT's int8 kernel requires it too; it rescales uint8, petal does not).
+fn same_quantization(inputs: &Inputs) -> Result<(), String> {
+    let output = affine(inputs.output(0)?, "output")?;
+    for i in 0..inputs.count() {
+        if affine(inputs.get(i)?, "input")? != output {
+            return Err(format!(
+                "input {i}'s scale and zero point differ from the output's; petal joins \
+                 quantized tensors of one quantization only"
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl Op for Join {
@@ -80,6 +96,9 @@ impl Op for Join {
         }
         if dtype != DType::F32 && !self.activation.is_none() {
             return Err("a fused activation needs FLOAT32 inputs".into());
+        }
+        if matches!(dtype, DType::I8 | DType::U8) {
+            same_quantization(inputs)?;
         }
         self.outer = shape[..axis].iter().product();
         Ok(vec![Out::new(dtype, checked(shape)?)])
@@ -153,5 +172,30 @@ mod tests {
             (packed.shape.as_slice(), packed.as_i32().unwrap()),
             (&[2][..], &[-1, 7][..])
         );
+    }
+
+    #[test]
+    fn quantized_inputs_join_only_at_the_outputs_quantization() {
+        let tensor = |values: Vec<i8>, scale: f32| Tensor {
+            shape: vec![values.len()],
+            data: Data::I8(values),
+            quantization: Some(crate::tflite::tensor::Quantization {
+                scales: vec![scale],
+                zero_points: vec![-3],
+                axis: 0,
+            }),
+        };
+        let (a, b) = (tensor(vec![1, 2], 0.5), tensor(vec![3], 0.5));
+        let out = tensor(vec![], 0.5);
+        let options = BuiltinOptions::ConcatenationOptions(Box::new(ConcatenationOptions {
+            axis: 0,
+            ..Default::default()
+        }));
+        let build = || build_concatenation(Some(&options)).unwrap();
+        let joined = crate::tflite::ops::run_to(build(), &[&a, &b], Some(&out)).unwrap();
+        assert_eq!(joined.data, Data::I8(vec![1, 2, 3]));
+        let other = tensor(vec![3], 0.25);
+        let e = crate::tflite::ops::run_to(build(), &[&a, &other], Some(&out)).unwrap_err();
+        assert!(e.contains("input 1's scale and zero point differ"), "{e}");
     }
 }

@@ -17,7 +17,9 @@ pub(crate) fn widened_rows<T: Quantized>(
     stride: usize,
     fields: &mut [i16],
 ) {
-    rows_of(x, depth, rows, stride, fields, |v| (v.get() + offset) as i16)
+    rows_of(x, depth, rows, stride, fields, |v| {
+        (v.get() + offset) as i16
+    })
 }
 
 /// [`widened_rows`] as unsigned bytes: each stored value plus `shift` (128 for int8, 0 for
@@ -51,7 +53,9 @@ pub(crate) fn receptive_fields<T: Quantized>(
         cols,
         channels,
     };
-    window.fields(image, pixels, 0, stride, fields, |v| (v.get() + offset) as i16)
+    window.fields(image, pixels, 0, stride, fields, |v| {
+        (v.get() + offset) as i16
+    })
 }
 
 /// [`receptive_fields`] as [`byte_rows`] makes rows: `pad` (the zero point plus `shift`)
@@ -72,7 +76,9 @@ pub(crate) fn byte_fields<T: Quantized>(
         cols,
         channels,
     };
-    window.fields(image, pixels, pad, stride, fields, |v| (v.get() + shift) as u8)
+    window.fields(image, pixels, pad, stride, fields, |v| {
+        (v.get() + shift) as u8
+    })
 }
 
 fn rows_of<T: Copy, R: Copy + Default>(
