@@ -26,26 +26,58 @@ fn relative_error(got: &[f32], want: &[f32]) -> f32 {
         / peak
 }
 
+/// A golden file of `scripts/make_tflite_family_fixtures.py` with the three photos it was made
+/// on.
+struct Goldens {
+    files: serde_json::Map<String, serde_json::Value>,
+    pixels: Vec<u8>,
+    /// One photo's shape (height, width, channels).
+    shape: Vec<usize>,
+}
+
+impl Goldens {
+    fn read(name: &str) -> Self {
+        let dir = Path::new(DIR);
+        let golden: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap();
+        let photos = npy::from_bytes(&std::fs::read(dir.join("photos_96.npy")).unwrap()).unwrap();
+        let petal::tflite::Data::U8(pixels) = photos.data else {
+            panic!("photos are uint8")
+        };
+        Goldens {
+            files: golden.as_object().unwrap().clone(),
+            pixels,
+            shape: photos.shape[1..].to_vec(),
+        }
+    }
+
+    /// Photo `n` as the file's float input: `pixel × input_scale + input_offset`.
+    fn input(&self, expect: &serde_json::Value, n: usize) -> Vec<f32> {
+        let scale = expect["input_scale"].as_f64().unwrap() as f32;
+        let offset = expect["input_offset"].as_f64().unwrap() as f32;
+        let len: usize = self.shape.iter().product();
+        self.pixels[n * len..][..len]
+            .iter()
+            .map(|&p| p as f32 * scale + offset)
+            .collect()
+    }
+
+    /// The batch-1 input shape.
+    fn batch_shape(&self) -> Vec<usize> {
+        [&[1][..], &self.shape].concat()
+    }
+}
+
 #[test]
 fn every_family_matches_litert_reference_kernels() {
-    let dir = Path::new(DIR);
-    let golden: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("families.json")).unwrap()).unwrap();
-    let photos = npy::from_bytes(&std::fs::read(dir.join("photos_96.npy")).unwrap()).unwrap();
-    let petal::tflite::Data::U8(pixels) = &photos.data else {
-        panic!("photos are uint8")
-    };
-    let image_len: usize = photos.shape[1..].iter().product();
-    let golden = golden.as_object().unwrap();
-    assert_eq!(golden.len(), 12, "six families, float32 and float16");
-    for (file, expect) in golden {
-        let mut interpreter = Interpreter::from_file(&dir.join(file)).unwrap();
+    let goldens = Goldens::read("families.json");
+    assert_eq!(goldens.files.len(), 12, "six families, float32 and float16");
+    for (file, expect) in &goldens.files {
+        let mut interpreter = Interpreter::from_file(&Path::new(DIR).join(file)).unwrap();
         interpreter.preserve_all_tensors(true);
         let logits_tensor = expect["logits_tensor"].as_u64().unwrap() as usize;
         let signature = interpreter.signature_list().remove(0);
         let input = &signature.inputs[0];
-        let scale = expect["input_scale"].as_f64().unwrap() as f32;
-        let offset = expect["input_offset"].as_f64().unwrap() as f32;
         let ops: Vec<&str> = expect["ops"]
             .as_array()
             .unwrap()
@@ -67,12 +99,7 @@ fn every_family_matches_litert_reference_kernels() {
             .enumerate()
         {
             let (want, want_logits) = (floats(want), floats(want_logits));
-            let x = pixels[n * image_len..][..image_len]
-                .iter()
-                .map(|&p| p as f32 * scale + offset)
-                .collect();
-            let mut shape = vec![1];
-            shape.extend_from_slice(&photos.shape[1..]);
+            let (x, shape) = (goldens.input(expect, n), goldens.batch_shape());
             let outputs = interpreter
                 .signature_runner(&signature.key)
                 .unwrap()
@@ -110,24 +137,18 @@ fn every_family_matches_litert_reference_kernels() {
 /// within 1e-6.
 #[test]
 fn every_quantized_family_matches_litert_reference_kernels() {
-    let dir = Path::new(DIR);
-    let golden: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("quantized.json")).unwrap()).unwrap();
-    let photos = npy::from_bytes(&std::fs::read(dir.join("photos_96.npy")).unwrap()).unwrap();
-    let petal::tflite::Data::U8(pixels) = &photos.data else {
-        panic!("photos are uint8")
-    };
-    let image_len: usize = photos.shape[1..].iter().product();
-    let golden = golden.as_object().unwrap();
-    assert_eq!(golden.len(), 14, "six families dynamic and int8, two uint8");
-    for (file, expect) in golden {
-        let mut interpreter = Interpreter::from_file(&dir.join(file)).unwrap();
+    let goldens = Goldens::read("quantized.json");
+    assert_eq!(
+        goldens.files.len(),
+        14,
+        "six families dynamic and int8, two uint8"
+    );
+    for (file, expect) in &goldens.files {
+        let mut interpreter = Interpreter::from_file(&Path::new(DIR).join(file)).unwrap();
         interpreter.preserve_all_tensors(true);
         let logits_tensor = expect["logits_tensor"].as_u64().unwrap() as usize;
         let signature = interpreter.signature_list().remove(0);
         let input = &signature.inputs[0];
-        let scale = expect["input_scale"].as_f64().unwrap() as f32;
-        let offset = expect["input_offset"].as_f64().unwrap() as f32;
         let numbers = |v: &serde_json::Value| -> Vec<f64> {
             v.as_array()
                 .unwrap()
@@ -144,12 +165,7 @@ fn every_quantized_family_matches_litert_reference_kernels() {
             .enumerate()
         {
             let (want, want_logits) = (numbers(want), numbers(want_logits));
-            let x: Vec<f32> = pixels[n * image_len..][..image_len]
-                .iter()
-                .map(|&p| p as f32 * scale + offset)
-                .collect();
-            let mut shape = vec![1];
-            shape.extend_from_slice(&photos.shape[1..]);
+            let (x, shape) = (goldens.input(expect, n), goldens.batch_shape());
             let tensor = match &input.quantization {
                 Some(q) => {
                     let stored = x.iter().map(|v| {
