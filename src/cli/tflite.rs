@@ -501,7 +501,14 @@ impl TfLiteClassifier {
             .next()
             .expect("one output, checked at open");
         // Quantized outputs as the real numbers they stand for.
-        Ok(output.to_real().unwrap_or_default())
+        output.to_real().ok_or_else(|| Error::TfLite {
+            origin: self.signature.clone(),
+            reason: format!(
+                "the output is {} without quantization, not scores petal predict can read (petal \
+                 tflite run gives it as it is)",
+                output.dtype()
+            ),
+        })
     }
 }
 

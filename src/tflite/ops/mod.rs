@@ -142,6 +142,17 @@ impl<'a> Inputs<'a> {
         }
     }
 
+    /// Input `i`, an optional FLOAT32 bias of `len` values known before running.
+    pub fn f32_bias(&self, i: usize, len: usize) -> Result<Option<&'a [f32]>, String> {
+        if self.optional(i).is_none() {
+            return Ok(None);
+        }
+        match self.f32_constant(i, "bias")? {
+            (bias, [n]) if *n == len => Ok(Some(bias)),
+            (_, shape) => Err(format!("the bias has shape {shape:?}, expected [{len}]")),
+        }
+    }
+
     /// Input `i` (the `what`): INT32 or INT64 values known before running (axes, shapes,
     /// paddings).
     pub fn int_constant(&self, i: usize, what: &str) -> Result<(Vec<i64>, &'a [usize]), String> {

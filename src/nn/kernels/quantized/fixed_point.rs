@@ -54,15 +54,6 @@ impl Multiplier {
             ((1i64 << right) - 1) as i32,
         )
     }
-
-    /// LiteRT's `MultiplyByQuantizedMultiplierSmallerThanOneExp`: for multipliers below one
-    /// (`shift ≤ 0`), the high multiply first and the shift after, as ADD and SUB apply them.
-    /// With no left shift it is [`Multiplier::apply`].
-    #[inline(always)]
-    pub fn apply_smaller_than_one(self, x: i32) -> i32 {
-        debug_assert!(self.shift <= 0);
-        self.apply(x)
-    }
 }
 
 /// `rounding_divide_by_pot(saturating_rounding_doubling_high_mul(sum × left_factor, value),
@@ -203,7 +194,10 @@ fn one_over_one_plus_x_for_x_in_0_1(a: i32) -> i32 {
 pub fn reciprocal(x: i32, integer_digits: i32) -> (i32, i32) {
     let headroom_plus_one = (x as u32).leading_zeros() as i32;
     let bits_over_unit = integer_digits - headroom_plus_one;
-    let shifted_minus_one = ((x as u32) << headroom_plus_one).wrapping_sub(1 << 31) as i32;
+    // `x` is positive, so the shift is below 32; wrapping keeps a hostile zero from panicking.
+    let shifted_minus_one = (x as u32)
+        .wrapping_shl(headroom_plus_one as u32)
+        .wrapping_sub(1 << 31) as i32;
     (
         one_over_one_plus_x_for_x_in_0_1(shifted_minus_one),
         bits_over_unit,

@@ -260,46 +260,46 @@ impl QuantizedWeights {
     /// `sums[r × filters + f] = bias[f] + fields row r · weights row f`, a panel at a time over
     /// tiles of rows, at the selected instruction set.
     fn sums(&self, fields: &[i16], sums: &mut [i32]) {
-        let (stride, filters) = (self.stride(), self.filters);
-        let rows = fields.len() / stride;
         let level = Level::selected();
-        let mut tile = [[0i32; PANEL]; TILE_ROWS];
-        for (p, panel) in self.panels.chunks_exact(self.pairs * PANEL * 2).enumerate() {
-            let first = p * PANEL;
-            let width = PANEL.min(filters - first);
-            for start in (0..rows).step_by(TILE_ROWS) {
-                let count = TILE_ROWS.min(rows - start);
-                let fields = &fields[start * stride..][..count * stride];
-                tile_sums(level, fields, stride, panel, self.pairs, &mut tile[..count]);
-                for (r, t) in tile[..count].iter().enumerate() {
-                    let out = &mut sums[(start + r) * filters + first..][..width];
-                    for ((o, &t), &b) in out.iter_mut().zip(t).zip(&self.bias[first..]) {
-                        *o = b.wrapping_add(t);
-                    }
-                }
-            }
-        }
+        let (stride, pairs) = (self.stride(), self.pairs);
+        let tile = |fields: &[i16], panel: &[i16], tile: &mut [[i32; PANEL]]| {
+            tile_sums(level, fields, stride, panel, pairs, tile)
+        };
+        self.panel_sums(fields, stride, &self.panels, &self.bias, sums, tile);
     }
-}
 
-impl QuantizedWeights {
     /// [`QuantizedWeights::sums`] on byte rows with the VNNI panels, on top of `bias`.
     fn byte_sums(&self, quads: &Quads, bias: &[i32], fields: &[u8], sums: &mut [i32]) {
-        let (stride, filters) = (quads.quads * 4, self.filters);
+        let stride = quads.quads * 4;
+        let tile = |fields: &[u8], panel: &[i8], tile: &mut [[i32; PANEL]]| {
+            tile_bytes(fields, stride, panel, quads.quads, tile)
+        };
+        self.panel_sums(fields, stride, &quads.values, bias, sums, tile);
+    }
+
+    /// Walks the panels of `panels` (`filters / PANEL` of them, rounded up) and tiles of rows
+    /// of `fields`, each tile's sums from `tile`, written on top of `bias`.
+    fn panel_sums<R, W>(
+        &self,
+        fields: &[R],
+        stride: usize,
+        panels: &[W],
+        bias: &[i32],
+        sums: &mut [i32],
+        tile: impl Fn(&[R], &[W], &mut [[i32; PANEL]]),
+    ) {
+        let filters = self.filters;
         let rows = fields.len() / stride;
-        let mut tile = [[0i32; PANEL]; TILE_ROWS];
-        for (p, panel) in quads
-            .values
-            .chunks_exact(quads.quads * PANEL * 4)
-            .enumerate()
-        {
+        let mut tile_out = [[0i32; PANEL]; TILE_ROWS];
+        let panel_len = panels.len() / filters.div_ceil(PANEL);
+        for (p, panel) in panels.chunks_exact(panel_len).enumerate() {
             let first = p * PANEL;
             let width = PANEL.min(filters - first);
             for start in (0..rows).step_by(TILE_ROWS) {
                 let count = TILE_ROWS.min(rows - start);
                 let fields = &fields[start * stride..][..count * stride];
-                tile_bytes(fields, stride, panel, quads.quads, &mut tile[..count]);
-                for (r, t) in tile[..count].iter().enumerate() {
+                tile(fields, panel, &mut tile_out[..count]);
+                for (r, t) in tile_out[..count].iter().enumerate() {
                     let out = &mut sums[(start + r) * filters + first..][..width];
                     for ((o, &t), &b) in out.iter_mut().zip(t).zip(&bias[first..]) {
                         *o = b.wrapping_add(t);

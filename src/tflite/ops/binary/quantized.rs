@@ -96,7 +96,8 @@ impl QuantizedBinary {
         })
     }
 
-    /// ADD's or SUB's stored output.
+    /// ADD's or SUB's stored output. LiteRT's `MultiplyByQuantizedMultiplierSmallerThanOneExp`
+    /// is [`Multiplier::apply`] for the multipliers below one that `new` checked.
     #[inline(always)]
     fn sum<T: Quantized>(&self, x: T, y: T) -> T {
         let Arithmetic::Sum {
@@ -107,13 +108,13 @@ impl QuantizedBinary {
         else {
             return T::default();
         };
-        let sa = ma.apply_smaller_than_one((x.get() + self.offsets[0]) * (1 << LEFT_SHIFT));
-        let sb = mb.apply_smaller_than_one((y.get() + self.offsets[1]) * (1 << LEFT_SHIFT));
+        let sa = ma.apply((x.get() + self.offsets[0]) * (1 << LEFT_SHIFT));
+        let sb = mb.apply((y.get() + self.offsets[1]) * (1 << LEFT_SHIFT));
         let raw = match subtract {
             true => sa.wrapping_sub(sb),
             false => sa.wrapping_add(sb),
         };
-        self.finish(output.apply_smaller_than_one(raw))
+        self.finish(output.apply(raw))
     }
 
     /// MUL's stored output.

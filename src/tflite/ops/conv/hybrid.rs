@@ -31,17 +31,9 @@ impl HybridConv {
         activation: Fused,
     ) -> Result<Self, String> {
         let (filter, scales) = symmetric_weights(inputs, 0, filters)?;
-        let bias = match inputs.optional(2) {
-            None => vec![0.0; filters],
-            Some(_) => match inputs.f32_constant(2, "bias")? {
-                (b, [n]) if *n == filters => b.to_vec(),
-                (_, shape) => {
-                    return Err(format!(
-                        "the bias has shape {shape:?}, expected [{filters}]"
-                    ))
-                }
-            },
-        };
+        let bias = inputs
+            .f32_bias(2, filters)?
+            .map_or_else(|| vec![0.0; filters], <[f32]>::to_vec);
         Ok(HybridConv {
             weights: QuantizedWeights::new(filter, filters, depth, &[0], None),
             per_channel: scales.iter().any(|&s| s != scales[0]),

@@ -138,18 +138,7 @@ impl Op for Conv {
 
 fn float_filter(inputs: &Inputs, filters: usize, depth: usize) -> Result<PackedB, String> {
     let (filter, _) = inputs.f32_constant(1, "filter")?;
-    let bias = match inputs.optional(2) {
-        None => None,
-        Some(_) => {
-            let (bias, bias_shape) = inputs.f32_constant(2, "bias")?;
-            if bias_shape != [filters] {
-                return Err(format!(
-                    "the bias has shape {bias_shape:?}, expected [{filters}]"
-                ));
-            }
-            Some(bias)
-        }
-    };
+    let bias = inputs.f32_bias(2, filters)?;
     Ok(PackedB::new(filter, filters, depth, bias))
 }
 

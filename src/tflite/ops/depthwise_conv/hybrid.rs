@@ -30,17 +30,9 @@ impl HybridDepthwiseConv {
         let channels = inputs.get(0)?.shape[3];
         let out_channels = channels * multiplier;
         let (filter, scales) = symmetric_weights(inputs, 3, out_channels)?;
-        let bias = match inputs.optional(2) {
-            None => vec![0.0; out_channels],
-            Some(_) => match inputs.f32_constant(2, "bias")? {
-                (b, [n]) if *n == out_channels => b.to_vec(),
-                (_, shape) => {
-                    return Err(format!(
-                        "the bias has shape {shape:?}, expected [{out_channels}]"
-                    ))
-                }
-            },
-        };
+        let bias = inputs
+            .f32_bias(2, out_channels)?
+            .map_or_else(|| vec![0.0; out_channels], <[f32]>::to_vec);
         Ok(HybridDepthwiseConv {
             kernel: QuantizedDepthwise {
                 rows,

@@ -69,14 +69,7 @@ impl Op for DepthwiseConv {
                 self.activation,
             )?),
             (DType::F32, _) => {
-                if inputs.optional(2).is_some() {
-                    let (_, bias_shape) = inputs.f32_constant(2, "bias")?;
-                    if bias_shape != [out_channels] {
-                        return Err(format!(
-                            "the bias has shape {bias_shape:?}, expected [{out_channels}]"
-                        ));
-                    }
-                }
+                inputs.f32_bias(2, out_channels)?;
                 inputs.f32_constant(1, "filter")?;
                 let (min, max) = self.activation.range();
                 Kernel::Float(Depthwise {

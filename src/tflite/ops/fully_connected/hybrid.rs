@@ -32,15 +32,9 @@ impl HybridFullyConnected {
         asymmetric: bool,
     ) -> Result<Self, String> {
         let (weights, scales) = symmetric_weights(inputs, 0, units)?;
-        let bias = match inputs.optional(2) {
-            None => vec![0.0; units],
-            Some(_) => match inputs.f32_constant(2, "bias")? {
-                (b, [n]) if *n == units => b.to_vec(),
-                (_, shape) => {
-                    return Err(format!("the bias has shape {shape:?}, expected [{units}]"))
-                }
-            },
-        };
+        let bias = inputs
+            .f32_bias(2, units)?
+            .map_or_else(|| vec![0.0; units], <[f32]>::to_vec);
         Ok(HybridFullyConnected {
             weights: QuantizedWeights::new(weights, units, depth, &[0], None),
             scales,

@@ -132,17 +132,6 @@ impl Op for FullyConnected {
 
 fn float_weights(inputs: &Inputs, units: usize, depth: usize) -> Result<PackedB, String> {
     let (weights, _) = inputs.f32_constant(1, "weights")?;
-    let bias = match inputs.optional(2) {
-        None => None,
-        Some(_) => {
-            let (bias, bias_shape) = inputs.f32_constant(2, "bias")?;
-            if bias_shape != [units] {
-                return Err(format!(
-                    "the bias has shape {bias_shape:?}, expected [{units}]"
-                ));
-            }
-            Some(bias)
-        }
-    };
+    let bias = inputs.f32_bias(2, units)?;
     Ok(PackedB::new(weights, units, depth, bias))
 }

@@ -29,9 +29,14 @@ impl QuantizedMean {
             multiplier(from.scale as f64 / to.scale as f64, "output")?;
         let count = count.max(1) as i64;
         let fold = (63 - count.leading_zeros() as i32).min(32).min(31 + shift);
-        let folded = Multiplier {
-            value: (((value as i64) << fold) / count) as i32,
-            shift: shift - fold,
+        // A right shift beyond 31 leaves nothing of any 32-bit sum (LiteRT shifts out of range
+        // there): zero.
+        let folded = match shift - fold >= -31 {
+            true => Multiplier {
+                value: (((value as i64) << fold) / count) as i32,
+                shift: shift - fold,
+            },
+            false => Multiplier::default(),
         };
         Ok(QuantizedMean {
             input_zero_point: from.zero_point,

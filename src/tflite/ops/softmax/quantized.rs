@@ -83,7 +83,9 @@ impl QuantizedSoftmax {
                     sum.wrapping_add(rounding_divide_by_pot(self.exp(d), SUM_INTEGER_BITS))
                 });
             let (scale, bits_over_unit) = reciprocal(sum, SUM_INTEGER_BITS);
-            let exponent = bits_over_unit + 31 - 8;
+            // Above 31 only where a row's sum wrapped (thousands of equal values): the
+            // quotients are zero, and the clamp keeps the shift defined.
+            let exponent = (bits_over_unit + 31 - 8).min(31);
             for (y, v) in y.iter_mut().zip(x) {
                 let d = v.get() - max;
                 *y = U::narrow(match d >= self.diff_min {
