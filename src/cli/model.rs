@@ -60,7 +60,7 @@ enum Classifier {
         model: Sequential,
         probabilities_out: bool,
     },
-    TfLite(Box<super::tflite::TfLiteClassifier>),
+    TfLite(Box<petal::tflite::ImageClassifier>),
 }
 
 impl Classifier {
@@ -84,12 +84,19 @@ impl Classifier {
 
 pub fn predict(args: PredictArgs) -> Result<()> {
     let (mut classifier, class_names, (height, width, channels)) =
-        if super::tflite::is_tflite(&args.model) {
-            let classifier = super::tflite::TfLiteClassifier::open(
+        if petal::tflite::is_tflite(&args.model) {
+            let classifier = petal::tflite::ImageClassifier::open(
                 &args.model,
                 args.labels.as_deref(),
                 args.input_range,
             )?;
+            if classifier.numbered_classes {
+                eprintln!(
+                    "note: {} carries no class names (petal export writes them); numbering the \
+                     classes (--labels names them)",
+                    args.model.display()
+                );
+            }
             let (names, input) = (classifier.class_names.clone(), classifier.input);
             (Classifier::TfLite(Box::new(classifier)), names, input)
         } else {
@@ -164,6 +171,11 @@ pub fn predict(args: PredictArgs) -> Result<()> {
     Ok(())
 }
 
+enum Evaluated {
+    Native(SavedModel),
+    TfLite(Box<petal::tflite::ImageClassifier>),
+}
+
 #[derive(Args)]
 pub struct EvaluateArgs {
     pub model: PathBuf,
@@ -175,12 +187,28 @@ pub struct EvaluateArgs {
 }
 
 pub fn evaluate_command(args: EvaluateArgs) -> Result<()> {
-    let SavedModel {
-        mut model,
-        class_names,
-    } = model_file::load(&args.model)?;
-    let Shape::Image { height, width, .. } = model.input_shape() else {
-        return Err(Error::Model("the model does not take images".into()));
+    // A .tflite file is evaluated as a device would run it: one image at a time.
+    let mut model = if petal::tflite::is_tflite(&args.model) {
+        Evaluated::TfLite(Box::new(petal::tflite::ImageClassifier::open(
+            &args.model,
+            None,
+            None,
+        )?))
+    } else {
+        Evaluated::Native(model_file::load(&args.model)?)
+    };
+    let (height, width, class_names) = match &model {
+        Evaluated::Native(saved) => {
+            let Shape::Image { height, width, .. } = saved.model.input_shape() else {
+                return Err(Error::Model("the model does not take images".into()));
+            };
+            (height, width, Some(saved.class_names.clone()))
+        }
+        Evaluated::TfLite(classifier) => {
+            let (height, width, _) = classifier.input;
+            let named = !classifier.numbered_classes;
+            (height, width, named.then(|| classifier.class_names.clone()))
+        }
     };
     let mut data = args.data;
     data.image_size = (height, width);
@@ -191,13 +219,17 @@ pub fn evaluate_command(args: EvaluateArgs) -> Result<()> {
         Some(subset) => builder.build_subset(subset)?,
         None => builder.build()?,
     };
-    if dataset.class_names() != class_names.as_slice() {
+    if let Some(names) = class_names.filter(|n| n != dataset.class_names()) {
         return Err(Error::Model(format!(
-            "the model was trained on classes {class_names:?} but the folder has {:?}",
+            "the model was trained on classes {names:?} but the folder has {:?}",
             dataset.class_names()
         )));
     }
-    let result = evaluate(&mut model, &dataset)?;
+    let class_names = dataset.class_names().to_vec();
+    let result = match &mut model {
+        Evaluated::Native(saved) => evaluate(&mut saved.model, &dataset)?,
+        Evaluated::TfLite(classifier) => classifier.evaluate(&dataset)?,
+    };
     let skipped = dataset.len() - result.images;
     let skipped = match skipped {
         0 => String::new(),

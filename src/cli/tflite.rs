@@ -2,10 +2,10 @@
 //! `petal predict` and `petal bench infer` need to run `.tflite` files.
 
 use clap::{Args, Subcommand};
+use petal::data::{ColorMode, ImageDatasetBuilder, Subset};
 use petal::nn::model_file;
-use petal::tflite::{self, Interpreter, ModelSummary, Tensor, TensorSummary};
+use petal::tflite::{self, Form, Interpreter, ModelIo, ModelSummary, Tensor, TensorSummary};
 use petal::{Error, Result};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
@@ -15,14 +15,145 @@ pub struct ExportArgs {
     /// Where to write the TensorFlow Lite model.
     #[arg(long)]
     pub out: PathBuf,
+    /// float16 (half-size weights), dynamic (int8 weights, float activations) or int8 (integer
+    /// arithmetic throughout, calibrated on --calibration); without it, float32.
+    #[arg(long, value_parser = parse_quantize)]
+    pub quantize: Option<Quantize>,
+    /// The image folder (one subfolder per class) whose training split calibrates int8.
+    #[arg(long)]
+    pub calibration: Option<PathBuf>,
+    /// How many training images calibrate int8, the first of the split's seeded order.
+    #[arg(long, default_value_t = 200)]
+    pub calibration_count: usize,
+    /// Seed of the calibration folder's shuffle and split, as Keras's seed.
+    #[arg(long, default_value_t = 123)]
+    pub seed: u32,
+    /// Fraction of the calibration folder kept out as validation data, as in training, so that
+    /// validation images never calibrate.
+    #[arg(long, default_value_t = 0.2)]
+    pub validation_split: f64,
+    /// The int8 model's input and output type: float (quantized inside the model), int8 or uint8.
+    #[arg(long, default_value = "float", value_parser = parse_io)]
+    pub io: ModelIo,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Quantize {
+    Float16,
+    Dynamic,
+    Int8,
+}
+
+fn parse_quantize(s: &str) -> std::result::Result<Quantize, String> {
+    match s {
+        "float16" => Ok(Quantize::Float16),
+        "dynamic" => Ok(Quantize::Dynamic),
+        "int8" => Ok(Quantize::Int8),
+        _ => Err(format!(
+            "{s:?} is not a form: give float16, dynamic or int8"
+        )),
+    }
+}
+
+fn parse_io(s: &str) -> std::result::Result<ModelIo, String> {
+    match s {
+        "float" => Ok(ModelIo::Float),
+        "int8" => Ok(ModelIo::Int8),
+        "uint8" => Ok(ModelIo::Uint8),
+        _ => Err(format!(
+            "{s:?} is not an input/output type: give float, int8 or uint8"
+        )),
+    }
 }
 
 pub fn export(args: ExportArgs) -> Result<()> {
-    petal::fsutil::refuse_output_over_input(&args.out, &[&args.model])?;
+    let mut inputs = vec![args.model.as_path()];
+    inputs.extend(args.calibration.as_deref());
+    petal::fsutil::refuse_output_over_input(&args.out, &inputs)?;
+    check_export_args(&args)?;
     let saved = model_file::load(&args.model)?;
-    let bytes = tflite::export_file(&saved.model, &saved.class_names, &args.out)?;
-    println!("Wrote {} ({bytes} bytes).", args.out.display());
+    let form = match args.quantize {
+        None => Form::Float32,
+        Some(Quantize::Float16) => Form::Float16,
+        Some(Quantize::Dynamic) => Form::DynamicRange,
+        Some(Quantize::Int8) => Form::Int8 {
+            ranges: calibrate(&saved.model, &args)?,
+            io: args.io,
+        },
+    };
+    let bytes = tflite::export_file_as(&saved.model, &saved.class_names, &form, &args.out)?;
+    println!(
+        "Wrote {} ({bytes} bytes, {}).",
+        args.out.display(),
+        form.name()
+    );
     Ok(())
+}
+
+fn check_export_args(args: &ExportArgs) -> Result<()> {
+    let int8 = args.quantize == Some(Quantize::Int8);
+    let refuse = |why: &str| Err(Error::InvalidArgument(why.into()));
+    if int8 && args.calibration.is_none() {
+        return refuse("--quantize int8 needs --calibration DIR: a folder of images (one subfolder per class, like the training data) to measure the activations' ranges on");
+    }
+    if !int8 && args.calibration.is_some() {
+        return refuse("--calibration is for --quantize int8; the other forms need no images");
+    }
+    if !int8 && args.io != ModelIo::Float {
+        return refuse(
+            "--io int8|uint8 is for --quantize int8; the other forms take and give float32",
+        );
+    }
+    if args.calibration_count == 0 {
+        return refuse("--calibration-count must be at least 1");
+    }
+    if !(0.0..1.0).contains(&args.validation_split) {
+        return refuse("--validation-split must be at least 0 and below 1");
+    }
+    Ok(())
+}
+
+/// The activation ranges over the first --calibration-count images of the calibration folder's
+/// training split, with a progress bar.
+fn calibrate(model: &petal::nn::Sequential, args: &ExportArgs) -> Result<tflite::ActivationRanges> {
+    let dir = args
+        .calibration
+        .as_deref()
+        .expect("checked: int8 has --calibration");
+    let (height, width, channels) = model.image_input()?;
+    let color_mode = match channels {
+        1 => ColorMode::Grayscale,
+        4 => ColorMode::Rgba,
+        _ => ColorMode::Rgb,
+    };
+    let builder = ImageDatasetBuilder::new(dir)
+        .image_size(height, width)
+        .color_mode(color_mode)
+        .seed(args.seed);
+    let images = if args.validation_split > 0.0 {
+        builder
+            .validation_split(args.validation_split)
+            .build_subset(Subset::Training)?
+    } else {
+        builder.build()?
+    };
+    let count = args.calibration_count.min(images.len());
+    println!(
+        "Calibrating on {count} images of {}'s training split (seed {}).",
+        dir.display(),
+        args.seed
+    );
+    let bar = super::progress::bar(count, "images");
+    let ranges = tflite::calibrate(model, &images, count, &mut || bar.inc(1))?;
+    bar.finish_and_clear();
+    if ranges.images() < args.calibration_count {
+        println!(
+            "note: calibrated on {} images, fewer than the {} asked: that is all the usable training images there are.",
+            ranges.images(),
+            args.calibration_count
+        );
+    }
+    Ok(ranges)
 }
 
 #[derive(Subcommand)]
@@ -260,25 +391,13 @@ fn info(path: &Path) -> Result<()> {
         Ok(()) => {
             println!("petal's interpreter runs this model");
             let interpreter = Interpreter::from_bytes(&bytes, &path.display().to_string())?;
-            if let Some(names) = class_names(&interpreter) {
+            if let Some(names) = tflite::class_names(&interpreter) {
                 println!("class names: {}", names.join(", "));
             }
         }
         Err(reason) => println!("petal's interpreter cannot run this model yet: {reason}"),
     }
     Ok(())
-}
-
-fn class_names(interpreter: &Interpreter) -> Option<Vec<String>> {
-    serde_json::from_slice(interpreter.metadata(tflite::CLASS_NAMES_METADATA)?).ok()
-}
-
-/// Whether `path` holds a TensorFlow Lite model (its file identifier, whatever the extension).
-pub fn is_tflite(path: &Path) -> bool {
-    let mut head = [0u8; 8];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut head))
-        .is_ok_and(|_| head[4..8] == *b"TFL3")
 }
 
 /// `--input-range`: "low,high".
@@ -295,228 +414,4 @@ pub fn parse_input_range(text: &str) -> std::result::Result<(f32, f32), String> 
             "{text:?} is not a range like 0,255 or -1,1 (two numbers, low first)"
         )),
     }
-}
-
-/// Class names from a labels file: one per line, blank lines at the end ignored.
-fn read_labels(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    Ok(text
-        .trim_end()
-        .lines()
-        .map(|l| l.trim().to_owned())
-        .collect())
-}
-
-/// The labels file TensorFlow Lite's metadata writer packs into a model (the file is then
-/// also a zip archive): the member the metadata names, else the first `.txt` one, if it has
-/// `classes` lines.
-fn packed_labels(model: &Path, named: Option<&str>, classes: usize) -> Option<Vec<String>> {
-    let bytes = std::fs::read(model).ok()?;
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).ok()?;
-    for i in 0..archive.len() {
-        let mut member = archive.by_index(i).ok()?;
-        let wanted = member
-            .name()
-            .is_ok_and(|n| named.map_or(n.ends_with(".txt"), |named| n == named));
-        if !wanted || member.size() > 1 << 20 {
-            continue;
-        }
-        let mut text = String::new();
-        member.read_to_string(&mut text).ok()?;
-        let names: Vec<String> = text
-            .trim_end()
-            .lines()
-            .map(|l| l.trim().to_owned())
-            .collect();
-        if names.len() == classes {
-            return Some(names);
-        }
-    }
-    None
-}
-
-/// A `.tflite` image classifier: the first signature, one image in, class scores out.
-pub struct TfLiteClassifier {
-    interpreter: Interpreter,
-    /// Maps 0‥255 pixels to the model's input: (x − mean) / std, per channel or for all.
-    mean: Vec<f32>,
-    std: Vec<f32>,
-    signature: String,
-    input_name: String,
-    /// How the input stores values: its type and quantization (pixels are quantized to it).
-    input_type: (tflite::DType, Option<tflite::Quantization>),
-    /// Height, width, channels.
-    pub input: (usize, usize, usize),
-    pub class_names: Vec<String>,
-    /// Whether the model ends in SOFTMAX (its outputs are probabilities already).
-    probabilities: bool,
-}
-
-impl TfLiteClassifier {
-    /// `input_range` (the range 0‥255 pixels map to) overrides what the model's metadata says;
-    /// without either, pixels go in as they are.
-    pub fn open(
-        path: &Path,
-        labels: Option<&Path>,
-        input_range: Option<(f32, f32)>,
-    ) -> Result<Self> {
-        let interpreter = Interpreter::from_file(path)?;
-        let metadata = interpreter
-            .metadata(tflite::metadata::METADATA_NAME)
-            .map(tflite::metadata::read)
-            .unwrap_or_default();
-        let error = |reason: &str| Error::TfLite {
-            origin: path.display().to_string(),
-            reason: reason.into(),
-        };
-        let signature = interpreter
-            .signature_list()
-            .into_iter()
-            .next()
-            .ok_or_else(|| error("the model has no signature to run"))?;
-        let (input, output) = match (&signature.inputs[..], &signature.outputs[..]) {
-            ([input], [output]) => (input.clone(), output.clone()),
-            _ => {
-                return Err(error(
-                    "petal predict needs a signature with one input and one output",
-                ))
-            }
-        };
-        let &[_, h, w, c] = &input.shape[..] else {
-            return Err(error(
-                "the model's input is not an image (batch, height, width, channels)",
-            ));
-        };
-        if input
-            .shape_signature
-            .get(1..3)
-            .is_some_and(|hw| hw.contains(&-1))
-        {
-            return Err(error(
-                "the model takes images of any height and width, so petal predict cannot tell \
-                 what size to resize photos to; resize them yourself and use petal tflite run",
-            ));
-        }
-        let classes = output.shape.last().copied().unwrap_or(0);
-        let class_names = match labels {
-            Some(file) => {
-                let names = read_labels(file)?;
-                if names.len() != classes {
-                    return Err(Error::InvalidArgument(format!(
-                        "{} has {} labels, but the model has {classes} classes",
-                        file.display(),
-                        names.len()
-                    )));
-                }
-                names
-            }
-            None => class_names(&interpreter)
-                .filter(|names| names.len() == classes)
-                .or_else(|| packed_labels(path, metadata.labels_file.as_deref(), classes))
-                .unwrap_or_else(|| {
-                    eprintln!(
-                        "note: {} carries no class names (petal export writes them); numbering \
-                         the classes (--labels names them)",
-                        path.display()
-                    );
-                    (0..classes).map(|i| format!("class_{i}")).collect()
-                }),
-        };
-        let (mean, std) = match (input_range, metadata.normalization) {
-            // x · (high − low) / 255 + low = (x − mean) / std.
-            (Some((low, high)), _) => {
-                let std = 255.0 / (high - low);
-                (vec![-low * std], vec![std])
-            }
-            (None, Some((mean, std))) => {
-                let fits = |v: &[f32]| v.len() == 1 || v.len() == c;
-                if !fits(&mean) || !fits(&std) || std.contains(&0.0) {
-                    return Err(error(&format!(
-                        "its metadata normalizes with mean {mean:?} and std {std:?}, which do not fit {c} channels"
-                    )));
-                }
-                (mean, std)
-            }
-            (None, None) => (vec![0.0], vec![1.0]),
-        };
-        let image = Tensor::from_real(
-            vec![1, h, w, c],
-            &[],
-            input.dtype,
-            input.quantization.as_ref(),
-        );
-        if image.is_none() {
-            return Err(error(&format!(
-                "petal predict feeds images to FLOAT32, UINT8 and quantized INT8 inputs; this \
-                 one is {}{} (petal tflite run takes any)",
-                input.dtype,
-                if input.quantization.is_some() {
-                    " quantized per channel"
-                } else {
-                    ""
-                }
-            )));
-        }
-        Ok(TfLiteClassifier {
-            mean,
-            std,
-            probabilities: ends_in_softmax(interpreter.op_names()),
-            interpreter,
-            signature: signature.key,
-            input_name: input.name,
-            input_type: (input.dtype, input.quantization),
-            input: (h, w, c),
-            class_names,
-        })
-    }
-
-    /// Class probabilities for one image of `input`'s size (NHWC pixel values).
-    pub fn probabilities(&mut self, pixels: Vec<f32>) -> Result<Vec<f32>> {
-        let mut scores = self.scores(pixels)?;
-        if !self.probabilities {
-            petal::nn::activation::softmax_in_place(&mut scores);
-        }
-        Ok(scores)
-    }
-
-    /// The model's raw outputs for one image.
-    pub fn scores(&mut self, mut pixels: Vec<f32>) -> Result<Vec<f32>> {
-        let (h, w, c) = self.input;
-        if self.mean != [0.0] || self.std != [1.0] {
-            for (i, p) in pixels.iter_mut().enumerate() {
-                let (mean, std) = (
-                    self.mean[i % c % self.mean.len()],
-                    self.std[i % c % self.std.len()],
-                );
-                *p = (*p - mean) / std;
-            }
-        }
-        let (dtype, quantization) = &self.input_type;
-        let image = Tensor::from_real(vec![1, h, w, c], &pixels, *dtype, quantization.as_ref())
-            .expect("a type checked at open");
-        let mut runner = self.interpreter.signature_runner(&self.signature)?;
-        let outputs = runner.run(&[(&self.input_name, &image)])?;
-        let (_, output) = outputs
-            .into_iter()
-            .next()
-            .expect("one output, checked at open");
-        // Quantized outputs as the real numbers they stand for.
-        output.to_real().ok_or_else(|| Error::TfLite {
-            origin: self.signature.clone(),
-            reason: format!(
-                "the output is {} without quantization, not scores petal predict can read (petal \
-                 tflite run gives it as it is)",
-                output.dtype()
-            ),
-        })
-    }
-}
-
-/// Whether the model's last computing op is SOFTMAX (a quantized model may convert its output
-/// after it).
-fn ends_in_softmax(ops: &[String]) -> bool {
-    ops.iter()
-        .rev()
-        .find(|op| !matches!(op.as_str(), "QUANTIZE" | "DEQUANTIZE"))
-        .is_some_and(|op| op == "SOFTMAX")
 }

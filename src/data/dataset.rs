@@ -331,6 +331,11 @@ struct Inner {
 }
 
 impl Dataset {
+    /// The folder the files were found in.
+    pub fn directory(&self) -> &Path {
+        &self.inner.root
+    }
+
     /// Number of files (including any that later turn out to be unusable).
     pub fn len(&self) -> usize {
         self.inner.samples.len()
