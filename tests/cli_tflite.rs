@@ -40,7 +40,7 @@ fn export_info_and_predict_like_the_native_model() {
     );
     assert!(
         info.contains(
-            "operators: 5 (MUL v1 ×1, CONV_2D v1 ×1, MAX_POOL_2D v1 ×1, RESHAPE v1 ×1, FULLY_CONNECTED v1 ×1)"
+            "operators: 4 (CONV_2D v1 ×1, MAX_POOL_2D v1 ×1, RESHAPE v1 ×1, FULLY_CONNECTED v1 ×1)"
         ),
         "{info}"
     );
@@ -359,4 +359,115 @@ fn predict_follows_the_models_metadata() {
     assert!(told.status.success(), "{}", text(&told.stderr));
     assert_eq!(text(&from_metadata.stdout), text(&told.stdout));
     assert!(text(&told.stdout).contains("\"daisy\""));
+}
+
+/// `N images…: loss L, accuracy A` from `petal evaluate`'s first line.
+fn evaluated(model: &Path, data: &Path) -> (usize, f64) {
+    let out = petal(&["evaluate", s(model), s(data)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let line = stdout.lines().next().unwrap();
+    let images = line.split(' ').next().unwrap().parse().unwrap();
+    let accuracy = line.rsplit(' ').next().unwrap().parse().unwrap();
+    (images, accuracy)
+}
+
+#[test]
+fn quantized_exports_predict_and_evaluate_like_the_float_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    common::make_dataset(&data, &["dark", "light"], 12);
+    let native = common::trained_model(&data, dir.path(), &dir.path().join("run"));
+    let export = |name: &str, extra: &[&str]| {
+        let file = dir.path().join(name);
+        let out = petal(&[&["export", s(&native), "--out", s(&file)][..], extra].concat());
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        (file, text(&out.stdout))
+    };
+    let (float, _) = export("float.tflite", &[]);
+    let (images, float_accuracy) = evaluated(&float, &data);
+    assert_eq!(images, 24);
+    let calibrate = ["--calibration", s(&data), "--validation-split", "0.25"];
+    let forms: [(&str, Vec<&str>); 5] = [
+        ("float16.tflite", vec!["--quantize", "float16"]),
+        ("dynamic.tflite", vec!["--quantize", "dynamic"]),
+        (
+            "int8.tflite",
+            [&["--quantize", "int8"][..], &calibrate].concat(),
+        ),
+        (
+            "int8io.tflite",
+            [&["--quantize", "int8", "--io", "int8"][..], &calibrate].concat(),
+        ),
+        (
+            "uint8io.tflite",
+            [&["--quantize", "int8", "--io", "uint8"][..], &calibrate].concat(),
+        ),
+    ];
+    for (name, args) in forms {
+        let (file, printed) = export(name, &args);
+        if name.starts_with("int8") || name.starts_with("uint8") {
+            // 18 training images of the 24, all of them: fewer than the 200 asked.
+            assert!(printed.contains("Calibrating on 18 images of the training split"), "{printed}");
+            assert!(printed.contains("fewer than the 200 asked"), "{printed}");
+        }
+        let size = |f: &Path| std::fs::metadata(f).unwrap().len() as f64;
+        assert!(size(&file) < size(&float), "{name}");
+        let (n, accuracy) = evaluated(&file, &data);
+        assert_eq!(n, 24, "{name}");
+        assert!(
+            (accuracy - float_accuracy).abs() <= 0.1,
+            "{name}: {accuracy} against {float_accuracy}"
+        );
+        let image = data.join("light/img03.png");
+        let out = petal(&["predict", s(&file), s(&image)]);
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("This image most likely belongs to"));
+    }
+}
+
+#[test]
+fn quantized_export_explains_what_it_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = Sequential::new(&ModelConfig::from_json(TINY_MODEL).unwrap(), 4).unwrap();
+    let native = dir.path().join("model.safetensors");
+    model_file::save(&native, &model, &["a".to_string(), "b".to_string()]).unwrap();
+    let out = dir.path().join("m.tflite");
+    let fails = |extra: &[&str], expected: &str| {
+        let run = petal(&[&["export", s(&native), "--out", s(&out)][..], extra].concat());
+        assert!(!run.status.success());
+        let stderr = text(&run.stderr);
+        assert!(stderr.contains(expected), "{extra:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!out.exists(), "no file is left behind");
+    };
+    fails(&["--quantize", "int8"], "needs --calibration DIR");
+    fails(&["--quantize", "int4"], "give float16, dynamic or int8");
+    fails(
+        &["--quantize", "dynamic", "--io", "uint8"],
+        "--io int8|uint8 is for --quantize int8",
+    );
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(empty.join("a")).unwrap();
+    std::fs::create_dir_all(empty.join("b")).unwrap();
+    fails(&["--quantize", "int8", "--calibration", s(&empty)], "empty");
+    let broken = dir.path().join("broken");
+    for class in ["a", "b"] {
+        for i in 0..3 {
+            let file = broken.join(class).join(format!("{i}.jpg"));
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(&file, b"\xff\xd8 not a jpeg").unwrap();
+        }
+    }
+    fails(
+        &[
+            "--quantize",
+            "int8",
+            "--calibration",
+            s(&broken),
+            "--validation-split",
+            "0",
+        ],
+        "no usable calibration image",
+    );
 }

@@ -138,11 +138,11 @@ fn calibrate(model: &petal::nn::Sequential, args: &ExportArgs) -> Result<tflite:
         builder.build()?
     };
     let count = args.calibration_count.min(images.len());
-    println!(
-        "Calibrating on {count} images of {}'s training split (seed {}).",
-        dir.display(),
-        args.seed
-    );
+    let part = match args.validation_split > 0.0 {
+        true => format!("the training split of {} (seed {})", dir.display(), args.seed),
+        false => format!("{} (seed {})", dir.display(), args.seed),
+    };
+    println!("Calibrating on {count} images of {part}.");
     let bar = super::progress::bar(count, "images");
     let ranges = tflite::calibrate(model, &images, count, &mut || bar.inc(1))?;
     bar.finish_and_clear();

@@ -15,6 +15,8 @@ use rayon::prelude::*;
 pub struct ActivationRanges {
     /// By tensor index of the float graph; `None` for constants.
     ranges: Vec<Option<(f32, f32)>>,
+    /// The float graph's tensor shapes, to tell its model from another.
+    shapes: Vec<Option<Vec<i32>>>,
     images: usize,
 }
 
@@ -29,7 +31,7 @@ impl ActivationRanges {
     }
 
     pub(super) fn covers(&self, g: &Graph) -> bool {
-        self.ranges.len() == g.tensors.len()
+        self.shapes.iter().eq(g.tensors.iter().map(|t| &t.shape))
     }
 }
 
@@ -38,6 +40,7 @@ pub struct Calibrator {
     interpreter: Interpreter,
     ranges: Vec<Option<(f32, f32)>>,
     names: Vec<String>,
+    shapes: Vec<Option<Vec<i32>>>,
     image_shape: [usize; 3],
     images: usize,
 }
@@ -56,6 +59,7 @@ impl Calibrator {
         let names = (0..graph.tensors.len() as i32)
             .map(|t| graph.name(t).to_owned())
             .collect();
+        let shapes = graph.tensors.iter().map(|t| t.shape.clone()).collect();
         let mut interpreter = Interpreter::from_bytes(&graph.serialise(), "the float model")?;
         interpreter.preserve_all_tensors(true);
         let (height, width, channels) = model.image_input()?;
@@ -63,6 +67,7 @@ impl Calibrator {
             interpreter,
             ranges,
             names,
+            shapes,
             image_shape: [height, width, channels],
             images: 0,
         })
@@ -125,6 +130,7 @@ impl Calibrator {
         }
         Ok(ActivationRanges {
             ranges: self.ranges,
+            shapes: self.shapes,
             images: self.images,
         })
     }
@@ -173,7 +179,7 @@ pub fn calibrate(
     }
     if calibrator.images == 0 {
         return Err(Error::InvalidArgument(format!(
-            "no usable calibration image among the {} files of {}",
+            "no usable calibration image among the {} files of {}: the warnings above say why; calibrate on the kind of images the model was trained on",
             dataset.len(),
             dataset.directory().display()
         )));

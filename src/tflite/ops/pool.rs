@@ -12,7 +12,7 @@ use crate::nn::kernels::quantized::Quantized;
 use crate::nn::layers::window::Axis;
 use crate::nn::thread_pool;
 use crate::tflite::schema::{BuiltinOptions, Pool2DOptions};
-use crate::tflite::tensor::{DType, Tensor};
+use crate::tflite::tensor::{DType, Data, Tensor};
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -94,9 +94,18 @@ impl Op for Pool {
         if let Some(bounds) = self.bounds {
             let x = inputs[0].ok_or("the input is missing")?;
             let mismatch = || "the tensors are not of the types prepared".to_string();
-            let (kind, axes) = (self.kind, (&rows, &cols, c));
+            if let Kind::Max = self.kind {
+                let axes = (&rows, &cols, c);
+                match (&x.data, &mut outputs[0].data) {
+                    (Data::I8(x), Data::I8(y)) => max_pool_stored(axes, narrow(bounds), x, y),
+                    (Data::U8(x), Data::U8(y)) => max_pool_stored(axes, narrow(bounds), x, y),
+                    _ => return Err(mismatch()),
+                }
+                return Ok(());
+            }
+            let axes = (&rows, &cols, c);
             return with_quantized!(&x.data, x => with_quantized!(&mut outputs[0].data,
-                y => { pool_quantized(kind, axes, bounds, x, y); Ok(()) },
+                y => { average_pool_quantized(axes, bounds, x, y); Ok(()) },
                 Err(mismatch())), Err(mismatch()));
         }
         let x = f32_in(inputs, 0)?;
@@ -113,9 +122,124 @@ impl Op for Pool {
     }
 }
 
-/// Pools stored values as LiteRT's reference integer kernels do.
-fn pool_quantized<T: Quantized, U: Quantized>(
-    kind: Kind,
+/// The stored bounds of the fused activation, which lie within the type's range.
+fn narrow<T: TryFrom<i32> + Copy>((min, max): (i32, i32)) -> (T, T) {
+    let fit = |v: i32| {
+        T::try_from(v)
+            .ok()
+            .expect("activation bounds within the stored type")
+    };
+    (fit(min), fit(max))
+}
+
+/// MAX_POOL_2D on int8 or uint8, whose output shares the input's quantization: the largest
+/// stored value wins, clamped to the fused activation's range, one band of rows per task.
+fn max_pool_stored<T: Stored>(
+    (rows, cols, c): (&Axis, &Axis, usize),
+    bounds: (T, T),
+    x: &[T],
+    y: &mut [T],
+) {
+    let image_len = rows.input * cols.input * c;
+    let out_len = rows.output * cols.output * c;
+    for (x, y) in x.chunks_exact(image_len).zip(y.chunks_exact_mut(out_len)) {
+        thread_pool::for_each_band(y, cols.output * c, |first, y| {
+            T::max_pixels(rows, cols, c, bounds, x, y, first / c.max(1))
+        });
+    }
+}
+
+/// Stored quantized values that MAX_POOL_2D compares as they are.
+trait Stored: Copy + Ord + Send + Sync + TryFrom<i32> {
+    #[allow(clippy::too_many_arguments)]
+    fn max_pixels(
+        rows: &Axis,
+        cols: &Axis,
+        c: usize,
+        bounds: (Self, Self),
+        x: &[Self],
+        y: &mut [Self],
+        first: usize,
+    );
+}
+
+macro_rules! stored_max_pool {
+    ($t:ty, $name:ident) => {
+        crate::nn::simd::compiled_per_level! {
+            #[allow(clippy::too_many_arguments)]
+            fn $name(
+                rows: &Axis,
+                cols: &Axis,
+                c: usize,
+                bounds: ($t, $t),
+                x: &[$t],
+                y: &mut [$t],
+                first: usize,
+            ) = max_pixels_portable
+        }
+
+        impl Stored for $t {
+            fn max_pixels(
+                rows: &Axis,
+                cols: &Axis,
+                c: usize,
+                bounds: (Self, Self),
+                x: &[Self],
+                y: &mut [Self],
+                first: usize,
+            ) {
+                $name(rows, cols, c, bounds, x, y, first)
+            }
+        }
+    };
+}
+
+stored_max_pool!(i8, max_pixels_i8);
+stored_max_pool!(u8, max_pixels_u8);
+
+/// Output pixels `first…` (as many as `y` holds): the first tap copied, the others folded in
+/// with `max`, so that the channel loops are plain byte maxima.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn max_pixels_portable<T: Copy + Ord>(
+    rows: &Axis,
+    cols: &Axis,
+    c: usize,
+    (min, max): (T, T),
+    x: &[T],
+    y: &mut [T],
+    first: usize,
+) {
+    for (p, out) in (first..).zip(y.chunks_exact_mut(c)) {
+        let (oy, ox) = (p / cols.output, p % cols.output);
+        let mut taps = (0..rows.window)
+            .filter_map(|k| rows.source(oy, k))
+            .flat_map(|iy| {
+                (0..cols.window)
+                    .filter_map(move |k| cols.source(ox, k))
+                    .map(move |ix| iy * cols.input + ix)
+            });
+        // A window wholly in the padding has no taps: the activation's lower bound, as the
+        // reference kernel's clamped minimum gives.
+        let Some(tap) = taps.next() else {
+            out.fill(min);
+            continue;
+        };
+        out.copy_from_slice(&x[tap * c..][..c]);
+        for tap in taps {
+            for (o, &v) in out.iter_mut().zip(&x[tap * c..][..c]) {
+                *o = (*o).max(v);
+            }
+        }
+        for o in out.iter_mut() {
+            *o = (*o).clamp(min, max);
+        }
+    }
+}
+
+/// AVERAGE_POOL_2D on stored values as LiteRT's reference integer kernel does it: the average
+/// of the taps inside the image, rounded half away from zero.
+fn average_pool_quantized<T: Quantized, U: Quantized>(
     (rows, cols, c): (&Axis, &Axis, usize),
     (min, max): (i32, i32),
     x: &[T],
@@ -127,32 +251,23 @@ fn pool_quantized<T: Quantized, U: Quantized>(
     for (x, y) in x.chunks_exact(image_len).zip(y.chunks_exact_mut(out_len)) {
         for (p, out) in y.chunks_exact_mut(c).enumerate() {
             let (oy, ox) = (p / cols.output, p % cols.output);
-            acc.fill(match kind {
-                Kind::Average => 0,
-                Kind::Max => T::MIN,
-            });
+            acc.fill(0);
             let mut count = 0i32;
             for iy in (0..rows.window).filter_map(|k| rows.source(oy, k)) {
                 for ix in (0..cols.window).filter_map(|k| cols.source(ox, k)) {
                     let pixel = &x[(iy * cols.input + ix) * c..][..c];
                     for (a, v) in acc.iter_mut().zip(pixel) {
-                        *a = match kind {
-                            Kind::Average => *a + v.get(),
-                            Kind::Max => (*a).max(v.get()),
-                        };
+                        *a += v.get();
                     }
                     count += 1;
                 }
             }
             for (o, &a) in out.iter_mut().zip(&acc) {
-                let v = match kind {
-                    // Half away from zero, with C's truncating division.
-                    Kind::Average if count > 0 => match a > 0 {
-                        true => (a + count / 2) / count,
-                        false => (a - count / 2) / count,
-                    },
-                    Kind::Average => 0,
-                    Kind::Max => a,
+                // C's truncating division.
+                let v = match (count, a > 0) {
+                    (0, _) => 0,
+                    (_, true) => (a + count / 2) / count,
+                    (_, false) => (a - count / 2) / count,
                 };
                 *o = U::narrow(v.clamp(min, max));
             }

@@ -104,6 +104,9 @@ struct Window<'a> {
 }
 
 impl Window<'_> {
+    /// Each row of `fields` (`stride` values) is one pixel's receptive field, taps in
+    /// (row, column, channel) order, written strictly in order: a conversion may run past its
+    /// run into values written after it.
     fn fields<T: Copy, R: Copy + Default>(
         &self,
         image: &[T],
@@ -115,16 +118,35 @@ impl Window<'_> {
     ) {
         let (rows, cols, channels) = (self.rows, self.cols, self.channels);
         let line_len = cols.input * channels;
-        let depth = rows.window * cols.window * channels;
-        for (out, pixel) in fields.chunks_exact_mut(stride).zip(pixels) {
+        let run_len = cols.window * channels;
+        let depth = rows.window * run_len;
+        let count = pixels.len().min(fields.len() / stride.max(1));
+        for (r, pixel) in pixels.take(count).enumerate() {
+            let base = r * stride;
             let (oy, ox) = (pixel / cols.output, pixel % cols.output);
+            // With undilated taps all inside the line, each row of taps is one contiguous
+            // run of the line, converted in whole chunks rather than tap by tap.
+            let inside = match (cols.dilation, cols.source(ox, 0)) {
+                (1, Some(first)) => cols.source(ox, cols.window - 1).map(|_| first),
+                _ => None,
+            };
             for ky in 0..rows.window {
-                let run = &mut out[ky * cols.window * channels..][..cols.window * channels];
+                let at = base + ky * run_len;
                 let Some(iy) = rows.source(oy, ky) else {
-                    run.fill(pad);
+                    fields[at..][..run_len].fill(pad);
                     continue;
                 };
-                let line = &image[iy * line_len..][..line_len];
+                let line = &image[iy * line_len..];
+                if let Some(first) = inside {
+                    convert_run(
+                        &line[first * channels..],
+                        &mut fields[at..],
+                        run_len,
+                        &convert,
+                    );
+                    continue;
+                }
+                let run = &mut fields[at..][..run_len];
                 for (kx, tap) in run.chunks_exact_mut(channels).enumerate() {
                     match cols.source(ox, kx) {
                         Some(ix) => {
@@ -137,7 +159,40 @@ impl Window<'_> {
                     }
                 }
             }
-            out[depth..].fill(R::default());
+            fields[base + depth..base + stride].fill(R::default());
         }
+    }
+}
+
+/// Values converted at once: one vector's worth of bytes.
+const CHUNK: usize = 16;
+
+/// The first `len` values of `src` converted into `dst` in whole chunks (the last one
+/// overlapping the one before). A run shorter than a chunk is converted as a whole chunk when
+/// both sides hold one, writing past `len` into values the caller writes later.
+#[inline(always)]
+fn convert_run<T: Copy, R: Copy>(src: &[T], dst: &mut [R], len: usize, convert: &impl Fn(T) -> R) {
+    if len >= CHUNK {
+        let mut at = 0;
+        while at + CHUNK < len {
+            convert_chunk(&src[at..], &mut dst[at..], convert);
+            at += CHUNK;
+        }
+        convert_chunk(&src[len - CHUNK..], &mut dst[len - CHUNK..], convert);
+    } else if src.len() >= CHUNK && dst.len() >= CHUNK {
+        convert_chunk(src, dst, convert);
+    } else {
+        for (o, &v) in dst[..len].iter_mut().zip(&src[..len]) {
+            *o = convert(v);
+        }
+    }
+}
+
+#[inline(always)]
+fn convert_chunk<T: Copy, R: Copy>(src: &[T], dst: &mut [R], convert: &impl Fn(T) -> R) {
+    let src: &[T; CHUNK] = src[..CHUNK].try_into().expect("a whole chunk");
+    let dst: &mut [R; CHUNK] = (&mut dst[..CHUNK]).try_into().expect("a whole chunk");
+    for (o, &v) in dst.iter_mut().zip(src) {
+        *o = convert(v);
     }
 }

@@ -146,7 +146,7 @@ impl QuantizedWeights {
             rows,
             out,
             sums,
-            |_, sums, out| stage.store(sums, out),
+            |_, sums, out| stage.store_rows(self.filters, sums, out),
         );
     }
 
@@ -165,7 +165,9 @@ impl QuantizedWeights {
         stage: &Requantize,
     ) {
         assert!(stage.scaling.len() >= self.filters);
-        self.multiply_then(make_rows, rows, out, |_, sums, out| stage.store(sums, out));
+        let sums = |fields: &[i16], sums: &mut [i32]| self.sums(fields, sums);
+        let finish = |_, sums: &[i32], out: &mut [T]| stage.store_rows(self.filters, sums, out);
+        self.run(make_rows, self.stride(), rows, out, sums, finish);
     }
 
     /// As [`QuantizedWeights::multiply`], each row's sums (bias included) turned into its
@@ -178,11 +180,20 @@ impl QuantizedWeights {
         finish: impl Fn(usize, &[i32], &mut [O]) + Sync,
     ) {
         let sums = |fields: &[i16], sums: &mut [i32]| self.sums(fields, sums);
-        self.run(make_rows, self.stride(), rows, out, sums, finish);
+        let filters = self.filters;
+        let each_row = |first: usize, sums: &[i32], out: &mut [O]| {
+            let rows = sums
+                .chunks_exact(filters)
+                .zip(out.chunks_exact_mut(filters));
+            for (i, (s, o)) in rows.enumerate() {
+                finish(first + i, s, o);
+            }
+        };
+        self.run(make_rows, self.stride(), rows, out, sums, each_row);
     }
 
     /// Splits the rows over the threads in blocks: each block's rows made, multiplied by
-    /// `sums`, and finished.
+    /// `sums`, and finished by `finish(first row, the block's sums, its outputs)`.
     fn run<R: Row, O: Send>(
         &self,
         make_rows: impl Fn(Range<usize>, &mut [R]) + Sync,
@@ -220,13 +231,7 @@ impl QuantizedWeights {
                             count * self.filters,
                         )
                     };
-                    for (i, (s, o)) in block_sums
-                        .chunks_exact(self.filters)
-                        .zip(out.chunks_exact_mut(self.filters))
-                        .enumerate()
-                    {
-                        finish(start + i, s, o);
-                    }
+                    finish(start, block_sums, out);
                 }
             });
         });

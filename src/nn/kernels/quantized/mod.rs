@@ -19,7 +19,14 @@ pub trait Quantized: Copy + Default + Send + Sync + 'static {
     /// `v`, which the caller clamped to `MIN..=MAX`.
     fn narrow(v: i32) -> Self;
     /// [`Requantize::store`] with fixed-point multipliers, at the selected instruction set.
-    fn store_fixed(r: &Requantize, m: &Multipliers, sums: &[i32], out: &mut [Self]);
+    /// Rows of `channels` sums requantized by [`store_fixed_portable`] at the selected level.
+    fn store_fixed(
+        r: &Requantize,
+        m: &Multipliers,
+        channels: usize,
+        sums: &[i32],
+        out: &mut [Self],
+    );
     /// The depthwise sums of one output row, at the selected instruction set.
     fn depthwise_row(
         d: &depthwise::QuantizedDepthwise,
@@ -40,8 +47,14 @@ impl Quantized for i8 {
     fn narrow(v: i32) -> Self {
         v as i8
     }
-    fn store_fixed(r: &Requantize, m: &Multipliers, sums: &[i32], out: &mut [Self]) {
-        store_fixed_i8(r, m, sums, out)
+    fn store_fixed(
+        r: &Requantize,
+        m: &Multipliers,
+        channels: usize,
+        sums: &[i32],
+        out: &mut [Self],
+    ) {
+        store_fixed_i8(r, m, channels, sums, out)
     }
     fn depthwise_row(
         d: &depthwise::QuantizedDepthwise,
@@ -64,8 +77,14 @@ impl Quantized for u8 {
     fn narrow(v: i32) -> Self {
         v as u8
     }
-    fn store_fixed(r: &Requantize, m: &Multipliers, sums: &[i32], out: &mut [Self]) {
-        store_fixed_u8(r, m, sums, out)
+    fn store_fixed(
+        r: &Requantize,
+        m: &Multipliers,
+        channels: usize,
+        sums: &[i32],
+        out: &mut [Self],
+    ) {
+        store_fixed_u8(r, m, channels, sums, out)
     }
     fn depthwise_row(
         d: &depthwise::QuantizedDepthwise,
@@ -162,12 +181,21 @@ impl Requantize {
     /// Requantizes one output pixel's (or row's) sums, one per channel.
     #[inline(always)]
     pub fn store<T: Quantized>(&self, sums: &[i32], out: &mut [T]) {
+        self.store_rows(sums.len(), sums, out)
+    }
+
+    /// [`Requantize::store`] on consecutive rows of `channels` sums: one call for a block of
+    /// output pixels, so that choosing the instruction set and loading the multipliers is paid
+    /// per block, not per pixel.
+    pub fn store_rows<T: Quantized>(&self, channels: usize, sums: &[i32], out: &mut [T]) {
         match &self.scaling {
-            Scaling::Fixed(m) => T::store_fixed(self, m, sums, out),
+            Scaling::Fixed(m) => T::store_fixed(self, m, channels, sums, out),
             Scaling::Real(r) => {
-                for ((o, &s), r) in out.iter_mut().zip(sums).zip(r) {
-                    let v = ((s as f64 * r).round() as i32).saturating_add(self.zero_point);
-                    *o = T::narrow(v.clamp(self.min, self.max));
+                for (sums, out) in sums.chunks(channels).zip(out.chunks_mut(channels)) {
+                    for ((o, &s), r) in out.iter_mut().zip(sums).zip(r) {
+                        let v = ((s as f64 * r).round() as i32).saturating_add(self.zero_point);
+                        *o = T::narrow(v.clamp(self.min, self.max));
+                    }
                 }
             }
         }
@@ -179,25 +207,43 @@ impl Requantize {
 fn store_fixed_portable<T: Quantized>(
     r: &Requantize,
     m: &Multipliers,
+    channels: usize,
     sums: &[i32],
     out: &mut [T],
 ) {
-    let multipliers = m.values.iter().zip(&m.left_factors);
-    let shifts = m.right_shifts.iter().zip(&m.masks);
-    for (((o, &sum), (&value, &left)), (&right, &mask)) in
-        out.iter_mut().zip(sums).zip(multipliers).zip(shifts)
+    for (sums, out) in sums
+        .chunks(channels.max(1))
+        .zip(out.chunks_mut(channels.max(1)))
     {
-        let v = scale(sum, value, left, right, mask).wrapping_add(r.zero_point);
-        *o = T::narrow(v.clamp(r.min, r.max));
+        let multipliers = m.values.iter().zip(&m.left_factors);
+        let shifts = m.right_shifts.iter().zip(&m.masks);
+        for (((o, &sum), (&value, &left)), (&right, &mask)) in
+            out.iter_mut().zip(sums).zip(multipliers).zip(shifts)
+        {
+            let v = scale(sum, value, left, right, mask).wrapping_add(r.zero_point);
+            *o = T::narrow(v.clamp(r.min, r.max));
+        }
     }
 }
 
 crate::nn::simd::compiled_per_level! {
-    fn store_fixed_i8(r: &Requantize, m: &Multipliers, sums: &[i32], out: &mut [i8]) =
+    fn store_fixed_i8(
+        r: &Requantize,
+        m: &Multipliers,
+        channels: usize,
+        sums: &[i32],
+        out: &mut [i8],
+    ) =
         store_fixed_portable
 }
 
 crate::nn::simd::compiled_per_level! {
-    fn store_fixed_u8(r: &Requantize, m: &Multipliers, sums: &[i32], out: &mut [u8]) =
+    fn store_fixed_u8(
+        r: &Requantize,
+        m: &Multipliers,
+        channels: usize,
+        sums: &[i32],
+        out: &mut [u8],
+    ) =
         store_fixed_portable
 }
