@@ -408,7 +408,10 @@ fn quantized_exports_predict_and_evaluate_like_the_float_file() {
         let (file, printed) = export(name, &args);
         if name.starts_with("int8") || name.starts_with("uint8") {
             // 18 training images of the 24, all of them: fewer than the 200 asked.
-            assert!(printed.contains("Calibrating on 18 images of the training split"), "{printed}");
+            assert!(
+                printed.contains("Calibrating on 18 images of the training split"),
+                "{printed}"
+            );
             assert!(printed.contains("fewer than the 200 asked"), "{printed}");
         }
         let size = |f: &Path| std::fs::metadata(f).unwrap().len() as f64;

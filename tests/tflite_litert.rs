@@ -34,6 +34,16 @@ fn litert_python() -> Option<OsString> {
 /// Runs `scripts/litert_check.py` on `model` with the batch-1 images in `inputs`: its printout
 /// (the signature list first) and LiteRT's outputs.
 fn litert(python: &OsStr, model: &Path, inputs: &[f32]) -> (String, Vec<f32>) {
+    litert_with(python, model, inputs, &[])
+}
+
+/// [`litert`] with more arguments for the script (`--reference`).
+fn litert_with(
+    python: &OsStr,
+    model: &Path,
+    inputs: &[f32],
+    options: &[&str],
+) -> (String, Vec<f32>) {
     let dir = tempfile::tempdir().unwrap();
     let inputs_file = dir.path().join("inputs.f32");
     let outputs_file = dir.path().join("outputs.f32");
@@ -42,6 +52,7 @@ fn litert(python: &OsStr, model: &Path, inputs: &[f32]) -> (String, Vec<f32>) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/litert_check.py");
     let run = Command::new(python)
         .arg(script)
+        .args(options)
         .arg(model)
         .args([&inputs_file, &outputs_file])
         .output()
@@ -196,4 +207,101 @@ fn litert_runs_every_exported_layer_kind_like_petal() {
     println!("petal native vs LiteRT, varied layers: max abs diff {diff:.2e}");
     assert_eq!(litert.len(), native.len());
     assert!(diff <= 1e-4, "max abs diff {diff}");
+}
+
+/// The float outputs of petal's interpreter for batch-1 `inputs`, quantized in and dequantized
+/// out as the script does.
+fn petal_outputs(file: &Path, inputs: &[f32], shape: [usize; 3]) -> Vec<f32> {
+    let mut interpreter = Interpreter::from_file(file).unwrap();
+    let input = interpreter.signature_list()[0].inputs[0].clone();
+    let [h, w, c] = shape;
+    let mut outputs = Vec::new();
+    for x in inputs.chunks_exact(h * w * c) {
+        let tensor = Tensor::from_real(
+            vec![1, h, w, c],
+            x,
+            input.dtype,
+            input.quantization.as_ref(),
+        )
+        .unwrap();
+        let mut runner = interpreter.signature_runner("serving_default").unwrap();
+        let out = runner.run(&[("sequential_input", &tensor)]).unwrap();
+        outputs.extend(out["outputs"].to_real().unwrap());
+    }
+    outputs
+}
+
+#[test]
+fn litert_runs_petals_quantized_exports_like_petal() {
+    use petal::tflite::{export_file_as, Calibrator, Form, ModelIo};
+    let Some(python) = litert_python() else {
+        return;
+    };
+    let configs = [
+        ModelConfig::from_json(common::TFLITE_LAYERS_MODEL).unwrap(),
+        presets::preset("tutorial-augmented", 48, 40, 5).unwrap(),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (m, config) in configs.iter().enumerate() {
+        let model = Sequential::new(config, 21).unwrap();
+        let shape = config.input_shape;
+        let samples = 6;
+        // Whole pixel values from 0 to 255: the calibrated input scale is exactly 1, so an int8
+        // or uint8 input holds them exactly however either side rounds.
+        let inputs: Vec<f32> = (0..samples * shape.iter().product::<usize>())
+            .map(|i| ((i as u64 * 2_654_435_761) % 256) as f32)
+            .collect();
+        let mut calibrator = Calibrator::new(&model).unwrap();
+        calibrator.observe(&inputs).unwrap();
+        let ranges = calibrator.finish().unwrap();
+        let classes: Vec<String> = (0..model.output_shape().size())
+            .map(|i| format!("c{i}"))
+            .collect();
+        let forms = [
+            ("float16", Form::Float16, 1e-4),
+            ("dynamic", Form::DynamicRange, 1e-5),
+            (
+                "int8",
+                Form::Int8 {
+                    ranges: ranges.clone(),
+                    io: ModelIo::Float,
+                },
+                0.0,
+            ),
+            (
+                "int8-io",
+                Form::Int8 {
+                    ranges: ranges.clone(),
+                    io: ModelIo::Int8,
+                },
+                0.0,
+            ),
+            (
+                "uint8-io",
+                Form::Int8 {
+                    ranges,
+                    io: ModelIo::Uint8,
+                },
+                0.0,
+            ),
+        ];
+        for (name, form, tolerance) in forms {
+            let file = dir.path().join(format!("model{m}_{name}.tflite"));
+            export_file_as(&model, &classes, &form, &file).unwrap();
+            let ours = petal_outputs(&file, &inputs, shape);
+            // The reference kernels: XNNPACK rounds integer arithmetic its own way.
+            let (_, theirs) = litert_with(&python, &file, &inputs, &["--reference"]);
+            assert_eq!(ours.len(), theirs.len(), "{name}");
+            let diff = ours
+                .iter()
+                .zip(&theirs)
+                .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+                .fold(0.0, f32::max);
+            println!("model {m} {name}: petal vs LiteRT (reference kernels) max relative diff {diff:.2e}");
+            assert!(
+                diff <= tolerance,
+                "model {m} {name}: {ours:?} against {theirs:?}"
+            );
+        }
+    }
 }

@@ -139,7 +139,11 @@ fn calibrate(model: &petal::nn::Sequential, args: &ExportArgs) -> Result<tflite:
     };
     let count = args.calibration_count.min(images.len());
     let part = match args.validation_split > 0.0 {
-        true => format!("the training split of {} (seed {})", dir.display(), args.seed),
+        true => format!(
+            "the training split of {} (seed {})",
+            dir.display(),
+            args.seed
+        ),
         false => format!("{} (seed {})", dir.display(), args.seed),
     };
     println!("Calibrating on {count} images of {part}.");
