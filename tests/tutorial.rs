@@ -89,6 +89,17 @@ fn quick_tutorial_runs_every_step_and_reports() {
         .unwrap()
         .contains("'serving_default'"));
     assert!(out.path().join("model.tflite").is_file());
+    let forms = results["quantization"].as_array().unwrap();
+    let field = |i: usize, key: &str| forms[i][key].as_f64().unwrap();
+    let names: Vec<&str> = forms.iter().map(|f| f["form"].as_str().unwrap()).collect();
+    assert_eq!(names, ["float32", "float16", "dynamic", "int8"]);
+    for (i, most) in [(1, 0.55), (2, 0.3), (3, 0.3)] {
+        assert!(field(i, "bytes") <= most * field(0, "bytes"), "{forms:?}");
+        // One epoch leaves a weak model; quantizing it must not make it weaker by much.
+        let lost = field(0, "validation_accuracy") - field(i, "validation_accuracy");
+        assert!(lost <= 0.03, "{forms:?}");
+        assert!(field(i, "latency_ms") > 0.0);
+    }
     assert!(results["total_seconds"].as_f64().unwrap() > 0.0);
     check_report(&out.path().join("report.html"));
 }

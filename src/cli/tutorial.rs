@@ -12,10 +12,13 @@ use petal::nn::optim::{Optimizer, OptimizerConfig};
 use petal::nn::train::{argmax, evaluate, History};
 use petal::nn::{model_file, presets, Mode, Sequential};
 use petal::report::results::{
-    DataFacts, EvaluationFacts, ModelRun, PhotoPrediction, StepTime, TfliteCheck,
+    DataFacts, EvaluationFacts, ModelRun, PhotoPrediction, QuantizedForm, StepTime, TfliteCheck,
 };
 use petal::report::{render_report, Pictures, TutorialResults};
-use petal::tflite::{export_file, Interpreter, SignatureInfo, Tensor};
+use petal::tflite::{
+    calibrate, export_file, export_file_as, Form, ImageClassifier, Interpreter, ModelIo,
+    SignatureInfo, Tensor,
+};
 use petal::viz::{augmentation_previews, first_images, history_plot, image_grid, save_png, Tile};
 use petal::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -112,6 +115,10 @@ impl Tutorial {
         })?;
         self.step("convert to TensorFlow Lite and run it", |t| {
             t.tflite(&model, split.train.class_names(), &photo)
+        })?;
+        let calibration_images = if args.quick { 32 } else { 200 };
+        self.step("quantize for devices", |t| {
+            t.quantize(&model, &split, calibration_images)
         })?;
         Ok(())
     }
@@ -357,6 +364,45 @@ impl Tutorial {
         Ok(())
     }
 
+    /// The model as each of TensorFlow's converter's forms: size, validation accuracy and
+    /// batch-1 latency in petal's interpreter, int8 calibrated on the first training images.
+    fn quantize(&mut self, model: &Sequential, split: &Split, calibration: usize) -> Result<()> {
+        let class_names = split.train.class_names();
+        let ranges = calibrate(model, &split.train, calibration, &mut || ())?;
+        println!("Calibrated int8 on {} training images.", ranges.images());
+        let forms = [
+            Form::Float32,
+            Form::Float16,
+            Form::DynamicRange,
+            Form::Int8 {
+                ranges,
+                io: ModelIo::Float,
+            },
+        ];
+        println!("form      bytes       size   val accuracy   latency");
+        for form in forms {
+            let path = self.out.join(format!("model_{}.tflite", form.name()));
+            let bytes = export_file_as(model, class_names, &form, &path)? as u64;
+            let mut classifier = ImageClassifier::open(&path, None, None)?;
+            let validation_accuracy = classifier.evaluate(&split.val)?.accuracy;
+            let latency_ms = latency_ms(&mut classifier, &split.val)?;
+            let float_bytes = self.results.quantization.first().map_or(bytes, |f| f.bytes);
+            println!(
+                "{:<8} {bytes:>10}  {:>5.2}×  {validation_accuracy:>12.4}  {latency_ms:>6.2} ms",
+                form.name(),
+                bytes as f64 / float_bytes as f64
+            );
+            self.results.quantization.push(QuantizedForm {
+                form: form.name().into(),
+                file: path.display().to_string(),
+                bytes,
+                validation_accuracy,
+                latency_ms,
+            });
+        }
+        Ok(())
+    }
+
     /// The photo to classify: a path, a URL fetched like get_file, or (by default) the
     /// tutorial's sunflower; when fetching fails, the first sunflower of the validation set.
     fn photo(&mut self, photo: Option<&str>, val: &Dataset) -> Result<PathBuf> {
@@ -387,6 +433,26 @@ impl Tutorial {
             }
         }
     }
+}
+
+/// Median milliseconds of one batch-1 run on the first usable validation image.
+fn latency_ms(classifier: &mut ImageClassifier, val: &Dataset) -> Result<f64> {
+    const RUNS: usize = 50;
+    let image = (0..val.len())
+        .find_map(|i| val.image(i))
+        .ok_or_else(|| Error::InvalidArgument("no validation image can be decoded".into()))?;
+    let pixels: Vec<f32> = image.pixels.iter().map(|&p| f32::from(p)).collect();
+    classifier.scores(pixels.clone())?;
+    let mut times: Vec<f64> = (0..RUNS)
+        .map(|_| {
+            let start = Instant::now();
+            classifier
+                .scores(pixels.clone())
+                .map(|_| start.elapsed().as_secs_f64() * 1e3)
+        })
+        .collect::<Result<_>>()?;
+    times.sort_by(f64::total_cmp);
+    Ok(times[RUNS / 2])
 }
 
 fn first_of_class(dataset: &Dataset, class: &str) -> Option<PathBuf> {

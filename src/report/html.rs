@@ -48,6 +48,7 @@ pub fn render_report(results: &TutorialResults, pictures: &Pictures) -> String {
     evaluation_section(&mut html, results);
     prediction_section(&mut html, results);
     tflite_section(&mut html, results);
+    quantization_section(&mut html, results);
     timings_section(&mut html, results);
     html.push_str("</body></html>\n");
     html
@@ -182,6 +183,27 @@ fn tflite_section(html: &mut String, results: &TutorialResults) {
         100.0 * t.confidence,
         t.max_abs_logit_difference
     );
+}
+
+fn quantization_section(html: &mut String, results: &TutorialResults) {
+    let Some(float) = results.quantization.first() else {
+        return;
+    };
+    html.push_str(
+        "<h2>Quantization</h2><p>The augmented model in the forms TensorFlow's converter writes, each run by petal's interpreter on the validation set one image at a time.</p><table><tr><th>form</th><th>bytes</th><th>size</th><th>validation accuracy</th><th>batch-1 latency (ms)</th></tr>",
+    );
+    for q in &results.quantization {
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{:.2}×</td><td>{:.4}</td><td>{:.2}</td></tr>",
+            escape(&q.form),
+            q.bytes,
+            q.bytes as f64 / float.bytes.max(1) as f64,
+            q.validation_accuracy,
+            q.latency_ms
+        );
+    }
+    html.push_str("</table>");
 }
 
 fn timings_section(html: &mut String, results: &TutorialResults) {

@@ -11,6 +11,8 @@ pub struct TutorialResults {
     pub evaluation: Option<EvaluationFacts>,
     pub prediction: Option<PhotoPrediction>,
     pub tflite: Option<TfliteCheck>,
+    /// The augmented model as float32, float16, dynamic-range and int8 `.tflite` files.
+    pub quantization: Vec<QuantizedForm>,
     pub steps: Vec<StepTime>,
     pub total_seconds: f64,
     /// What went differently from the tutorial (a fallback photo, a failed step…).
@@ -73,6 +75,18 @@ pub struct TfliteCheck {
     pub class: String,
     pub confidence: f64,
     pub max_abs_logit_difference: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QuantizedForm {
+    /// float32, float16, dynamic or int8.
+    pub form: String,
+    pub file: String,
+    pub bytes: u64,
+    /// Through petal's interpreter, one image at a time.
+    pub validation_accuracy: f64,
+    /// Median batch-1 latency in petal's interpreter.
+    pub latency_ms: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
