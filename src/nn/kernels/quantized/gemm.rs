@@ -4,6 +4,7 @@
 //! int8 and legacy uint8 models (whose weights have zero points too) take one path, and each
 //! product is `(x − x_zero) × (w − w_zero)` as LiteRT's reference kernels form it.
 
+use super::padded::PaddedImage;
 use super::{Quantized, Requantize};
 use crate::nn::simd::Level;
 use crate::nn::thread_pool::{for_each_task, threads, SharedMut};
@@ -133,12 +134,7 @@ impl QuantizedWeights {
             .as_ref()
             .expect("takes_bytes() checked by the caller");
         assert!(stage.scaling.len() >= self.filters);
-        let bias: Vec<i32> = self
-            .bias
-            .iter()
-            .zip(&quads.filter_sums)
-            .map(|(&b, &s)| b.wrapping_sub(offset.wrapping_mul(s)))
-            .collect();
+        let bias = self.shifted_bias(quads, offset);
         let sums = |fields: &[u8], sums: &mut [i32]| self.byte_sums(quads, &bias, fields, sums);
         self.run(
             make_bytes,
@@ -148,6 +144,80 @@ impl QuantizedWeights {
             sums,
             |_, sums, out| stage.store_rows(self.filters, sums, out),
         );
+    }
+
+    /// The bias less what the inputs' shift to unsigned bytes adds: `offset` (the shift plus
+    /// the zero point) times each filter's sum.
+    fn shifted_bias(&self, quads: &Quads, offset: i32) -> Vec<i32> {
+        self.bias
+            .iter()
+            .zip(&quads.filter_sums)
+            .map(|(&b, &s)| b.wrapping_sub(offset.wrapping_mul(s)))
+            .collect()
+    }
+
+    /// `out` (output pixels × filters) of a convolution whose windows VNNI reads straight from
+    /// `image`, padded with `offset` (the shift plus the zero point): the weights must hold a
+    /// window as `image.kernel_rows` runs of equal length, as [`PaddedImage`] lays them out.
+    /// Output rows go to the threads; each is requantized once its sums are complete.
+    pub fn convolve_bytes<T: Quantized>(
+        &self,
+        image: &PaddedImage,
+        offset: i32,
+        out: &mut [T],
+        stage: &Requantize,
+    ) {
+        let quads = self
+            .quads
+            .as_ref()
+            .expect("takes_bytes() checked by the caller");
+        let (filters, cols, kernel_rows) = (self.filters, image.out_cols, image.kernel_rows);
+        assert!(quads.quads % kernel_rows == 0 && stage.scaling.len() >= filters);
+        assert!(out.len() >= image.out_rows * cols * filters);
+        let per_row = quads.quads / kernel_rows;
+        let segments: Vec<usize> = (0..kernel_rows).map(|ky| ky * image.row_len).collect();
+        let bias = self.shifted_bias(quads, offset);
+        let panel_len = quads.values.len() / filters.div_ceil(PANEL);
+        let products = image.out_rows * cols * filters * quads.quads * 4;
+        let tasks = match products < PARALLEL_PRODUCTS {
+            true => 1,
+            false => image.out_rows.min(threads() * 4),
+        };
+        let out = SharedMut(out.as_mut_ptr());
+        for_each_task(tasks, |task| {
+            let rows = image.out_rows * task / tasks..image.out_rows * (task + 1) / tasks;
+            u8::with_scratch(|_, sums| {
+                sums.resize(cols * filters, 0);
+                let mut tile = [[0i32; PANEL]; TILE_ROWS];
+                for oy in rows {
+                    for (p, panel) in quads.values.chunks_exact(panel_len).enumerate() {
+                        let first = p * PANEL;
+                        let width = PANEL.min(filters - first);
+                        for ox in (0..cols).step_by(TILE_ROWS) {
+                            let tile = &mut tile[..TILE_ROWS.min(cols - ox)];
+                            let at = oy * image.line_step + ox * image.pixel_step;
+                            let bytes = &image.bytes[at..];
+                            tile_bytes(bytes, &segments, image.pixel_step, panel, per_row, tile);
+                            for (r, t) in tile.iter().enumerate() {
+                                let sums = &mut sums[(ox + r) * filters + first..][..width];
+                                for ((o, &t), &b) in sums.iter_mut().zip(t).zip(&bias[first..]) {
+                                    *o = b.wrapping_add(t);
+                                }
+                            }
+                        }
+                    }
+                    // SAFETY: output row `oy`, in bounds by the assert above; tasks take
+                    // disjoint rows.
+                    let out = unsafe {
+                        std::slice::from_raw_parts_mut(
+                            out.get().add(oy * cols * filters),
+                            cols * filters,
+                        )
+                    };
+                    stage.store_rows(filters, sums, out);
+                }
+            });
+        });
     }
 
     /// The length of each row `make_rows` writes (the depth, padded with a zero to even).
@@ -277,7 +347,7 @@ impl QuantizedWeights {
     fn byte_sums(&self, quads: &Quads, bias: &[i32], fields: &[u8], sums: &mut [i32]) {
         let stride = quads.quads * 4;
         let tile = |fields: &[u8], panel: &[i8], tile: &mut [[i32; PANEL]]| {
-            tile_bytes(fields, stride, panel, quads.quads, tile)
+            tile_bytes(fields, &[0], stride, panel, quads.quads, tile)
         };
         self.panel_sums(fields, stride, &quads.values, bias, sums, tile);
     }
@@ -316,26 +386,40 @@ impl QuantizedWeights {
 }
 
 /// The sums of `tile.len()` byte rows with one panel of byte quads: by VNNI, the only place
-/// [`Quads`] are made.
-fn tile_bytes(fields: &[u8], stride: usize, panel: &[i8], quads: usize, tile: &mut [[i32; PANEL]]) {
+/// [`Quads`] are made. Row `r` is read in `segments.len()` runs of `quads` quads, run `s` at
+/// `bytes[segments[s] + r × row_step..]` and taking the panel's quads `s × quads…`: one run of a
+/// receptive field, or one per kernel row of a padded image.
+fn tile_bytes(
+    bytes: &[u8],
+    segments: &[usize],
+    row_step: usize,
+    panel: &[i8],
+    quads: usize,
+    tile: &mut [[i32; PANEL]],
+) {
+    let last = segments.iter().max().copied().unwrap_or(0);
     assert!(
-        fields.len() >= tile.len() * stride
-            && stride >= quads * 4
-            && panel.len() >= quads * PANEL * 4
+        !tile.is_empty()
+            && bytes.len() >= last + (tile.len() - 1) * row_step + quads * 4
+            && panel.len() >= segments.len() * quads * PANEL * 4
     );
     // SAFETY: `Quads` exist only where `vnni()` found the features; the assert bounds every
     // read.
     #[cfg(target_arch = "x86_64")]
     unsafe {
-        x86::tile_vnni(fields, stride, panel, quads, tile)
+        x86::tile_vnni(bytes, segments, row_step, panel, quads, tile)
     };
     #[cfg(not(target_arch = "x86_64"))]
-    for (row, sums) in fields.chunks_exact(stride).zip(tile.iter_mut()) {
+    for (r, sums) in tile.iter_mut().enumerate() {
         *sums = [0; PANEL];
-        for (q, weights) in panel.chunks_exact(PANEL * 4).take(quads).enumerate() {
-            for (s, w) in sums.iter_mut().zip(weights.chunks_exact(4)) {
-                let products = (0..4).map(|i| row[4 * q + i] as i32 * w[i] as i32);
-                *s = s.wrapping_add(products.sum());
+        for (s, &segment) in segments.iter().enumerate() {
+            let row = &bytes[segment + r * row_step..];
+            let weights = panel[s * quads * PANEL * 4..].chunks_exact(PANEL * 4);
+            for (q, weights) in weights.take(quads).enumerate() {
+                for (sum, w) in sums.iter_mut().zip(weights.chunks_exact(4)) {
+                    let products = (0..4).map(|i| row[4 * q + i] as i32 * w[i] as i32);
+                    *sum = sum.wrapping_add(products.sum());
+                }
             }
         }
     }
@@ -445,21 +529,23 @@ mod x86 {
     }
 
     /// Up to 8 rows of bytes, one 16-lane vector of sums each: per quad of depth values, the
-    /// quad broadcast from each row dotted with each filter's (`vpdpbusd`).
+    /// quad broadcast from each row dotted with each filter's (`vpdpbusd`), over every segment
+    /// of the rows (see `tile_bytes`).
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub(super) unsafe fn tile_vnni(
-        fields: &[u8],
-        stride: usize,
+        bytes: &[u8],
+        segments: &[usize],
+        row_step: usize,
         panel: &[i8],
         quads: usize,
         tile: &mut [[i32; PANEL]],
     ) {
         match tile.len() {
-            8 => rows_vnni::<8>(fields, stride, panel, quads, tile),
+            8 => rows_vnni::<8>(bytes, segments, row_step, panel, quads, tile),
             n => {
                 for r in 0..n {
                     let row = &mut tile[r..r + 1];
-                    rows_vnni::<1>(&fields[r * stride..], stride, panel, quads, row);
+                    rows_vnni::<1>(&bytes[r * row_step..], segments, row_step, panel, quads, row);
                 }
             }
         }
@@ -467,19 +553,23 @@ mod x86 {
 
     #[inline(always)]
     unsafe fn rows_vnni<const R: usize>(
-        fields: &[u8],
-        stride: usize,
+        bytes: &[u8],
+        segments: &[usize],
+        row_step: usize,
         panel: &[i8],
         quads: usize,
         tile: &mut [[i32; PANEL]],
     ) {
-        let (a, w) = (fields.as_ptr(), panel.as_ptr());
         let mut acc = [_mm512_setzero_si512(); R];
-        for q in 0..quads {
-            let weights = _mm512_loadu_si512(w.add(q * PANEL * 4) as *const _);
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let quad = (a.add(r * stride + 4 * q) as *const i32).read_unaligned();
-                *acc = _mm512_dpbusd_epi32(*acc, _mm512_set1_epi32(quad), weights);
+        for (s, &segment) in segments.iter().enumerate() {
+            let a = bytes.as_ptr().add(segment);
+            let w = panel.as_ptr().add(s * quads * PANEL * 4);
+            for q in 0..quads {
+                let weights = _mm512_loadu_si512(w.add(q * PANEL * 4) as *const _);
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let quad = (a.add(r * row_step + 4 * q) as *const i32).read_unaligned();
+                    *acc = _mm512_dpbusd_epi32(*acc, _mm512_set1_epi32(quad), weights);
+                }
             }
         }
         for (sums, acc) in tile.iter_mut().zip(acc) {

@@ -7,6 +7,7 @@ pub(crate) mod dynamic_range;
 pub(crate) mod fields;
 pub mod fixed_point;
 pub(crate) mod gemm;
+pub(crate) mod padded;
 
 use fixed_point::scale;
 pub use fixed_point::Multiplier;

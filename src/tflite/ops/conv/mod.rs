@@ -93,7 +93,8 @@ impl Op for Conv {
                 (DType::I8 | DType::U8, _) => Kernel::Quantized(QuantizedConv::new(
                     inputs,
                     filters,
-                    kh * kw * c,
+                    (kh, kw, c),
+                    self.options.dilation_h_factor == 1 && self.options.dilation_w_factor == 1,
                     self.activation,
                 )?),
                 (other, _) => {

@@ -7,6 +7,7 @@ use crate::nn::kernels::quantized::fields::{
     byte_fields, byte_rows, receptive_fields, widened_rows,
 };
 use crate::nn::kernels::quantized::gemm::QuantizedWeights;
+use crate::nn::kernels::quantized::padded::PaddedImage;
 use crate::nn::kernels::quantized::Quantized;
 use crate::tflite::ops::fused_activation::Fused;
 use crate::tflite::ops::quantized::{bias, with_quantized, ProductQuantization, Requantization};
@@ -16,13 +17,20 @@ use crate::tflite::tensor::Data;
 pub(super) struct QuantizedConv {
     weights: QuantizedWeights,
     quantization: ProductQuantization,
+    /// When VNNI reads windows straight from a padded image: the channels of its pixels (the
+    /// input's, rounded up to four so that each kernel row is whole quads), for which the
+    /// filter is laid out.
+    direct_channels: Option<usize>,
 }
 
 impl QuantizedConv {
+    /// `window` is the filter's (height, width, channels); `undilated` whether its taps are
+    /// neighbours.
     pub fn new(
         inputs: &Inputs,
         filters: usize,
-        depth: usize,
+        (kh, kw, c): (usize, usize, usize),
+        undilated: bool,
         activation: Fused,
     ) -> Result<Self, String> {
         let filter = inputs.value(1).ok_or("the filter must be a constant")?;
@@ -30,12 +38,22 @@ impl QuantizedConv {
             ProductQuantization::new(inputs, 0, filters, activation, Requantization::FixedPoint)?;
         let bias = bias(inputs, 2, filters)?;
         let zeros = &quantization.filter_zero_points;
+        let depth = kh * kw * c;
         let weights = with_quantized!(&filter.data,
             w => QuantizedWeights::new(w, filters, depth, zeros, Some(&bias)),
             return Err(format!("the filter must be INT8 or UINT8, got {}", filter.dtype())));
+        let direct = weights.takes_bytes() && undilated && kh * kw > 1;
+        let direct_channels = direct.then(|| c.next_multiple_of(4));
+        let weights = match direct_channels {
+            Some(c4) if c4 != c => with_quantized!(&filter.data,
+                w => QuantizedWeights::new(&pad_channels(w, c, c4), filters, kh * kw * c4, zeros, Some(&bias)),
+                unreachable!("the filter's type was checked above")),
+            _ => weights,
+        };
         Ok(QuantizedConv {
             weights,
             quantization,
+            direct_channels,
         })
     }
 
@@ -51,7 +69,11 @@ impl QuantizedConv {
         let offset = shift - self.quantization.input_offset;
         let stride = self.weights.byte_stride();
         let stage = &self.quantization.stage;
-        if g.pointwise {
+        if let (Some(c4), false) = (self.direct_channels, g.pointwise) {
+            let edge = (shift, offset as u8);
+            let image = PaddedImage::new(x, &g.rows, &g.cols, g.channels, c4, edge);
+            self.weights.convolve_bytes(&image, offset, y, stage);
+        } else if g.pointwise {
             let rows =
                 |range, fields: &mut [u8]| byte_rows(x, g.channels, range, shift, stride, fields);
             self.weights
@@ -91,4 +113,15 @@ impl QuantizedConv {
             }
         }
     }
+}
+
+/// Each filter tap's `channels` values followed by zeros up to `to`: the layout of a padded
+/// image's pixels (zero weights make the extra channels' values irrelevant).
+fn pad_channels<W: Copy + Default>(weights: &[W], channels: usize, to: usize) -> Vec<W> {
+    let mut padded = Vec::with_capacity(weights.len() / channels.max(1) * to);
+    for tap in weights.chunks_exact(channels) {
+        padded.extend_from_slice(tap);
+        padded.resize(padded.len() + to - channels, W::default());
+    }
+    padded
 }
