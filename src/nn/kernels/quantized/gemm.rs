@@ -545,7 +545,14 @@ mod x86 {
             n => {
                 for r in 0..n {
                     let row = &mut tile[r..r + 1];
-                    rows_vnni::<1>(&bytes[r * row_step..], segments, row_step, panel, quads, row);
+                    rows_vnni::<1>(
+                        &bytes[r * row_step..],
+                        segments,
+                        row_step,
+                        panel,
+                        quads,
+                        row,
+                    );
                 }
             }
         }

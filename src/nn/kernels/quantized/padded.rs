@@ -40,7 +40,10 @@ impl PaddedImage {
         for (y, line) in lines.enumerate().take(rows.input) {
             let start = (rows.pad_before + y) * row_len + cols.pad_before * channels_to;
             let out = &mut bytes[start..][..cols.input * channels_to];
-            for (pixel, values) in out.chunks_exact_mut(channels_to).zip(line.chunks_exact(channels)) {
+            for (pixel, values) in out
+                .chunks_exact_mut(channels_to)
+                .zip(line.chunks_exact(channels))
+            {
                 for (o, &v) in pixel.iter_mut().zip(values) {
                     *o = (v.get() + shift) as u8;
                 }

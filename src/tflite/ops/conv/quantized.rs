@@ -125,3 +125,78 @@ fn pad_channels<W: Copy + Default>(weights: &[W], channels: usize, to: usize) ->
     }
     padded
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::kernels::quantized::{Multiplier, Requantize, Scaling};
+    use crate::nn::layers::window::Axis;
+    use crate::nn::layers::Padding;
+
+    /// Where the processor has AVX-512 VNNI (elsewhere the product takes receptive fields).
+    #[test]
+    fn windows_read_from_the_padded_image_equal_the_definition() {
+        let shapes = [
+            // height, width, channels, filters, window, stride, padding
+            (7, 9, 3, 11, 3, 1, Padding::Same),
+            (8, 6, 5, 20, 3, 2, Padding::Same),
+            (9, 10, 16, 17, 3, 1, Padding::Valid),
+            (6, 7, 4, 16, 2, 2, Padding::Valid),
+            (5, 5, 8, 3, 5, 1, Padding::Same),
+        ];
+        for (h, w, c, filters, k, stride, padding) in shapes {
+            let rows = Axis::new(h, k, stride, padding).unwrap();
+            let cols = Axis::new(w, k, stride, padding).unwrap();
+            let x: Vec<i8> = (0..h * w * c).map(|i| (i * 53 % 256) as u8 as i8).collect();
+            let depth = k * k * c;
+            let weights: Vec<i8> = (0..filters * depth)
+                .map(|i| (i * 91 % 255) as u8 as i8)
+                .collect();
+            let bias: Vec<i32> = (0..filters as i32).map(|f| f * 700 - 2000).collect();
+            let multipliers: Vec<Multiplier> = (0..filters)
+                .map(|f| Multiplier::new(0.0004 * (f + 1) as f64).unwrap())
+                .collect();
+            let stage = Requantize {
+                scaling: Scaling::fixed(&multipliers),
+                zero_point: 3,
+                min: -128,
+                max: 127,
+            };
+            let x_zero = -7;
+            let mut expected = vec![0i8; rows.output * cols.output * filters];
+            for (p, out) in expected.chunks_exact_mut(filters).enumerate() {
+                let (oy, ox) = (p / cols.output, p % cols.output);
+                for (f, o) in out.iter_mut().enumerate() {
+                    let mut sum = bias[f];
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let (Some(iy), Some(ix)) = (rows.source(oy, ky), cols.source(ox, kx))
+                            else {
+                                continue;
+                            };
+                            for ch in 0..c {
+                                let v = x[(iy * w + ix) * c + ch] as i32 - x_zero;
+                                sum += v * weights[f * depth + (ky * k + kx) * c + ch] as i32;
+                            }
+                        }
+                    }
+                    *o = stage.apply(sum, f) as i8;
+                }
+            }
+            let c4 = c.next_multiple_of(4);
+            let padded = pad_channels(&weights, c, c4);
+            let product = QuantizedWeights::new(&padded, filters, k * k * c4, &[0], Some(&bias));
+            if !product.takes_bytes() {
+                return;
+            }
+            let offset = 128 + x_zero;
+            let image = PaddedImage::new(&x, &rows, &cols, c, c4, (128, offset as u8));
+            let mut out = vec![0i8; expected.len()];
+            product.convolve_bytes(&image, offset, &mut out, &stage);
+            assert_eq!(
+                out, expected,
+                "{h}×{w}×{c}, {filters} filters {k}×{k}/{stride}"
+            );
+        }
+    }
+}
