@@ -212,24 +212,24 @@ fn max_pixels_portable<T: Copy + Ord>(
 ) {
     for (p, out) in (first..).zip(y.chunks_exact_mut(c)) {
         let (oy, ox) = (p / cols.output, p % cols.output);
-        let mut taps = (0..rows.window)
-            .filter_map(|k| rows.source(oy, k))
-            .flat_map(|iy| {
-                (0..cols.window)
-                    .filter_map(move |k| cols.source(ox, k))
-                    .map(move |ix| iy * cols.input + ix)
-            });
+        let mut empty = true;
+        for iy in (0..rows.window).filter_map(|k| rows.source(oy, k)) {
+            for ix in (0..cols.window).filter_map(|k| cols.source(ox, k)) {
+                let pixel = &x[(iy * cols.input + ix) * c..][..c];
+                if empty {
+                    out.copy_from_slice(pixel);
+                    empty = false;
+                    continue;
+                }
+                for (o, &v) in out.iter_mut().zip(pixel) {
+                    *o = (*o).max(v);
+                }
+            }
+        }
         // A window wholly in the padding has no taps: the activation's lower bound, as the
         // reference kernel's clamped minimum gives.
-        let Some(tap) = taps.next() else {
+        if empty {
             out.fill(min);
-            continue;
-        };
-        out.copy_from_slice(&x[tap * c..][..c]);
-        for tap in taps {
-            for (o, &v) in out.iter_mut().zip(&x[tap * c..][..c]) {
-                *o = (*o).max(v);
-            }
         }
         for o in out.iter_mut() {
             *o = (*o).clamp(min, max);

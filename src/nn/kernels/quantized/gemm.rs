@@ -194,10 +194,21 @@ impl QuantizedWeights {
                         let first = p * PANEL;
                         let width = PANEL.min(filters - first);
                         for ox in (0..cols).step_by(TILE_ROWS) {
-                            let tile = &mut tile[..TILE_ROWS.min(cols - ox)];
+                            let count = TILE_ROWS.min(cols - ox);
                             let at = oy * image.line_step + ox * image.pixel_step;
                             let bytes = &image.bytes[at..];
-                            tile_bytes(bytes, &segments, image.pixel_step, panel, per_row, tile);
+                            let step = image.pixel_step;
+                            if width == PANEL {
+                                let out = &mut sums[ox * filters + first..];
+                                let bias = &bias[first..];
+                                let rows = (filters, count);
+                                tile_bytes_onto(
+                                    bytes, &segments, step, panel, per_row, bias, out, rows,
+                                );
+                                continue;
+                            }
+                            let tile = &mut tile[..count];
+                            tile_bytes(bytes, &segments, step, panel, per_row, tile);
                             for (r, t) in tile.iter().enumerate() {
                                 let sums = &mut sums[(ox + r) * filters + first..][..width];
                                 for ((o, &t), &b) in sums.iter_mut().zip(t).zip(&bias[first..]) {
@@ -425,6 +436,46 @@ fn tile_bytes(
     }
 }
 
+/// [`tile_bytes`] for a whole panel, the sums starting from `bias` (its [`PANEL`] filters)
+/// and written straight to `rows` rows of `out`, `out_stride` apart.
+#[allow(clippy::too_many_arguments)]
+fn tile_bytes_onto(
+    bytes: &[u8],
+    segments: &[usize],
+    row_step: usize,
+    panel: &[i8],
+    quads: usize,
+    bias: &[i32],
+    out: &mut [i32],
+    (out_stride, rows): (usize, usize),
+) {
+    let last = segments.iter().max().copied().unwrap_or(0);
+    assert!(
+        (1..=TILE_ROWS).contains(&rows)
+            && bytes.len() >= last + (rows - 1) * row_step + quads * 4
+            && panel.len() >= segments.len() * quads * PANEL * 4
+            && bias.len() >= PANEL
+            && out.len() >= (rows - 1) * out_stride + PANEL
+    );
+    // SAFETY: as in `tile_bytes`; the assert bounds every read and write.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        x86::tile_vnni_onto(
+            bytes, segments, row_step, panel, quads, bias, out, out_stride, rows,
+        )
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let mut tile = [[0i32; PANEL]; TILE_ROWS];
+        tile_bytes(bytes, segments, row_step, panel, quads, &mut tile[..rows]);
+        for (r, t) in tile[..rows].iter().enumerate() {
+            for ((o, &t), &b) in out[r * out_stride..][..PANEL].iter_mut().zip(t).zip(bias) {
+                *o = b.wrapping_add(t);
+            }
+        }
+    }
+}
+
 /// Rows per tile: each keeps [`PANEL`] sums in registers (one AVX-512 vector, two AVX2 ones).
 const TILE_ROWS: usize = 8;
 
@@ -540,18 +591,64 @@ mod x86 {
         quads: usize,
         tile: &mut [[i32; PANEL]],
     ) {
-        match tile.len() {
-            8 => rows_vnni::<8>(bytes, segments, row_step, panel, quads, tile),
+        let out = tile.as_mut_ptr() as *mut i32;
+        rows_vnni_any(
+            bytes,
+            segments,
+            row_step,
+            panel,
+            quads,
+            tile.len(),
+            _mm512_setzero_si512(),
+            out,
+            PANEL,
+        );
+    }
+
+    /// As [`tile_vnni`], the sums starting from `bias` and written to `rows` rows of `out`,
+    /// `out_stride` apart.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn tile_vnni_onto(
+        bytes: &[u8],
+        segments: &[usize],
+        row_step: usize,
+        panel: &[i8],
+        quads: usize,
+        bias: &[i32],
+        out: &mut [i32],
+        out_stride: usize,
+        rows: usize,
+    ) {
+        let init = _mm512_loadu_si512(bias.as_ptr() as *const _);
+        let out = out.as_mut_ptr();
+        rows_vnni_any(
+            bytes, segments, row_step, panel, quads, rows, init, out, out_stride,
+        );
+    }
+
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn rows_vnni_any(
+        bytes: &[u8],
+        segments: &[usize],
+        row_step: usize,
+        panel: &[i8],
+        quads: usize,
+        rows: usize,
+        init: __m512i,
+        out: *mut i32,
+        out_stride: usize,
+    ) {
+        match rows {
+            8 => rows_vnni::<8>(
+                bytes, segments, row_step, panel, quads, init, out, out_stride,
+            ),
             n => {
                 for r in 0..n {
-                    let row = &mut tile[r..r + 1];
+                    let (bytes, out) = (&bytes[r * row_step..], out.add(r * out_stride));
                     rows_vnni::<1>(
-                        &bytes[r * row_step..],
-                        segments,
-                        row_step,
-                        panel,
-                        quads,
-                        row,
+                        bytes, segments, row_step, panel, quads, init, out, out_stride,
                     );
                 }
             }
@@ -559,15 +656,18 @@ mod x86 {
     }
 
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     unsafe fn rows_vnni<const R: usize>(
         bytes: &[u8],
         segments: &[usize],
         row_step: usize,
         panel: &[i8],
         quads: usize,
-        tile: &mut [[i32; PANEL]],
+        init: __m512i,
+        out: *mut i32,
+        out_stride: usize,
     ) {
-        let mut acc = [_mm512_setzero_si512(); R];
+        let mut acc = [init; R];
         for (s, &segment) in segments.iter().enumerate() {
             let a = bytes.as_ptr().add(segment);
             let w = panel.as_ptr().add(s * quads * PANEL * 4);
@@ -579,8 +679,8 @@ mod x86 {
                 }
             }
         }
-        for (sums, acc) in tile.iter_mut().zip(acc) {
-            _mm512_storeu_si512(sums.as_mut_ptr() as *mut _, acc);
+        for (r, acc) in acc.into_iter().enumerate() {
+            _mm512_storeu_si512(out.add(r * out_stride) as *mut _, acc);
         }
     }
 
