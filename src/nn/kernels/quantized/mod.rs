@@ -8,6 +8,8 @@ pub(crate) mod fields;
 pub mod fixed_point;
 pub(crate) mod gemm;
 pub(crate) mod padded;
+#[cfg(target_arch = "x86_64")]
+mod requantize_avx512;
 
 use fixed_point::scale;
 pub use fixed_point::Multiplier;
@@ -55,6 +57,15 @@ impl Quantized for i8 {
         sums: &[i32],
         out: &mut [Self],
     ) {
+        #[cfg(target_arch = "x86_64")]
+        if avx512bw() {
+            // SAFETY: the processor has AVX-512F, BW and VL, checked just now; `i8` has the layout
+            // of a byte.
+            return unsafe {
+                let bytes = std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut u8, out.len());
+                requantize_avx512::store_bytes(r, m, channels, sums, bytes)
+            };
+        }
         store_fixed_i8(r, m, channels, sums, out)
     }
     fn depthwise_row(
@@ -85,6 +96,15 @@ impl Quantized for u8 {
         sums: &[i32],
         out: &mut [Self],
     ) {
+        #[cfg(target_arch = "x86_64")]
+        if avx512bw() {
+            // SAFETY: the processor has AVX-512F, BW and VL, checked just now; `u8` has the layout
+            // of a byte.
+            return unsafe {
+                let bytes = std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut u8, out.len());
+                requantize_avx512::store_bytes(r, m, channels, sums, bytes)
+            };
+        }
         store_fixed_u8(r, m, channels, sums, out)
     }
     fn depthwise_row(
@@ -95,6 +115,20 @@ impl Quantized for u8 {
     ) {
         depthwise::row_sums_u8(d, image, oy, sums)
     }
+}
+
+/// Whether the selected level is AVX-512 and the processor also has its byte and word
+/// instructions and their 128-bit forms.
+#[cfg(target_arch = "x86_64")]
+fn avx512bw() -> bool {
+    use crate::nn::simd::Level;
+    static BW: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let level = Level::selected();
+    level == Level::Avx512
+        && level.is_available()
+        && *BW.get_or_init(|| {
+            std::is_x86_feature_detected!("avx512bw") && std::is_x86_feature_detected!("avx512vl")
+        })
 }
 
 /// How a 32-bit sum becomes a stored output: scaled by its channel's multiplier, moved to the
