@@ -197,8 +197,9 @@ macro_rules! stored_max_pool {
 stored_max_pool!(i8, max_pixels_i8);
 stored_max_pool!(u8, max_pixels_u8);
 
-/// Output pixels `first…` (as many as `y` holds): the first tap copied, the others folded in
-/// with `max`, so that the channel loops are plain byte maxima.
+/// Whole output rows from pixel `first` on (as many as `y` holds): each row's window rows
+/// folded into one line with `max`, then each pixel's window columns of that line, so that
+/// every loop runs over contiguous values.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn max_pixels_portable<T: Copy + Ord>(
@@ -210,29 +211,33 @@ fn max_pixels_portable<T: Copy + Ord>(
     y: &mut [T],
     first: usize,
 ) {
-    for (p, out) in (first..).zip(y.chunks_exact_mut(c)) {
-        let (oy, ox) = (p / cols.output, p % cols.output);
-        let mut empty = true;
-        for iy in (0..rows.window).filter_map(|k| rows.source(oy, k)) {
+    let line_len = cols.input * c;
+    let mut line = vec![min; line_len];
+    let first_row = first / cols.output.max(1);
+    for (oy, out_row) in (first_row..).zip(y.chunks_exact_mut(cols.output * c)) {
+        let mut sources = (0..rows.window).filter_map(|k| rows.source(oy, k));
+        // A window wholly in the padding has no taps: the activation's lower bound, as the
+        // reference kernel's clamped minimum gives.
+        let Some(top) = sources.next() else {
+            out_row.fill(min);
+            continue;
+        };
+        line.copy_from_slice(&x[top * line_len..][..line_len]);
+        for iy in sources {
+            for (l, &v) in line.iter_mut().zip(&x[iy * line_len..][..line_len]) {
+                *l = (*l).max(v);
+            }
+        }
+        for (ox, out) in out_row.chunks_exact_mut(c).enumerate() {
+            out.fill(min);
             for ix in (0..cols.window).filter_map(|k| cols.source(ox, k)) {
-                let pixel = &x[(iy * cols.input + ix) * c..][..c];
-                if empty {
-                    out.copy_from_slice(pixel);
-                    empty = false;
-                    continue;
-                }
-                for (o, &v) in out.iter_mut().zip(pixel) {
+                for (o, &v) in out.iter_mut().zip(&line[ix * c..][..c]) {
                     *o = (*o).max(v);
                 }
             }
-        }
-        // A window wholly in the padding has no taps: the activation's lower bound, as the
-        // reference kernel's clamped minimum gives.
-        if empty {
-            out.fill(min);
-        }
-        for o in out.iter_mut() {
-            *o = (*o).clamp(min, max);
+            for o in out.iter_mut() {
+                *o = (*o).min(max);
+            }
         }
     }
 }
