@@ -177,7 +177,8 @@ impl QuantizedWeights {
         let per_row = quads.quads / kernel_rows;
         let segments: Vec<usize> = (0..kernel_rows).map(|ky| ky * image.row_len).collect();
         let bias = self.shifted_bias(quads, offset);
-        let panel_len = quads.values.len() / filters.div_ceil(PANEL);
+        let panel_count = filters.div_ceil(PANEL);
+        let panel_len = quads.values.len() / panel_count;
         let products = image.out_rows * cols * filters * quads.quads * 4;
         let tasks = match products < PARALLEL_PRODUCTS {
             true => 1,
@@ -190,32 +191,41 @@ impl QuantizedWeights {
                 sums.resize(cols * filters, 0);
                 let mut tile = [[0i32; PANEL]; TILE_ROWS];
                 for oy in rows {
-                    for (p, panel) in quads.values.chunks_exact(panel_len).enumerate() {
+                    let mut p = 0;
+                    while p < panel_count {
                         let first = p * PANEL;
                         let width = PANEL.min(filters - first);
+                        // Two whole panels at a time: each broadcast input quad then feeds
+                        // two multiply-adds, and the loads no longer outnumber them.
+                        let pair = p + 1 < panel_count && filters - first >= 2 * PANEL;
+                        let panels = (&quads.values[p * panel_len..], panel_len);
                         for ox in (0..cols).step_by(TILE_ROWS) {
                             let count = TILE_ROWS.min(cols - ox);
                             let at = oy * image.line_step + ox * image.pixel_step;
                             let bytes = &image.bytes[at..];
                             let step = image.pixel_step;
-                            if width == PANEL {
-                                let out = &mut sums[ox * filters + first..];
-                                let bias = &bias[first..];
-                                let rows = (filters, count);
-                                tile_bytes_onto(
-                                    bytes, &segments, step, panel, per_row, bias, out, rows,
+                            let out = &mut sums[ox * filters + first..];
+                            let (bias, rows) = (&bias[first..], (filters, count));
+                            if pair {
+                                tile_bytes_onto::<2>(
+                                    bytes, &segments, step, panels, per_row, bias, out, rows,
                                 );
-                                continue;
-                            }
-                            let tile = &mut tile[..count];
-                            tile_bytes(bytes, &segments, step, panel, per_row, tile);
-                            for (r, t) in tile.iter().enumerate() {
-                                let sums = &mut sums[(ox + r) * filters + first..][..width];
-                                for ((o, &t), &b) in sums.iter_mut().zip(t).zip(&bias[first..]) {
-                                    *o = b.wrapping_add(t);
+                            } else if width == PANEL {
+                                tile_bytes_onto::<1>(
+                                    bytes, &segments, step, panels, per_row, bias, out, rows,
+                                );
+                            } else {
+                                let tile = &mut tile[..count];
+                                tile_bytes(bytes, &segments, step, panels.0, per_row, tile);
+                                for (r, t) in tile.iter().enumerate() {
+                                    let sums = &mut out[r * filters..][..width];
+                                    for ((o, &t), &b) in sums.iter_mut().zip(t).zip(bias) {
+                                        *o = b.wrapping_add(t);
+                                    }
                                 }
                             }
                         }
+                        p += if pair { 2 } else { 1 };
                     }
                     // SAFETY: output row `oy`, in bounds by the assert above; tasks take
                     // disjoint rows.
@@ -436,14 +446,15 @@ fn tile_bytes(
     }
 }
 
-/// [`tile_bytes`] for a whole panel, the sums starting from `bias` (its [`PANEL`] filters)
-/// and written straight to `rows` rows of `out`, `out_stride` apart.
+/// [`tile_bytes`] for `P` whole neighbouring panels of `panels` (`panel_len` apart), the sums
+/// starting from `bias` (their `P × PANEL` filters) and written straight to `rows` rows of
+/// `out`, `out_stride` apart.
 #[allow(clippy::too_many_arguments)]
-fn tile_bytes_onto(
+fn tile_bytes_onto<const P: usize>(
     bytes: &[u8],
     segments: &[usize],
     row_step: usize,
-    panel: &[i8],
+    (panels, panel_len): (&[i8], usize),
     quads: usize,
     bias: &[i32],
     out: &mut [i32],
@@ -453,23 +464,32 @@ fn tile_bytes_onto(
     assert!(
         (1..=TILE_ROWS).contains(&rows)
             && bytes.len() >= last + (rows - 1) * row_step + quads * 4
-            && panel.len() >= segments.len() * quads * PANEL * 4
-            && bias.len() >= PANEL
-            && out.len() >= (rows - 1) * out_stride + PANEL
+            && panels.len() >= (P - 1) * panel_len + segments.len() * quads * PANEL * 4
+            && bias.len() >= P * PANEL
+            && out.len() >= (rows - 1) * out_stride + P * PANEL
     );
     // SAFETY: as in `tile_bytes`; the assert bounds every read and write.
     #[cfg(target_arch = "x86_64")]
     unsafe {
-        x86::tile_vnni_onto(
-            bytes, segments, row_step, panel, quads, bias, out, out_stride, rows,
+        x86::tile_vnni_onto::<P>(
+            bytes,
+            segments,
+            row_step,
+            (panels, panel_len),
+            quads,
+            bias,
+            out,
+            (out_stride, rows),
         )
     };
     #[cfg(not(target_arch = "x86_64"))]
-    {
+    for p in 0..P {
         let mut tile = [[0i32; PANEL]; TILE_ROWS];
+        let panel = &panels[p * panel_len..];
         tile_bytes(bytes, segments, row_step, panel, quads, &mut tile[..rows]);
         for (r, t) in tile[..rows].iter().enumerate() {
-            for ((o, &t), &b) in out[r * out_stride..][..PANEL].iter_mut().zip(t).zip(bias) {
+            let out = &mut out[r * out_stride + p * PANEL..][..PANEL];
+            for ((o, &t), &b) in out.iter_mut().zip(t).zip(&bias[p * PANEL..]) {
                 *o = b.wrapping_add(t);
             }
         }
@@ -605,26 +625,38 @@ mod x86 {
         );
     }
 
-    /// As [`tile_vnni`], the sums starting from `bias` and written to `rows` rows of `out`,
-    /// `out_stride` apart.
+    /// As [`tile_vnni`] for `P` neighbouring panels (`panel_len` apart), the sums starting from
+    /// `bias` (`P × 16` filters) and written to `rows` rows of `out`, `out_stride` apart.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn tile_vnni_onto(
+    pub(super) unsafe fn tile_vnni_onto<const P: usize>(
         bytes: &[u8],
         segments: &[usize],
         row_step: usize,
-        panel: &[i8],
+        (panels, panel_len): (&[i8], usize),
         quads: usize,
         bias: &[i32],
         out: &mut [i32],
-        out_stride: usize,
-        rows: usize,
+        (out_stride, rows): (usize, usize),
     ) {
-        let init = _mm512_loadu_si512(bias.as_ptr() as *const _);
-        let out = out.as_mut_ptr();
-        rows_vnni_any(
-            bytes, segments, row_step, panel, quads, rows, init, out, out_stride,
-        );
+        let mut init = [_mm512_setzero_si512(); P];
+        for (p, init) in init.iter_mut().enumerate() {
+            *init = _mm512_loadu_si512(bias.as_ptr().add(p * PANEL) as *const _);
+        }
+        let weights = (panels.as_ptr(), panel_len);
+        let out = (out.as_mut_ptr(), out_stride);
+        match rows {
+            8 => rows_vnni::<8, P>(bytes, segments, row_step, weights, quads, init, out),
+            n => {
+                for r in 0..n {
+                    let (bytes, out) = (
+                        &bytes[r * row_step..],
+                        (out.0.add(r * out_stride), out_stride),
+                    );
+                    rows_vnni::<1, P>(bytes, segments, row_step, weights, quads, init, out);
+                }
+            }
+        }
     }
 
     #[inline(always)]
@@ -640,47 +672,69 @@ mod x86 {
         out: *mut i32,
         out_stride: usize,
     ) {
+        let weights = (panel.as_ptr(), 0);
         match rows {
-            8 => rows_vnni::<8>(
-                bytes, segments, row_step, panel, quads, init, out, out_stride,
+            8 => rows_vnni::<8, 1>(
+                bytes,
+                segments,
+                row_step,
+                weights,
+                quads,
+                [init],
+                (out, out_stride),
             ),
             n => {
                 for r in 0..n {
                     let (bytes, out) = (&bytes[r * row_step..], out.add(r * out_stride));
-                    rows_vnni::<1>(
-                        bytes, segments, row_step, panel, quads, init, out, out_stride,
+                    rows_vnni::<1, 1>(
+                        bytes,
+                        segments,
+                        row_step,
+                        weights,
+                        quads,
+                        [init],
+                        (out, out_stride),
                     );
                 }
             }
         }
     }
 
+    /// `R` rows by `P` panels of sums, each starting from `init` and stored at
+    /// `out + r × stride + p × 16`.
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn rows_vnni<const R: usize>(
+    unsafe fn rows_vnni<const R: usize, const P: usize>(
         bytes: &[u8],
         segments: &[usize],
         row_step: usize,
-        panel: &[i8],
+        (panels, panel_len): (*const i8, usize),
         quads: usize,
-        init: __m512i,
-        out: *mut i32,
-        out_stride: usize,
+        init: [__m512i; P],
+        (out, out_stride): (*mut i32, usize),
     ) {
         let mut acc = [init; R];
         for (s, &segment) in segments.iter().enumerate() {
             let a = bytes.as_ptr().add(segment);
-            let w = panel.as_ptr().add(s * quads * PANEL * 4);
+            let w = panels.add(s * quads * PANEL * 4);
             for q in 0..quads {
-                let weights = _mm512_loadu_si512(w.add(q * PANEL * 4) as *const _);
+                let mut weights = [_mm512_setzero_si512(); P];
+                for (p, weights) in weights.iter_mut().enumerate() {
+                    *weights = _mm512_loadu_si512(w.add(p * panel_len + q * PANEL * 4) as *const _);
+                }
                 for (r, acc) in acc.iter_mut().enumerate() {
-                    let quad = (a.add(r * row_step + 4 * q) as *const i32).read_unaligned();
-                    *acc = _mm512_dpbusd_epi32(*acc, _mm512_set1_epi32(quad), weights);
+                    let quad = _mm512_set1_epi32(
+                        (a.add(r * row_step + 4 * q) as *const i32).read_unaligned(),
+                    );
+                    for (acc, &weights) in acc.iter_mut().zip(&weights) {
+                        *acc = _mm512_dpbusd_epi32(*acc, quad, weights);
+                    }
                 }
             }
         }
         for (r, acc) in acc.into_iter().enumerate() {
-            _mm512_storeu_si512(out.add(r * out_stride) as *mut _, acc);
+            for (p, acc) in acc.into_iter().enumerate() {
+                _mm512_storeu_si512(out.add(r * out_stride + p * PANEL) as *mut _, acc);
+            }
         }
     }
 

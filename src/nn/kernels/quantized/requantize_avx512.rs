@@ -31,7 +31,11 @@ pub(super) unsafe fn store_bytes(
         let mut c = 0;
         while c < len {
             let lanes = (len - c).min(16);
-            let k: __mmask16 = if lanes == 16 { 0xffff } else { (1u16 << lanes) - 1 };
+            let k: __mmask16 = if lanes == 16 {
+                0xffff
+            } else {
+                (1u16 << lanes) - 1
+            };
             let load = |v: &[i32]| _mm512_maskz_loadu_epi32(k, v.as_ptr().add(c) as *const _);
             let x = _mm512_mullo_epi32(load(sums), load(&m.left_factors));
             let value = load(&m.values);

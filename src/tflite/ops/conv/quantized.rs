@@ -143,6 +143,9 @@ mod tests {
             (9, 10, 16, 17, 3, 1, Padding::Valid),
             (6, 7, 4, 16, 2, 2, Padding::Valid),
             (5, 5, 8, 3, 5, 1, Padding::Same),
+            // Panels taken two at a time, then a partial one.
+            (6, 7, 8, 37, 3, 1, Padding::Same),
+            (5, 6, 4, 64, 3, 2, Padding::Valid),
         ];
         for (h, w, c, filters, k, stride, padding) in shapes {
             let rows = Axis::new(h, k, stride, padding).unwrap();
