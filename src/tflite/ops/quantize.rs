@@ -63,8 +63,16 @@ impl Op for Quantize {
         let out = &mut outputs[0].data;
         match (conversion, &x.data) {
             (Conversion::FromFloat(to), Data::F32(x)) => match out {
-                Data::I8(y) => for_each_band(y, 1, |first, y| to_i8(&x[first..], *to, y)),
-                Data::U8(y) => for_each_band(y, 1, |first, y| to_u8(&x[first..], *to, y)),
+                Data::I8(y) => for_each_band(y, 1, |first, y| {
+                    if !bytes_from_float::<i8>(&x[first..], *to, y) {
+                        to_i8(&x[first..], *to, y)
+                    }
+                }),
+                Data::U8(y) => for_each_band(y, 1, |first, y| {
+                    if !bytes_from_float::<u8>(&x[first..], *to, y) {
+                        to_u8(&x[first..], *to, y)
+                    }
+                }),
                 _ => return Err(mismatch()),
             },
             (
@@ -98,6 +106,26 @@ fn from_float<T: Quantized>(x: &[f32], to: Affine, y: &mut [T]) {
     }
 }
 
+/// [`from_float`] in AVX-512 where the selected level has it (and the zero point is one a
+/// valid model has); `false` when it did nothing.
+fn bytes_from_float<T: Quantized>(x: &[f32], to: Affine, y: &mut [T]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if crate::nn::kernels::quantized::avx512bw() && to.zero_point.abs() < 1 << 30 {
+        // SAFETY: the processor has AVX-512F, BW and VL, checked just now; int8 and uint8
+        // have the layout of a byte.
+        unsafe {
+            let bytes = std::slice::from_raw_parts_mut(y.as_mut_ptr() as *mut u8, y.len());
+            let range = (T::MIN, T::MAX);
+            use crate::nn::kernels::quantized::requantize_avx512::bytes_from_float as convert;
+            convert(x, to.scale, to.zero_point, range, bytes);
+        }
+        return true;
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (x, to, y);
+    false
+}
+
 crate::nn::simd::compiled_per_level! {
     /// [`from_float`] to int8, compiled for each instruction set (rounding is one instruction
     /// from SSE4.1 on, a call before).
@@ -120,6 +148,42 @@ mod tests {
     use super::*;
     use crate::tflite::ops::run_to;
     use crate::tflite::tensor::Quantization;
+
+    /// Where AVX-512 takes the conversion, it must give the portable loop's bytes: ties
+    /// rounded away from zero, NaN as 0, infinities and huge values clamped, and the tail.
+    #[test]
+    fn the_vector_conversion_equals_the_portable_one() {
+        let mut x: Vec<f32> = vec![
+            0.5, -0.5, 1.5, -1.5, 2.5, -2.4999998, 0.49999997, 126.5, -128.5,
+        ];
+        x.extend([
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            3e9,
+            -3e9,
+            1e-30,
+            -0.0,
+        ]);
+        x.extend((0..37).map(|i| i as f32 * 7.3 - 130.0));
+        for (scale, zero_point) in [(1.0, 0), (0.5, -3), (0.37, 12), (3.0, -128)] {
+            let to = Affine { scale, zero_point };
+            let (mut fast, mut portable) = (vec![0i8; x.len()], vec![0i8; x.len()]);
+            from_float(&x, to, &mut portable);
+            if bytes_from_float(&x, to, &mut fast) {
+                assert_eq!(fast, portable, "scale {scale}, zero point {zero_point}");
+            }
+            let (mut fast, mut portable) = (vec![0u8; x.len()], vec![0u8; x.len()]);
+            let to = Affine {
+                scale,
+                zero_point: zero_point + 128,
+            };
+            from_float(&x, to, &mut portable);
+            if bytes_from_float(&x, to, &mut fast) {
+                assert_eq!(fast, portable, "uint8, scale {scale}");
+            }
+        }
+    }
 
     fn quantized(dtype: DType, scale: f32, zero_point: i64) -> Tensor {
         Tensor {

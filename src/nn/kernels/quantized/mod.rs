@@ -9,7 +9,7 @@ pub mod fixed_point;
 pub(crate) mod gemm;
 pub(crate) mod padded;
 #[cfg(target_arch = "x86_64")]
-mod requantize_avx512;
+pub(crate) mod requantize_avx512;
 
 use fixed_point::scale;
 pub use fixed_point::Multiplier;
@@ -120,7 +120,7 @@ impl Quantized for u8 {
 /// Whether the selected level is AVX-512 and the processor also has its byte and word
 /// instructions and their 128-bit forms.
 #[cfg(target_arch = "x86_64")]
-fn avx512bw() -> bool {
+pub(crate) fn avx512bw() -> bool {
     use crate::nn::simd::Level;
     static BW: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let level = Level::selected();

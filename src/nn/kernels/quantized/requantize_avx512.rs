@@ -1,7 +1,8 @@
-//! The fixed-point requantization of [`super::Requantize`] written out in AVX-512 for int8 and
-//! uint8 outputs: sixteen sums per step, bit for bit the portable [`super::fixed_point::scale`]
-//! (64-bit products of the even and odd lanes, gemmlowp's rounding, then the rounding shift),
-//! where the compiler's own vectorisation of that loop spends twice the instructions.
+//! Conversions to int8 and uint8 written out in AVX-512, sixteen values per step, bit for bit
+//! their portable forms where the compiler's own vectorisation spends twice the instructions:
+//! the fixed-point requantization of [`super::Requantize`] (64-bit products of the even and
+//! odd lanes, gemmlowp's rounding, then the rounding shift, as [`super::fixed_point::scale`]),
+//! and QUANTIZE's float rounding.
 
 use super::{Multipliers, Requantize};
 use std::arch::x86_64::*;
@@ -32,8 +33,13 @@ pub(super) unsafe fn store_bytes(
     let mut c = 0;
     while c < channels {
         let lanes = (channels - c).min(16);
-        let k: __mmask16 = if lanes == 16 { 0xffff } else { (1u16 << lanes) - 1 };
-        let load = |v: &[i32], at: usize| _mm512_maskz_loadu_epi32(k, v.as_ptr().add(at) as *const _);
+        let k: __mmask16 = if lanes == 16 {
+            0xffff
+        } else {
+            (1u16 << lanes) - 1
+        };
+        let load =
+            |v: &[i32], at: usize| _mm512_maskz_loadu_epi32(k, v.as_ptr().add(at) as *const _);
         let (left, value) = (load(&m.left_factors, c), load(&m.values, c));
         let (mask, right) = (load(&m.masks, c), load(&m.right_shifts, c));
         let half_mask = _mm512_srai_epi32(mask, 1);
@@ -63,5 +69,66 @@ pub(super) unsafe fn store_bytes(
             }
         }
         c += lanes;
+    }
+}
+
+/// `clamp(round(x / scale) + zero_point, lo, hi)` as stored bytes, rounding half away from
+/// zero and NaN to 0 as QUANTIZE's portable loop does; `zero_point` within ±2^30.
+///
+/// # Safety
+/// The processor must have AVX-512F, BW and VL.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(crate) unsafe fn bytes_from_float(
+    x: &[f32],
+    scale: f32,
+    zero_point: i32,
+    (lo, hi): (i32, i32),
+    out: &mut [u8],
+) {
+    let n = x.len().min(out.len());
+    let (scale, half, one) = (
+        _mm512_set1_ps(scale),
+        _mm512_set1_ps(0.5),
+        _mm512_set1_ps(1.0),
+    );
+    // Beyond ±2^30 every value clamps alike; within it the conversion is exact.
+    let (low, high) = (
+        _mm512_set1_ps(-1_073_741_824.0),
+        _mm512_set1_ps(1_073_741_824.0),
+    );
+    let sign = _mm512_set1_epi32(i32::MIN);
+    let (zero_point, lo, hi) = (
+        _mm512_set1_epi32(zero_point),
+        _mm512_set1_epi32(lo),
+        _mm512_set1_epi32(hi),
+    );
+    let mut i = 0;
+    while i < n {
+        let lanes = (n - i).min(16);
+        let k: __mmask16 = if lanes == 16 {
+            0xffff
+        } else {
+            (1u16 << lanes) - 1
+        };
+        let v = _mm512_div_ps(_mm512_maskz_loadu_ps(k, x.as_ptr().add(i)), scale);
+        let v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), v);
+        let whole = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+        let away = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(v, whole)), half, _CMP_GE_OQ);
+        let signed_one = _mm512_castsi512_ps(_mm512_or_si512(
+            _mm512_and_si512(_mm512_castps_si512(v), sign),
+            _mm512_castps_si512(one),
+        ));
+        let rounded = _mm512_mask_add_ps(whole, away, whole, signed_one);
+        let rounded = _mm512_min_ps(_mm512_max_ps(rounded, low), high);
+        let q = _mm512_add_epi32(_mm512_cvttps_epi32(rounded), zero_point);
+        let q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi);
+        let bytes = _mm512_cvtepi32_epi8(q);
+        let to = out.as_mut_ptr().add(i);
+        if lanes == 16 {
+            _mm_storeu_si128(to as *mut _, bytes);
+        } else {
+            _mm_mask_storeu_epi8(to as *mut _, k, bytes);
+        }
+        i += lanes;
     }
 }
