@@ -228,16 +228,21 @@ fn max_pixels_portable<T: Copy + Ord>(
                 *l = (*l).max(v);
             }
         }
-        for (ox, out) in out_row.chunks_exact_mut(c).enumerate() {
-            out.fill(min);
-            for ix in (0..cols.window).filter_map(|k| cols.source(ox, k)) {
+        // Column by column over the whole row, so that no pixel's values wait on its own
+        // previous store.
+        out_row.fill(min);
+        for kx in 0..cols.window {
+            for (ox, out) in out_row.chunks_exact_mut(c).enumerate() {
+                let Some(ix) = cols.source(ox, kx) else {
+                    continue;
+                };
                 for (o, &v) in out.iter_mut().zip(&line[ix * c..][..c]) {
                     *o = (*o).max(v);
                 }
             }
-            for o in out.iter_mut() {
-                *o = (*o).min(max);
-            }
+        }
+        for o in out_row.iter_mut() {
+            *o = (*o).min(max);
         }
     }
 }
