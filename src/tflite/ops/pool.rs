@@ -97,8 +97,8 @@ impl Op for Pool {
             if let Kind::Max = self.kind {
                 let axes = (&rows, &cols, c);
                 match (&x.data, &mut outputs[0].data) {
-                    (Data::I8(x), Data::I8(y)) => max_pool_stored(axes, narrow(bounds), x, y),
-                    (Data::U8(x), Data::U8(y)) => max_pool_stored(axes, narrow(bounds), x, y),
+                    (Data::I8(x), Data::I8(y)) => max_pool(axes, narrow(bounds), x, y),
+                    (Data::U8(x), Data::U8(y)) => max_pool(axes, narrow(bounds), x, y),
                     _ => return Err(mismatch()),
                 }
                 return Ok(());
@@ -112,10 +112,14 @@ impl Op for Pool {
         let y = f32_out(outputs, 0)?;
         let image_len = rows.input * cols.input * c;
         let out_len = rows.output * cols.output * c;
-        let (kind, (min, max)) = (self.kind, self.activation.range());
+        let (min, max) = self.activation.range();
+        if let Kind::Max = self.kind {
+            max_pool((&rows, &cols, c), (min, max), x, y);
+            return Ok(());
+        }
         for (x, y) in x.chunks_exact(image_len).zip(y.chunks_exact_mut(out_len)) {
             thread_pool::for_each_band(y, cols.output * c, |first, y| {
-                pool_pixels(kind, &rows, &cols, c, min, max, x, y, first / c.max(1))
+                average_pixels(&rows, &cols, c, min, max, x, y, first / c.max(1))
             });
         }
         Ok(())
@@ -132,9 +136,10 @@ fn narrow<T: TryFrom<i32> + Copy>((min, max): (i32, i32)) -> (T, T) {
     (fit(min), fit(max))
 }
 
-/// MAX_POOL_2D on int8 or uint8, whose output shares the input's quantization: the largest
-/// stored value wins, clamped to the fused activation's range, one band of rows per task.
-fn max_pool_stored<T: Stored>(
+/// MAX_POOL_2D on float32, or on int8 or uint8 whose output shares the input's quantization
+/// (the largest stored value wins): clamped to the fused activation's range, one band of rows
+/// per task.
+fn max_pool<T: MaxPooled>(
     (rows, cols, c): (&Axis, &Axis, usize),
     bounds: (T, T),
     x: &[T],
@@ -149,8 +154,14 @@ fn max_pool_stored<T: Stored>(
     }
 }
 
-/// Stored quantized values that MAX_POOL_2D compares as they are.
-trait Stored: Copy + Ord + Send + Sync + TryFrom<i32> {
+/// Values MAX_POOL_2D compares as they are: float32, and int8 or uint8 stored values.
+trait MaxPooled: Copy + Send + Sync {
+    /// Where a maximum starts, as in LiteRT's reference kernels (`lowest()`).
+    const LOWEST: Self;
+    /// The larger of two (for floats, a NaN loses, as `f32::max` has it).
+    fn larger(self, other: Self) -> Self;
+    fn smaller(self, other: Self) -> Self;
+
     #[allow(clippy::too_many_arguments)]
     fn max_pixels(
         rows: &Axis,
@@ -163,7 +174,7 @@ trait Stored: Copy + Ord + Send + Sync + TryFrom<i32> {
     );
 }
 
-macro_rules! stored_max_pool {
+macro_rules! max_pool_per_level {
     ($t:ty, $name:ident) => {
         crate::nn::simd::compiled_per_level! {
             #[allow(clippy::too_many_arguments)]
@@ -178,7 +189,16 @@ macro_rules! stored_max_pool {
             ) = max_pixels_portable
         }
 
-        impl Stored for $t {
+        impl MaxPooled for $t {
+            const LOWEST: Self = <$t>::MIN;
+            #[inline(always)]
+            fn larger(self, other: Self) -> Self {
+                self.max(other)
+            }
+            #[inline(always)]
+            fn smaller(self, other: Self) -> Self {
+                self.min(other)
+            }
             fn max_pixels(
                 rows: &Axis,
                 cols: &Axis,
@@ -194,15 +214,16 @@ macro_rules! stored_max_pool {
     };
 }
 
-stored_max_pool!(i8, max_pixels_i8);
-stored_max_pool!(u8, max_pixels_u8);
+max_pool_per_level!(i8, max_pixels_i8);
+max_pool_per_level!(u8, max_pixels_u8);
+max_pool_per_level!(f32, max_pixels_f32);
 
 /// Whole output rows from pixel `first` on (as many as `y` holds): each row's window rows
 /// folded into one line with `max`, then each pixel's window columns of that line, so that
 /// every loop runs over contiguous values.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn max_pixels_portable<T: Copy + Ord>(
+fn max_pixels_portable<T: MaxPooled>(
     rows: &Axis,
     cols: &Axis,
     c: usize,
@@ -216,33 +237,34 @@ fn max_pixels_portable<T: Copy + Ord>(
     let first_row = first / cols.output.max(1);
     for (oy, out_row) in (first_row..).zip(y.chunks_exact_mut(cols.output * c)) {
         let mut sources = (0..rows.window).filter_map(|k| rows.source(oy, k));
-        // A window wholly in the padding has no taps: the activation's lower bound, as the
-        // reference kernel's clamped minimum gives.
+        // A window wholly in the padding has no taps: the lowest value clamped, as in the
+        // reference kernels.
+        let start = T::LOWEST.larger(min).smaller(max);
         let Some(top) = sources.next() else {
-            out_row.fill(min);
+            out_row.fill(start);
             continue;
         };
         line.copy_from_slice(&x[top * line_len..][..line_len]);
         for iy in sources {
             for (l, &v) in line.iter_mut().zip(&x[iy * line_len..][..line_len]) {
-                *l = (*l).max(v);
+                *l = l.larger(v);
             }
         }
         // Column by column over the whole row, so that no pixel's values wait on its own
         // previous store.
-        out_row.fill(min);
+        out_row.fill(T::LOWEST.larger(min));
         for kx in 0..cols.window {
             for (ox, out) in out_row.chunks_exact_mut(c).enumerate() {
                 let Some(ix) = cols.source(ox, kx) else {
                     continue;
                 };
                 for (o, &v) in out.iter_mut().zip(&line[ix * c..][..c]) {
-                    *o = (*o).max(v);
+                    *o = o.larger(v);
                 }
             }
         }
         for o in out_row.iter_mut() {
-            *o = (*o).min(max);
+            *o = o.smaller(max);
         }
     }
 }
@@ -286,12 +308,11 @@ fn average_pool_quantized<T: Quantized, U: Quantized>(
 }
 
 crate::nn::simd::compiled_per_level! {
-    /// Output pixels `first…` of one image (as many as `y` holds), each clamped to `min…max`
-    /// (the fused activation), compiled for each instruction set so the channel loops
-    /// vectorise at its width.
+    /// AVERAGE_POOL_2D of float output pixels `first…` of one image (as many as `y` holds),
+    /// each clamped to `min…max` (the fused activation), compiled for each instruction set so
+    /// the channel loops vectorise at its width.
     #[allow(clippy::too_many_arguments)]
-    fn pool_pixels(
-        kind: Kind,
+    fn average_pixels(
         rows: &Axis,
         cols: &Axis,
         c: usize,
@@ -300,13 +321,12 @@ crate::nn::simd::compiled_per_level! {
         x: &[f32],
         y: &mut [f32],
         first: usize,
-    ) = pool_pixels_portable
+    ) = average_pixels_portable
 }
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn pool_pixels_portable(
-    kind: Kind,
+fn average_pixels_portable(
     rows: &Axis,
     cols: &Axis,
     c: usize,
@@ -318,27 +338,17 @@ fn pool_pixels_portable(
 ) {
     for (p, out) in (first..).zip(y.chunks_exact_mut(c)) {
         let (oy, ox) = (p / cols.output, p % cols.output);
-        let start = match kind {
-            Kind::Average => 0.0,
-            Kind::Max => f32::MIN,
-        };
-        out.fill(start);
+        out.fill(0.0);
         let mut count = 0usize;
         for iy in (0..rows.window).filter_map(|k| rows.source(oy, k)) {
             for ix in (0..cols.window).filter_map(|k| cols.source(ox, k)) {
                 let pixel = &x[(iy * cols.input + ix) * c..][..c];
-                match kind {
-                    Kind::Average => out.iter_mut().zip(pixel).for_each(|(o, &v)| *o += v),
-                    Kind::Max => out.iter_mut().zip(pixel).for_each(|(o, &v)| *o = o.max(v)),
-                }
+                out.iter_mut().zip(pixel).for_each(|(o, &v)| *o += v);
                 count += 1;
             }
         }
         // A window wholly in the padding has no taps: TensorFlow Lite gives 0.
-        let scale = match kind {
-            Kind::Average => 1.0 / count.max(1) as f32,
-            Kind::Max => 1.0,
-        };
+        let scale = 1.0 / count.max(1) as f32;
         out.iter_mut()
             .for_each(|o| *o = clamp(*o * scale, min, max));
     }
