@@ -40,14 +40,14 @@ impl PaddedImage {
         for (y, line) in lines.enumerate().take(rows.input) {
             let start = (rows.pad_before + y) * row_len + cols.pad_before * channels_to;
             let out = &mut bytes[start..][..cols.input * channels_to];
-            for (pixel, values) in out
-                .chunks_exact_mut(channels_to)
-                .zip(line.chunks_exact(channels))
-            {
-                for (o, &v) in pixel.iter_mut().zip(values) {
-                    *o = (v.get() + shift) as u8;
-                }
-            }
+            convert_line(
+                line,
+                channels,
+                out,
+                channels_to,
+                |v| (v.get() + shift) as u8,
+                pad,
+            );
         }
         PaddedImage {
             bytes,
@@ -57,6 +57,40 @@ impl PaddedImage {
             out_rows: rows.output,
             out_cols: cols.output,
             kernel_rows: rows.window,
+        }
+    }
+}
+
+/// One image line into padded pixels: whole lines at once where the channels stay, four-byte
+/// pixels for RGB, value by value otherwise.
+fn convert_line<T: Copy>(
+    line: &[T],
+    channels: usize,
+    out: &mut [u8],
+    channels_to: usize,
+    byte: impl Fn(T) -> u8,
+    pad: u8,
+) {
+    match (channels, channels_to) {
+        (c, to) if c == to => {
+            for (o, &v) in out.iter_mut().zip(line) {
+                *o = byte(v);
+            }
+        }
+        (3, 4) => {
+            for (pixel, rgb) in out.chunks_exact_mut(4).zip(line.chunks_exact(3)) {
+                pixel.copy_from_slice(&[byte(rgb[0]), byte(rgb[1]), byte(rgb[2]), pad]);
+            }
+        }
+        _ => {
+            let pixels = out
+                .chunks_exact_mut(channels_to)
+                .zip(line.chunks_exact(channels));
+            for (pixel, values) in pixels {
+                for (o, &v) in pixel.iter_mut().zip(values) {
+                    *o = byte(v);
+                }
+            }
         }
     }
 }
