@@ -4,9 +4,8 @@
 //! activation stay float32. LiteRT quantizes each op's input on the fly (asymmetrically for
 //! FULLY_CONNECTED, as the converter asks) and runs the product in integers.
 
-use super::graph::{le_bytes, Graph};
-use super::scales::symmetric_per_channel;
-use crate::tflite::schema::{BuiltinOperator, BuiltinOptions, TensorType};
+use super::graph::Graph;
+use crate::tflite::schema::{BuiltinOperator, BuiltinOptions};
 
 /// TensorFlow's `min_elements_for_weights`: smaller weights stay float.
 const MIN_ELEMENTS: usize = 1024;
@@ -27,17 +26,7 @@ pub(super) fn convert(g: &mut Graph) {
         let Some(values) = g.f32_constant(weights).filter(|v| v.len() >= MIN_ELEMENTS) else {
             continue;
         };
-        let channels = g.tensors[weights as usize]
-            .shape
-            .as_ref()
-            .map_or(1, |s| s[0] as usize);
-        let (quantized, scales) = symmetric_per_channel(&values, channels);
-        g.replace_constant(
-            weights,
-            TensorType::Int8,
-            le_bytes(&quantized, i8::to_le_bytes),
-        );
-        g.set_quantization(weights, scales, vec![0; channels]);
+        g.quantize_weights(weights, &values);
         g.ops[i].version = version;
         if let Some(BuiltinOptions::FullyConnectedOptions(options)) = &mut g.ops[i].options {
             options.asymmetric_quantize_inputs = true;

@@ -7,6 +7,7 @@
 //! outside the flatbuffer can be aligned exactly (16 is what TensorFlow Lite asks for; 64 suits
 //! cache lines and AVX-512 loads).
 
+use super::scales::symmetric_per_channel;
 use super::{INPUT_NAME, OUTPUT_NAME, SIGNATURE_KEY};
 use crate::tflite::parse::SCHEMA_VERSION;
 use crate::tflite::schema::{self, BuiltinOperator, BuiltinOptions, TensorType};
@@ -120,6 +121,23 @@ impl Graph {
         let t = &mut self.tensors[tensor as usize];
         t.type_ = type_;
         self.data[t.buffer as usize - 1] = bytes;
+    }
+
+    /// Makes the float weights `tensor` symmetric int8, one scale per slice along axis 0, and
+    /// returns the scales.
+    pub fn quantize_weights(&mut self, tensor: i32, values: &[f32]) -> Vec<f32> {
+        let channels = self.tensors[tensor as usize]
+            .shape
+            .as_ref()
+            .map_or(1, |s| s[0] as usize);
+        let (quantized, scales) = symmetric_per_channel(values, channels);
+        self.replace_constant(
+            tensor,
+            TensorType::Int8,
+            le_bytes(&quantized, i8::to_le_bytes),
+        );
+        self.set_quantization(tensor, scales.clone(), vec![0; channels]);
+        scales
     }
 
     pub fn name(&self, tensor: i32) -> &str {

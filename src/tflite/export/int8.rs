@@ -5,7 +5,7 @@
 
 use super::calibration::ActivationRanges;
 use super::graph::{le_bytes, Graph, Op};
-use super::scales::{affine_int8, bias_int32, symmetric_per_channel};
+use super::scales::{affine_int8, bias_int32};
 use crate::tflite::schema::{BuiltinOperator, TensorType};
 
 /// The type of an integer model's input and output, as `inference_input_type` and
@@ -94,17 +94,7 @@ fn product_constants(g: &mut Graph, i: usize, input_scale: f32) {
     let values = g
         .f32_constant(weights)
         .expect("float weights before quantization");
-    let channels = g.tensors[weights as usize]
-        .shape
-        .as_ref()
-        .map_or(1, |s| s[0] as usize);
-    let (quantized, scales) = symmetric_per_channel(&values, channels);
-    g.replace_constant(
-        weights,
-        TensorType::Int8,
-        le_bytes(&quantized, i8::to_le_bytes),
-    );
-    g.set_quantization(weights, scales.clone(), vec![0; channels]);
+    let scales = g.quantize_weights(weights, &values);
     let bias_values = g
         .f32_constant(bias)
         .expect("a float bias before quantization");
@@ -114,7 +104,7 @@ fn product_constants(g: &mut Graph, i: usize, input_scale: f32) {
         TensorType::Int32,
         le_bytes(&quantized, i32::to_le_bytes),
     );
-    g.set_quantization(bias, scales, vec![0; channels]);
+    g.set_quantization(bias, scales, vec![0; quantized.len()]);
 }
 
 /// The scalar of a Rescaling MUL or ADD: quantized over [0, value] (or [value, 0]), so that

@@ -111,14 +111,10 @@ fn from_float<T: Quantized>(x: &[f32], to: Affine, y: &mut [T]) {
 fn bytes_from_float<T: Quantized>(x: &[f32], to: Affine, y: &mut [T]) -> bool {
     #[cfg(target_arch = "x86_64")]
     if crate::nn::kernels::quantized::avx512bw() && to.zero_point.abs() < 1 << 30 {
-        // SAFETY: the processor has AVX-512F, BW and VL, checked just now; int8 and uint8
-        // have the layout of a byte.
-        unsafe {
-            let bytes = std::slice::from_raw_parts_mut(y.as_mut_ptr() as *mut u8, y.len());
-            let range = (T::MIN, T::MAX);
-            use crate::nn::kernels::quantized::requantize_avx512::bytes_from_float as convert;
-            convert(x, to.scale, to.zero_point, range, bytes);
-        }
+        use crate::nn::kernels::quantized::requantize_avx512::bytes_from_float as convert;
+        let (bytes, range) = (T::bytes_mut(y), (T::MIN, T::MAX));
+        // SAFETY: the processor has AVX-512F, BW and VL, checked just now.
+        unsafe { convert(x, to.scale, to.zero_point, range, bytes) };
         return true;
     }
     #[cfg(not(target_arch = "x86_64"))]

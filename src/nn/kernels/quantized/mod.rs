@@ -22,6 +22,8 @@ pub trait Quantized: Copy + Default + Send + Sync + 'static {
     /// `v`, which the caller clamped to `MIN..=MAX`.
     fn narrow(v: i32) -> Self;
     /// [`Requantize::store`] with fixed-point multipliers, at the selected instruction set.
+    /// The stored values as bytes (two's complement for int8), for byte-wise kernels.
+    fn bytes_mut(values: &mut [Self]) -> &mut [u8];
     /// Rows of `channels` sums requantized by [`store_fixed_portable`] at the selected level.
     fn store_fixed(
         r: &Requantize,
@@ -50,6 +52,11 @@ impl Quantized for i8 {
     fn narrow(v: i32) -> Self {
         v as i8
     }
+    fn bytes_mut(values: &mut [Self]) -> &mut [u8] {
+        // SAFETY: i8 and u8 have the same size and alignment, and every bit pattern is valid
+        // for both.
+        unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr() as *mut u8, values.len()) }
+    }
     fn store_fixed(
         r: &Requantize,
         m: &Multipliers,
@@ -57,15 +64,6 @@ impl Quantized for i8 {
         sums: &[i32],
         out: &mut [Self],
     ) {
-        #[cfg(target_arch = "x86_64")]
-        if avx512bw() {
-            // SAFETY: the processor has AVX-512F, BW and VL, checked just now; `i8` has the layout
-            // of a byte.
-            return unsafe {
-                let bytes = std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut u8, out.len());
-                requantize_avx512::store_bytes(r, m, channels, sums, bytes)
-            };
-        }
         store_fixed_i8(r, m, channels, sums, out)
     }
     fn depthwise_row(
@@ -89,6 +87,9 @@ impl Quantized for u8 {
     fn narrow(v: i32) -> Self {
         v as u8
     }
+    fn bytes_mut(values: &mut [Self]) -> &mut [u8] {
+        values
+    }
     fn store_fixed(
         r: &Requantize,
         m: &Multipliers,
@@ -96,15 +97,6 @@ impl Quantized for u8 {
         sums: &[i32],
         out: &mut [Self],
     ) {
-        #[cfg(target_arch = "x86_64")]
-        if avx512bw() {
-            // SAFETY: the processor has AVX-512F, BW and VL, checked just now; `u8` has the layout
-            // of a byte.
-            return unsafe {
-                let bytes = std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut u8, out.len());
-                requantize_avx512::store_bytes(r, m, channels, sums, bytes)
-            };
-        }
         store_fixed_u8(r, m, channels, sums, out)
     }
     fn depthwise_row(
@@ -224,7 +216,17 @@ impl Requantize {
     /// per block, not per pixel.
     pub fn store_rows<T: Quantized>(&self, channels: usize, sums: &[i32], out: &mut [T]) {
         match &self.scaling {
-            Scaling::Fixed(m) => T::store_fixed(self, m, channels, sums, out),
+            Scaling::Fixed(m) => {
+                #[cfg(target_arch = "x86_64")]
+                if avx512bw() {
+                    // SAFETY: the processor has AVX-512F, BW and VL, checked just now.
+                    let bytes = T::bytes_mut(out);
+                    return unsafe {
+                        requantize_avx512::store_bytes(self, m, channels, sums, bytes)
+                    };
+                }
+                T::store_fixed(self, m, channels, sums, out)
+            }
             Scaling::Real(r) => {
                 for (sums, out) in sums.chunks(channels).zip(out.chunks_mut(channels)) {
                     for ((o, &s), r) in out.iter_mut().zip(sums).zip(r) {
