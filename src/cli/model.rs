@@ -172,7 +172,7 @@ pub fn predict(args: PredictArgs) -> Result<()> {
 }
 
 enum Evaluated {
-    Native(SavedModel),
+    Native(Box<SavedModel>),
     TfLite(Box<petal::tflite::ImageClassifier>),
 }
 
@@ -195,7 +195,7 @@ pub fn evaluate_command(args: EvaluateArgs) -> Result<()> {
             None,
         )?))
     } else {
-        Evaluated::Native(model_file::load(&args.model)?)
+        Evaluated::Native(Box::new(model_file::load(&args.model)?))
     };
     let (height, width, class_names) = match &model {
         Evaluated::Native(saved) => {

@@ -82,7 +82,7 @@ impl Calibrator {
     /// activation's range to their values.
     pub fn observe(&mut self, pixels: &[f32]) -> Result<()> {
         let per_image: usize = self.image_shape.iter().product();
-        if pixels.is_empty() || pixels.len() % per_image != 0 {
+        if pixels.is_empty() || !pixels.len().is_multiple_of(per_image) {
             return Err(Error::InvalidArgument(format!(
                 "calibration images must be {:?} each; got {} values",
                 self.image_shape,

@@ -172,7 +172,7 @@ impl QuantizedWeights {
             .as_ref()
             .expect("takes_bytes() checked by the caller");
         let (filters, cols, kernel_rows) = (self.filters, image.out_cols, image.kernel_rows);
-        assert!(quads.quads % kernel_rows == 0 && stage.scaling.len() >= filters);
+        assert!(quads.quads.is_multiple_of(kernel_rows) && stage.scaling.len() >= filters);
         assert!(out.len() >= image.out_rows * cols * filters);
         let per_row = quads.quads / kernel_rows;
         let segments: Vec<usize> = (0..kernel_rows).map(|ky| ky * image.row_len).collect();

@@ -22,7 +22,8 @@ pub trait Quantized: Copy + Default + Send + Sync + 'static {
     /// `v`, which the caller clamped to `MIN..=MAX`.
     fn narrow(v: i32) -> Self;
     /// [`Requantize::store`] with fixed-point multipliers, at the selected instruction set.
-    /// The stored values as bytes (two's complement for int8), for byte-wise kernels.
+    /// The stored values as bytes (two's complement for int8), for the AVX-512 byte kernels.
+    #[cfg(target_arch = "x86_64")]
     fn bytes_mut(values: &mut [Self]) -> &mut [u8];
     /// Rows of `channels` sums requantized by [`store_fixed_portable`] at the selected level.
     fn store_fixed(
@@ -52,6 +53,7 @@ impl Quantized for i8 {
     fn narrow(v: i32) -> Self {
         v as i8
     }
+    #[cfg(target_arch = "x86_64")]
     fn bytes_mut(values: &mut [Self]) -> &mut [u8] {
         // SAFETY: i8 and u8 have the same size and alignment, and every bit pattern is valid
         // for both.
@@ -87,6 +89,7 @@ impl Quantized for u8 {
     fn narrow(v: i32) -> Self {
         v as u8
     }
+    #[cfg(target_arch = "x86_64")]
     fn bytes_mut(values: &mut [Self]) -> &mut [u8] {
         values
     }
