@@ -16,6 +16,7 @@ pub use int8::ModelIo;
 
 use crate::fsutil::write_atomically;
 use crate::nn::Sequential;
+use crate::tflite::Interpreter;
 use crate::{Error, Result};
 use std::path::Path;
 
@@ -86,7 +87,16 @@ pub fn export_as(model: &Sequential, class_names: &[String], form: &Form) -> Res
     }
     let names = serde_json::to_string(class_names).expect("strings serialise");
     graph.push_metadata(CLASS_NAMES_METADATA, names.into_bytes());
-    Ok(graph.serialise())
+    let bytes = graph.serialise();
+    // Loading checks every offset, shape and quantization parameter as strictly as LiteRT:
+    // a file petal's own interpreter refuses is never written.
+    Interpreter::from_bytes(&bytes, "the exported model").map_err(|e| {
+        error(format!(
+            "petal made a {} file its own interpreter refuses ({e}); please report this",
+            form.name()
+        ))
+    })?;
+    Ok(bytes)
 }
 
 /// Writes [`export`]'s bytes to `path` (see [`write_atomically`]) and returns how many.
