@@ -93,7 +93,7 @@ macro_rules! with_vec {
     };
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub enum Data {
     F32(Vec<f32>),
     F16(Vec<f16>),
@@ -103,6 +103,37 @@ pub enum Data {
     I32(Vec<i32>),
     I64(Vec<i64>),
     Bool(Vec<bool>),
+}
+
+impl Clone for Data {
+    fn clone(&self) -> Self {
+        match self {
+            Data::F32(v) => Data::F32(v.clone()),
+            Data::F16(v) => Data::F16(v.clone()),
+            Data::I8(v) => Data::I8(v.clone()),
+            Data::U8(v) => Data::U8(v.clone()),
+            Data::I16(v) => Data::I16(v.clone()),
+            Data::I32(v) => Data::I32(v.clone()),
+            Data::I64(v) => Data::I64(v.clone()),
+            Data::Bool(v) => Data::Bool(v.clone()),
+        }
+    }
+
+    /// Into the same vector when the types agree: an interpreter's input is set every run,
+    /// and a new allocation that large costs page faults each time.
+    fn clone_from(&mut self, source: &Self) {
+        match (self, source) {
+            (Data::F32(a), Data::F32(b)) => a.clone_from(b),
+            (Data::F16(a), Data::F16(b)) => a.clone_from(b),
+            (Data::I8(a), Data::I8(b)) => a.clone_from(b),
+            (Data::U8(a), Data::U8(b)) => a.clone_from(b),
+            (Data::I16(a), Data::I16(b)) => a.clone_from(b),
+            (Data::I32(a), Data::I32(b)) => a.clone_from(b),
+            (Data::I64(a), Data::I64(b)) => a.clone_from(b),
+            (Data::Bool(a), Data::Bool(b)) => a.clone_from(b),
+            (this, source) => *this = source.clone(),
+        }
+    }
 }
 
 impl Data {

@@ -135,15 +135,12 @@ impl QuantizedWeights {
             .expect("takes_bytes() checked by the caller");
         assert!(stage.scaling.len() >= self.filters);
         let bias = self.shifted_bias(quads, offset);
-        let sums = |fields: &[u8], sums: &mut [i32]| self.byte_sums(quads, &bias, fields, sums);
-        self.run(
-            make_bytes,
-            quads.quads * 4,
-            rows,
-            out,
-            sums,
-            |_, sums, out| stage.store_rows(self.filters, sums, out),
-        );
+        let sums = |fields: &[u8], panels: Range<usize>, sums: &mut [i32]| {
+            self.byte_sums(quads, &bias, fields, panels, sums)
+        };
+        let finish =
+            |_, channels, sums: &[i32], out: &mut [T]| stage.store_rows(channels, sums, out);
+        self.run(make_bytes, quads.quads * 4, rows, out, sums, finish);
     }
 
     /// The bias less what the inputs' shift to unsigned bytes adds: `offset` (the shift plus
@@ -235,7 +232,7 @@ impl QuantizedWeights {
                             cols * filters,
                         )
                     };
-                    stage.store_rows(filters, sums, out);
+                    stage.store_rows(0..filters, sums, out);
                 }
             });
         });
@@ -256,50 +253,55 @@ impl QuantizedWeights {
         stage: &Requantize,
     ) {
         assert!(stage.scaling.len() >= self.filters);
-        let sums = |fields: &[i16], sums: &mut [i32]| self.sums(fields, sums);
-        let finish = |_, sums: &[i32], out: &mut [T]| stage.store_rows(self.filters, sums, out);
+        let sums = |fields: &[i16], panels, sums: &mut [i32]| self.sums(fields, panels, sums);
+        let finish =
+            |_, channels, sums: &[i32], out: &mut [T]| stage.store_rows(channels, sums, out);
         self.run(make_rows, self.stride(), rows, out, sums, finish);
     }
 
     /// As [`QuantizedWeights::multiply`], each row's sums (bias included) turned into its
-    /// outputs by `finish(row, sums, outputs)`.
+    /// outputs by `finish(row, channels, sums, outputs)`, for a range of its channels.
     pub fn multiply_then<O: Send>(
         &self,
         make_rows: impl Fn(Range<usize>, &mut [i16]) + Sync,
         rows: usize,
         out: &mut [O],
-        finish: impl Fn(usize, &[i32], &mut [O]) + Sync,
+        finish: impl Fn(usize, Range<usize>, &[i32], &mut [O]) + Sync,
     ) {
-        let sums = |fields: &[i16], sums: &mut [i32]| self.sums(fields, sums);
-        let filters = self.filters;
-        let each_row = |first: usize, sums: &[i32], out: &mut [O]| {
-            let rows = sums
-                .chunks_exact(filters)
-                .zip(out.chunks_exact_mut(filters));
+        let sums = |fields: &[i16], panels, sums: &mut [i32]| self.sums(fields, panels, sums);
+        let each_row = |first: usize, channels: Range<usize>, sums: &[i32], out: &mut [O]| {
+            let width = channels.len();
+            let rows = sums.chunks_exact(width).zip(out.chunks_exact_mut(width));
             for (i, (s, o)) in rows.enumerate() {
-                finish(first + i, s, o);
+                finish(first + i, channels.clone(), s, o);
             }
         };
         self.run(make_rows, self.stride(), rows, out, sums, each_row);
     }
 
     /// Splits the rows over the threads in blocks: each block's rows made, multiplied by
-    /// `sums`, and finished by `finish(first row, the block's sums, its outputs)`.
+    /// `sums(rows, panels, sums)`, and finished by `finish(first row, channels, the block's
+    /// sums, its outputs)`. Too few rows to share (a batch-1 FULLY_CONNECTED) split the
+    /// panels instead.
     fn run<R: Row, O: Send>(
         &self,
         make_rows: impl Fn(Range<usize>, &mut [R]) + Sync,
         stride: usize,
         rows: usize,
         out: &mut [O],
-        sums: impl Fn(&[R], &mut [i32]) + Sync,
-        finish: impl Fn(usize, &[i32], &mut [O]) + Sync,
+        sums: impl Fn(&[R], Range<usize>, &mut [i32]) + Sync,
+        finish: impl Fn(usize, Range<usize>, &[i32], &mut [O]) + Sync,
     ) {
         assert!(out.len() >= rows * self.filters);
         let blocks = rows.div_ceil(ROWS_PER_BLOCK);
+        let panels = self.filters.div_ceil(PANEL);
         let tasks = match rows * self.filters * stride < PARALLEL_PRODUCTS {
             true => 1,
             false => blocks.min(threads() * 4),
         };
+        if tasks < threads() && panels > 1 && rows * self.filters * stride >= PARALLEL_PRODUCTS {
+            return self.run_by_panels(make_rows, stride, rows, out, sums, finish);
+        }
         let out = SharedMut(out.as_mut_ptr());
         for_each_task(tasks, |task| {
             let first = blocks * task / tasks * ROWS_PER_BLOCK;
@@ -313,7 +315,7 @@ impl QuantizedWeights {
                     let fields = &mut fields[..count * stride];
                     make_rows(range, fields);
                     let block_sums = &mut block_sums[..count * self.filters];
-                    sums(fields, block_sums);
+                    sums(fields, 0..panels, block_sums);
                     // SAFETY: rows `start..start + count` of `out`, which the assert above
                     // showed in bounds; tasks take disjoint rows.
                     let out = unsafe {
@@ -322,17 +324,58 @@ impl QuantizedWeights {
                             count * self.filters,
                         )
                     };
-                    finish(start, block_sums, out);
+                    finish(start, 0..self.filters, block_sums, out);
                 }
             });
         });
+    }
+
+    /// [`QuantizedWeights::run`] for a few long rows: made once, then each thread takes a
+    /// share of the panels, so that every thread streams its own part of the weights.
+    fn run_by_panels<R: Row, O: Send>(
+        &self,
+        make_rows: impl Fn(Range<usize>, &mut [R]),
+        stride: usize,
+        rows: usize,
+        out: &mut [O],
+        sums: impl Fn(&[R], Range<usize>, &mut [i32]) + Sync,
+        finish: impl Fn(usize, Range<usize>, &[i32], &mut [O]) + Sync,
+    ) {
+        // Taken out of the scratch while the tasks borrow theirs.
+        let mut fields = R::with_scratch(|fields, _| std::mem::take(fields));
+        fields.resize(rows * stride, R::default());
+        make_rows(0..rows, &mut fields);
+        let (filters, panels) = (self.filters, self.filters.div_ceil(PANEL));
+        let tasks = panels.min(threads());
+        let shared_out = SharedMut(out.as_mut_ptr());
+        for_each_task(tasks, |task| {
+            let own = panels * task / tasks..panels * (task + 1) / tasks;
+            let channels = own.start * PANEL..(own.end * PANEL).min(filters);
+            let width = channels.len();
+            R::with_scratch(|_, part| {
+                part.resize(rows * width, 0);
+                sums(&fields, own, part);
+                for (row, part) in part.chunks_exact(width).enumerate() {
+                    // SAFETY: these channels of row `row` of `out`, in bounds by `run`'s
+                    // assert; tasks take disjoint channels.
+                    let out = unsafe {
+                        std::slice::from_raw_parts_mut(
+                            shared_out.get().add(row * filters + channels.start),
+                            width,
+                        )
+                    };
+                    finish(row, channels.clone(), part, out);
+                }
+            });
+        });
+        R::with_scratch(|scratch, _| *scratch = fields);
     }
 }
 
 /// The element of the rows a product multiplies: 16-bit values, or bytes for VNNI. Each has
 /// its thread's scratch for a block of rows and their sums.
-trait Row: Copy + Default + Send + 'static {
-    fn with_scratch(f: impl FnOnce(&mut Vec<Self>, &mut Vec<i32>));
+trait Row: Copy + Default + Send + Sync + 'static {
+    fn with_scratch<T>(f: impl FnOnce(&mut Vec<Self>, &mut Vec<i32>) -> T) -> T;
 }
 
 thread_local! {
@@ -341,62 +384,76 @@ thread_local! {
 }
 
 impl Row for i16 {
-    fn with_scratch(f: impl FnOnce(&mut Vec<Self>, &mut Vec<i32>)) {
+    fn with_scratch<T>(f: impl FnOnce(&mut Vec<Self>, &mut Vec<i32>) -> T) -> T {
         SCRATCH.with_borrow_mut(|(rows, sums)| f(rows, sums))
     }
 }
 
 impl Row for u8 {
-    fn with_scratch(f: impl FnOnce(&mut Vec<Self>, &mut Vec<i32>)) {
+    fn with_scratch<T>(f: impl FnOnce(&mut Vec<Self>, &mut Vec<i32>) -> T) -> T {
         BYTE_SCRATCH.with_borrow_mut(|(rows, sums)| f(rows, sums))
     }
 }
 
 impl QuantizedWeights {
-    /// `sums[r × filters + f] = bias[f] + fields row r · weights row f`, a panel at a time over
-    /// tiles of rows, at the selected instruction set.
-    fn sums(&self, fields: &[i16], sums: &mut [i32]) {
+    /// `sums[r × width + f] = bias[f] + fields row r · weights row f` for the filters of
+    /// `panels` (`width` of them), a panel at a time over tiles of rows, at the selected
+    /// instruction set.
+    fn sums(&self, fields: &[i16], panels: Range<usize>, sums: &mut [i32]) {
         let level = Level::selected();
         let (stride, pairs) = (self.stride(), self.pairs);
         let tile = |fields: &[i16], panel: &[i16], tile: &mut [[i32; PANEL]]| {
             tile_sums(level, fields, stride, panel, pairs, tile)
         };
-        self.panel_sums(fields, stride, &self.panels, &self.bias, sums, tile);
+        let all = (&self.panels[..], &self.bias[..]);
+        self.panel_sums(fields, stride, all, panels, sums, tile);
     }
 
     /// [`QuantizedWeights::sums`] on byte rows with the VNNI panels, on top of `bias`.
-    fn byte_sums(&self, quads: &Quads, bias: &[i32], fields: &[u8], sums: &mut [i32]) {
+    fn byte_sums(
+        &self,
+        quads: &Quads,
+        bias: &[i32],
+        fields: &[u8],
+        panels: Range<usize>,
+        sums: &mut [i32],
+    ) {
         let stride = quads.quads * 4;
         let tile = |fields: &[u8], panel: &[i8], tile: &mut [[i32; PANEL]]| {
             tile_bytes(fields, &[0], stride, panel, quads.quads, tile)
         };
-        self.panel_sums(fields, stride, &quads.values, bias, sums, tile);
+        self.panel_sums(fields, stride, (&quads.values, bias), panels, sums, tile);
     }
 
-    /// Walks the panels of `panels` (`filters / PANEL` of them, rounded up) and tiles of rows
-    /// of `fields`, each tile's sums from `tile`, written on top of `bias`.
+    /// Walks `panels` of `weights` (`filters / PANEL` of them, rounded up) and tiles of rows
+    /// of `fields`, each tile's sums from `tile`, written on top of `bias` as rows of the
+    /// panels' filters.
     fn panel_sums<R, W>(
         &self,
         fields: &[R],
         stride: usize,
-        panels: &[W],
-        bias: &[i32],
+        (weights, bias): (&[W], &[i32]),
+        panels: Range<usize>,
         sums: &mut [i32],
         tile: impl Fn(&[R], &[W], &mut [[i32; PANEL]]),
     ) {
         let filters = self.filters;
         let rows = fields.len() / stride;
         let mut tile_out = [[0i32; PANEL]; TILE_ROWS];
-        let panel_len = panels.len() / filters.div_ceil(PANEL);
-        for (p, panel) in panels.chunks_exact(panel_len).enumerate() {
+        let panel_len = weights.len() / filters.div_ceil(PANEL);
+        let channels = panels.start * PANEL..(panels.end * PANEL).min(filters);
+        let sums_width = channels.len();
+        for p in panels {
+            let panel = &weights[p * panel_len..][..panel_len];
             let first = p * PANEL;
             let width = PANEL.min(filters - first);
+            let column = first - channels.start;
             for start in (0..rows).step_by(TILE_ROWS) {
                 let count = TILE_ROWS.min(rows - start);
                 let fields = &fields[start * stride..][..count * stride];
                 tile(fields, panel, &mut tile_out[..count]);
                 for (r, t) in tile_out[..count].iter().enumerate() {
-                    let out = &mut sums[(start + r) * filters + first..][..width];
+                    let out = &mut sums[(start + r) * sums_width + column..][..width];
                     for ((o, &t), &b) in out.iter_mut().zip(t).zip(&bias[first..]) {
                         *o = b.wrapping_add(t);
                     }
@@ -807,7 +864,13 @@ mod tests {
     /// At the level `PETAL_SIMD` selects (the suite runs at each); with zero-point-free int8
     /// weights on AVX-512 VNNI, by the byte product.
     fn products_equal_the_definition() {
-        let (rows, filters, depth) = (37, 11, 45);
+        // Many short rows, and a few long ones whose panels the threads share.
+        for (rows, filters, depth) in [(37, 11, 45), (1, 70, 2000), (3, 70, 2000)] {
+            products_equal_the_definition_for(rows, filters, depth);
+        }
+    }
+
+    fn products_equal_the_definition_for(rows: usize, filters: usize, depth: usize) {
         let x: Vec<u8> = (0..rows * depth).map(|i| (i * 37 % 256) as u8).collect();
         let w: Vec<i8> = (0..filters * depth)
             .map(|i| (i * 91 % 256) as u8 as i8)
@@ -816,7 +879,7 @@ mod tests {
         let stage = Requantize {
             scaling: Scaling::fixed(
                 &(0..filters)
-                    .map(|f| Multiplier::new(0.0007 * (f + 1) as f64).unwrap())
+                    .map(|f| Multiplier::new(0.03 / depth as f64 * (f + 1) as f64).unwrap())
                     .collect::<Vec<_>>(),
             ),
             zero_point: -5,
@@ -850,7 +913,10 @@ mod tests {
                 };
                 weights.multiply(make, rows, &mut out, &stage);
             }
-            assert_eq!(out, expected, "weights' zero point {w_zero}");
+            assert_eq!(
+                out, expected,
+                "{rows}×{depth}, weights' zero point {w_zero}"
+            );
         }
     }
 }

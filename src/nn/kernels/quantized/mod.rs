@@ -13,6 +13,7 @@ pub(crate) mod requantize_avx512;
 
 use fixed_point::scale;
 pub use fixed_point::Multiplier;
+use std::ops::Range;
 
 /// A stored quantized value: int8 or uint8.
 pub trait Quantized: Copy + Default + Send + Sync + 'static {
@@ -25,11 +26,12 @@ pub trait Quantized: Copy + Default + Send + Sync + 'static {
     /// The stored values as bytes (two's complement for int8), for the AVX-512 byte kernels.
     #[cfg(target_arch = "x86_64")]
     fn bytes_mut(values: &mut [Self]) -> &mut [u8];
-    /// Rows of `channels` sums requantized by [`store_fixed_portable`] at the selected level.
+    /// Rows of sums of `channels` requantized by [`store_fixed_portable`] at the selected
+    /// level.
     fn store_fixed(
         r: &Requantize,
         m: &Multipliers,
-        channels: usize,
+        channels: Range<usize>,
         sums: &[i32],
         out: &mut [Self],
     );
@@ -62,7 +64,7 @@ impl Quantized for i8 {
     fn store_fixed(
         r: &Requantize,
         m: &Multipliers,
-        channels: usize,
+        channels: Range<usize>,
         sums: &[i32],
         out: &mut [Self],
     ) {
@@ -96,7 +98,7 @@ impl Quantized for u8 {
     fn store_fixed(
         r: &Requantize,
         m: &Multipliers,
-        channels: usize,
+        channels: Range<usize>,
         sums: &[i32],
         out: &mut [Self],
     ) {
@@ -211,13 +213,15 @@ impl Requantize {
     /// Requantizes one output pixel's (or row's) sums, one per channel.
     #[inline(always)]
     pub fn store<T: Quantized>(&self, sums: &[i32], out: &mut [T]) {
-        self.store_rows(sums.len(), sums, out)
+        self.store_rows(0..sums.len(), sums, out)
     }
 
-    /// [`Requantize::store`] on consecutive rows of `channels` sums: one call for a block of
-    /// output pixels, so that choosing the instruction set and loading the multipliers is paid
-    /// per block, not per pixel.
-    pub fn store_rows<T: Quantized>(&self, channels: usize, sums: &[i32], out: &mut [T]) {
+    /// [`Requantize::store`] on consecutive rows of the sums of `channels` (a range of the
+    /// output's channels): one call for a block of output pixels, so that choosing the
+    /// instruction set and loading the multipliers is paid per block, not per pixel.
+    pub fn store_rows<T: Quantized>(&self, channels: Range<usize>, sums: &[i32], out: &mut [T]) {
+        let channels = channels.start..channels.end.min(self.scaling.len());
+        let width = channels.len().max(1);
         match &self.scaling {
             Scaling::Fixed(m) => {
                 #[cfg(target_arch = "x86_64")]
@@ -231,8 +235,8 @@ impl Requantize {
                 T::store_fixed(self, m, channels, sums, out)
             }
             Scaling::Real(r) => {
-                for (sums, out) in sums.chunks(channels).zip(out.chunks_mut(channels)) {
-                    for ((o, &s), r) in out.iter_mut().zip(sums).zip(r) {
+                for (sums, out) in sums.chunks(width).zip(out.chunks_mut(width)) {
+                    for ((o, &s), r) in out.iter_mut().zip(sums).zip(&r[channels.clone()]) {
                         let v = ((s as f64 * r).round() as i32).saturating_add(self.zero_point);
                         *o = T::narrow(v.clamp(self.min, self.max));
                     }
@@ -247,16 +251,15 @@ impl Requantize {
 fn store_fixed_portable<T: Quantized>(
     r: &Requantize,
     m: &Multipliers,
-    channels: usize,
+    channels: Range<usize>,
     sums: &[i32],
     out: &mut [T],
 ) {
-    for (sums, out) in sums
-        .chunks(channels.max(1))
-        .zip(out.chunks_mut(channels.max(1)))
-    {
-        let multipliers = m.values.iter().zip(&m.left_factors);
-        let shifts = m.right_shifts.iter().zip(&m.masks);
+    let width = channels.len().max(1);
+    for (sums, out) in sums.chunks(width).zip(out.chunks_mut(width)) {
+        let c = channels.clone();
+        let multipliers = m.values[c.clone()].iter().zip(&m.left_factors[c.clone()]);
+        let shifts = m.right_shifts[c.clone()].iter().zip(&m.masks[c]);
         for (((o, &sum), (&value, &left)), (&right, &mask)) in
             out.iter_mut().zip(sums).zip(multipliers).zip(shifts)
         {
@@ -270,7 +273,7 @@ crate::nn::simd::compiled_per_level! {
     fn store_fixed_i8(
         r: &Requantize,
         m: &Multipliers,
-        channels: usize,
+        channels: Range<usize>,
         sums: &[i32],
         out: &mut [i8],
     ) =
@@ -281,7 +284,7 @@ crate::nn::simd::compiled_per_level! {
     fn store_fixed_u8(
         r: &Requantize,
         m: &Multipliers,
-        channels: usize,
+        channels: Range<usize>,
         sums: &[i32],
         out: &mut [u8],
     ) =

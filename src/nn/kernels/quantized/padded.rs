@@ -4,6 +4,8 @@
 
 use super::Quantized;
 use crate::nn::layers::window::Axis;
+use crate::nn::thread_pool::for_each_chunk;
+use std::cell::RefCell;
 
 /// A padded image and how output pixels' windows step through it.
 pub(crate) struct PaddedImage {
@@ -21,6 +23,15 @@ pub(crate) struct PaddedImage {
     pub kernel_rows: usize,
 }
 
+thread_local! {
+    /// The last image's bytes, kept for the next: a fresh allocation of this size is zeroed
+    /// page by page on every run.
+    static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Padded images below this many bytes are made by one thread.
+const PARALLEL_BYTES: usize = 1 << 15;
+
 impl PaddedImage {
     /// `image` (rows × cols × `channels`) with `pad` around it and each channel padded to
     /// `channels_to` with `pad` too, every stored value plus `shift` as an unsigned byte.
@@ -35,20 +46,38 @@ impl PaddedImage {
         let padded_cols = cols.pad_before + cols.input + trailing(cols);
         let padded_rows = rows.pad_before + rows.input + trailing(rows);
         let row_len = padded_cols * channels_to;
-        let mut bytes = vec![pad; padded_rows * row_len];
-        let lines = image.chunks_exact(cols.input * channels);
-        for (y, line) in lines.enumerate().take(rows.input) {
-            let start = (rows.pad_before + y) * row_len + cols.pad_before * channels_to;
-            let out = &mut bytes[start..][..cols.input * channels_to];
-            convert_line(
-                line,
-                channels,
-                out,
-                channels_to,
-                |v| (v.get() + shift) as u8,
-                pad,
-            );
-        }
+        let mut bytes = BUFFER.with_borrow_mut(std::mem::take);
+        // Every byte is written below: the fill only touches a longer buffer's new end.
+        bytes.resize(padded_rows * row_len, pad);
+        let inside = rows.pad_before..rows.pad_before + rows.input;
+        let (before, line_len) = (cols.pad_before * channels_to, cols.input * channels_to);
+        let chunk = match bytes.len() < PARALLEL_BYTES {
+            true => bytes.len(),
+            false => row_len,
+        };
+        for_each_chunk(&mut bytes, chunk.max(1), |i, padded| {
+            for (r, padded) in padded.chunks_exact_mut(row_len).enumerate() {
+                let y = i * chunk / row_len + r;
+                if !inside.contains(&y) {
+                    padded.fill(pad);
+                    continue;
+                }
+                let line = &image[(y - rows.pad_before) * cols.input * channels..];
+                let (left, rest) = padded.split_at_mut(before);
+                let (out, right) = rest.split_at_mut(line_len);
+                left.fill(pad);
+                right.fill(pad);
+                let line = &line[..cols.input * channels];
+                convert_line(
+                    line,
+                    channels,
+                    out,
+                    channels_to,
+                    |v| (v.get() + shift) as u8,
+                    pad,
+                );
+            }
+        });
         PaddedImage {
             bytes,
             row_len,
@@ -58,6 +87,17 @@ impl PaddedImage {
             out_cols: cols.output,
             kernel_rows: rows.window,
         }
+    }
+}
+
+impl Drop for PaddedImage {
+    fn drop(&mut self) {
+        let bytes = std::mem::take(&mut self.bytes);
+        BUFFER.with_borrow_mut(|kept| {
+            if bytes.capacity() > kept.capacity() {
+                *kept = bytes;
+            }
+        });
     }
 }
 
@@ -87,9 +127,11 @@ fn convert_line<T: Copy>(
                 .chunks_exact_mut(channels_to)
                 .zip(line.chunks_exact(channels));
             for (pixel, values) in pixels {
-                for (o, &v) in pixel.iter_mut().zip(values) {
+                let (stored, extra) = pixel.split_at_mut(channels);
+                for (o, &v) in stored.iter_mut().zip(values) {
                     *o = byte(v);
                 }
+                extra.fill(pad);
             }
         }
     }

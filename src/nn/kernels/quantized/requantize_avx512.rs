@@ -6,8 +6,9 @@
 
 use super::{Multipliers, Requantize};
 use std::arch::x86_64::*;
+use std::ops::Range;
 
-/// Rows of `channels` sums to stored bytes (two's complement for int8), as
+/// Rows of the sums of `channels` to stored bytes (two's complement for int8), as
 /// `store_fixed_portable` does.
 ///
 /// # Safety
@@ -16,11 +17,16 @@ use std::arch::x86_64::*;
 pub(super) unsafe fn store_bytes(
     r: &Requantize,
     m: &Multipliers,
-    channels: usize,
+    channels: Range<usize>,
     sums: &[i32],
     out: &mut [u8],
 ) {
-    let channels = channels.min(m.values.len()).max(1);
+    let first = channels.start;
+    let channels = channels
+        .end
+        .min(m.values.len())
+        .saturating_sub(first)
+        .max(1);
     let rounding = _mm512_set1_epi64(1 << 30);
     let (zero_point, min, max) = (
         _mm512_set1_epi32(r.zero_point),
@@ -40,8 +46,8 @@ pub(super) unsafe fn store_bytes(
         };
         let load =
             |v: &[i32], at: usize| _mm512_maskz_loadu_epi32(k, v.as_ptr().add(at) as *const _);
-        let (left, value) = (load(&m.left_factors, c), load(&m.values, c));
-        let (mask, right) = (load(&m.masks, c), load(&m.right_shifts, c));
+        let (left, value) = (load(&m.left_factors, first + c), load(&m.values, first + c));
+        let (mask, right) = (load(&m.masks, first + c), load(&m.right_shifts, first + c));
         let half_mask = _mm512_srai_epi32(mask, 1);
         let odd_value = _mm512_srli_epi64(value, 32);
         for row in 0..rows {

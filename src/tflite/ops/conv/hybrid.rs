@@ -11,6 +11,7 @@ use crate::nn::kernels::quantized::gemm::QuantizedWeights;
 use crate::tflite::ops::fused_activation::Fused;
 use crate::tflite::ops::quantized::symmetric_weights;
 use crate::tflite::ops::Inputs;
+use std::ops::Range;
 
 pub(super) struct HybridConv {
     weights: QuantizedWeights,
@@ -57,8 +58,8 @@ impl HybridConv {
             };
             let (q, stride, offset) = (&self.image, self.weights.stride(), -zero_point);
             let (scales, bias, activation) = (&self.scales, &self.bias, self.activation);
-            let finish = |_, sums: &[i32], out: &mut [f32]| {
-                for (f, (o, &sum)) in out.iter_mut().zip(sums).enumerate() {
+            let finish = |_, channels: Range<usize>, sums: &[i32], out: &mut [f32]| {
+                for (f, (o, &sum)) in channels.zip(out.iter_mut().zip(sums)) {
                     let real = match self.per_channel {
                         true => sum as f32 * scales[f] * scale,
                         false => sum as f32 * (scale * scales[0]),

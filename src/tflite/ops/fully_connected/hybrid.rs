@@ -64,11 +64,12 @@ impl HybridFullyConnected {
             }
         };
         let (scales, bias, activation) = (&self.scales, &self.bias, self.activation);
-        self.weights.multiply_then(make, rows, y, |row, sums, out| {
-            let row_scale = row_scales[row].0;
-            for (u, (o, &sum)) in out.iter_mut().zip(sums).enumerate() {
-                *o = activation.clamp(bias[u] + sum as f32 * (row_scale * scales[u]));
-            }
-        });
+        self.weights
+            .multiply_then(make, rows, y, |row, units, sums, out| {
+                let row_scale = row_scales[row].0;
+                for (u, (o, &sum)) in units.zip(out.iter_mut().zip(sums)) {
+                    *o = activation.clamp(bias[u] + sum as f32 * (row_scale * scales[u]));
+                }
+            });
     }
 }
