@@ -12,6 +12,7 @@
 //! # Ok::<(), petal::Error>(())
 //! ```
 
+use super::fusion;
 use super::ops::{registry, Inputs, Op, MAX_OUTPUT_VALUES};
 use super::parse::{self, Graph};
 use super::tensor::{DType, Data, Quantization, Tensor};
@@ -48,6 +49,18 @@ struct Node {
     outputs: Vec<usize>,
 }
 
+impl fusion::Fusible for Node {
+    fn op(&mut self) -> &mut dyn Op {
+        self.op.as_mut()
+    }
+    fn inputs(&self) -> &[Option<usize>] {
+        &self.inputs
+    }
+    fn outputs(&self) -> &[usize] {
+        &self.outputs
+    }
+}
+
 /// What preparing worked out for the current input shapes.
 #[derive(Default)]
 struct Plan {
@@ -57,6 +70,8 @@ struct Plan {
     runs: Vec<bool>,
     /// Per node: the tensors nothing reads after it, whose buffers go back to the pool.
     release: Vec<Vec<usize>>,
+    /// Per node: the tensors it writes, those of the node it took over when fused.
+    writes: Vec<Vec<usize>>,
 }
 
 pub struct Interpreter {
@@ -269,13 +284,28 @@ impl Interpreter {
             } else if inputs_known && !node.inputs.is_empty() {
                 // Depends on constants only (DEQUANTIZE of float16 weights, shape arithmetic):
                 // computed once here.
-                eval_node(node, &mut self.tensors, &mut self.pool).map_err(what)?;
+                let outputs = node.outputs.clone();
+                eval_node(node, &outputs, &mut self.tensors, &mut self.pool).map_err(what)?;
                 node.outputs.iter().for_each(|&t| known[t] = true);
                 false
             } else {
                 true
             };
             runs.push(runs_later);
+        }
+        // The calibrator reads every intermediate tensor, which fused ops skip.
+        let fused = match self.preserve_all_tensors {
+            true => fusion::max_pools(&mut self.nodes, &vec![false; runs.len()], &self.kept),
+            false => fusion::max_pools(&mut self.nodes, &runs, &self.kept),
+        };
+        self.plan.writes = (self.nodes.iter().zip(&fused))
+            .map(|(node, fused)| match fused {
+                Some(m) => self.nodes[*m].outputs.clone(),
+                None => node.outputs.clone(),
+            })
+            .collect();
+        for m in fused.iter().flatten() {
+            runs[*m] = false;
         }
         self.plan.release = self.release_lists(&runs, &known);
         self.plan.runs = runs;
@@ -292,7 +322,10 @@ impl Interpreter {
     fn release_lists(&self, runs: &[bool], known: &[bool]) -> Vec<Vec<usize>> {
         let mut last = vec![None; self.tensors.len()];
         for (n, node) in self.nodes.iter().enumerate().filter(|(n, _)| runs[*n]) {
-            for &t in node.outputs.iter().chain(node.inputs.iter().flatten()) {
+            for &t in self.plan.writes[n]
+                .iter()
+                .chain(node.inputs.iter().flatten())
+            {
                 last[t] = Some(n);
             }
         }
@@ -407,9 +440,12 @@ impl Interpreter {
                 continue;
             }
             let start = self.op_times.as_ref().map(|_| std::time::Instant::now());
-            eval_node(node, &mut self.tensors, &mut self.pool).map_err(|reason| Error::TfLite {
-                origin: self.origin.clone(),
-                reason: format!("operator {n} ({}): {reason}", self.op_names[n]),
+            let outputs = &self.plan.writes[n];
+            eval_node(node, outputs, &mut self.tensors, &mut self.pool).map_err(|reason| {
+                Error::TfLite {
+                    origin: self.origin.clone(),
+                    reason: format!("operator {n} ({}): {reason}", self.op_names[n]),
+                }
             })?;
             if let (Some(times), Some(start)) = (&mut self.op_times, start) {
                 times[n] += start.elapsed();
@@ -518,9 +554,11 @@ impl SignatureRunner<'_> {
     }
 }
 
-/// Gives each output of `node` a buffer of its prepared type and size, then runs it.
+/// Gives each of `outputs` (the node's, or those of the node it took over) a buffer of its
+/// prepared type and size, then runs the node.
 fn eval_node(
     node: &mut Node,
+    outputs: &[usize],
     tensors: &mut [Tensor],
     pool: &mut Vec<Data>,
 ) -> std::result::Result<(), String> {
@@ -538,8 +576,9 @@ fn eval_node(
             ));
         }
     }
-    let mut outputs = Vec::with_capacity(node.outputs.len());
-    for &t in &node.outputs {
+    let targets = outputs;
+    let mut outputs = Vec::with_capacity(targets.len());
+    for &t in targets {
         let mut out = std::mem::take(&mut tensors[t]);
         // Prepare bounded every output's size.
         let len = Tensor::elements(&out.shape).unwrap_or(0);
@@ -553,7 +592,7 @@ fn eval_node(
     }
     let inputs: Vec<Option<&Tensor>> = node.inputs.iter().map(|i| i.map(|t| &tensors[t])).collect();
     let result = node.op.eval(&inputs, &mut outputs);
-    for (&t, out) in node.outputs.iter().zip(outputs) {
+    for (&t, out) in targets.iter().zip(outputs) {
         tensors[t] = out;
     }
     result

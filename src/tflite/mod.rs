@@ -5,6 +5,7 @@
 mod classifier;
 mod describe;
 mod export;
+mod fusion;
 mod interpreter;
 pub mod metadata;
 pub mod npy;

@@ -36,6 +36,25 @@ pub(crate) trait Op: Send {
     fn prepare(&mut self, inputs: &Inputs) -> Result<Vec<Out>, String>;
     /// Computes the outputs, whose shapes, types and buffers are those `prepare` gave.
     fn eval(&mut self, inputs: &[Option<&Tensor>], outputs: &mut [Tensor]) -> Result<(), String>;
+    /// For a max-pool that the op before it may do instead (see [`TilingMaxPool`]): its window.
+    fn tiling_max_pool(&self) -> Option<TilingMaxPool> {
+        None
+    }
+    /// Asks the op, once prepared, to write its output max-pooled by `pool` (in the pool's
+    /// output tensor, the pool then not running), or plainly with `None`. Returns whether it
+    /// will pool.
+    fn pool_output(&mut self, _pool: Option<TilingMaxPool>) -> bool {
+        false
+    }
+}
+
+/// A quantized MAX_POOL_2D whose windows tile its input (as large as their strides, none in
+/// the padding, no fused activation): it only picks stored values, so the op that makes its
+/// input can write the maxima straight away (see `crate::tflite::fusion`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct TilingMaxPool {
+    pub rows: usize,
+    pub cols: usize,
 }
 
 /// An output as `prepare` works it out: its type and shape, and its values when they are already

@@ -6,7 +6,7 @@
 use super::fused_activation::Fused;
 use super::padding::window_axis;
 use super::quantized::{activation_bounds, affine, with_quantized};
-use super::{checked, f32_in, f32_out, nhwc, options, Inputs, Op, Out};
+use super::{checked, f32_in, f32_out, nhwc, options, Inputs, Op, Out, TilingMaxPool};
 use crate::nn::kernels::clamp;
 use crate::nn::kernels::quantized::Quantized;
 use crate::nn::layers::window::Axis;
@@ -123,6 +123,19 @@ impl Op for Pool {
             });
         }
         Ok(())
+    }
+
+    fn tiling_max_pool(&self) -> Option<TilingMaxPool> {
+        let (rows, cols, _) = self.axes.as_ref()?;
+        let tiles =
+            |a: &Axis| a.window == a.stride && a.pad_before == 0 && a.output * a.stride <= a.input;
+        let quantized_max = matches!(self.kind, Kind::Max) && self.bounds.is_some();
+        (quantized_max && self.activation.is_none() && tiles(rows) && tiles(cols)).then_some(
+            TilingMaxPool {
+                rows: rows.window,
+                cols: cols.window,
+            },
+        )
     }
 }
 

@@ -156,86 +156,115 @@ impl QuantizedWeights {
     /// `out` (output pixels × filters) of a convolution whose windows VNNI reads straight from
     /// `image`, padded with `offset` (the shift plus the zero point): the weights must hold a
     /// window as `image.kernel_rows` runs of equal length, as [`PaddedImage`] lays them out.
-    /// Output rows go to the threads; each is requantized once its sums are complete.
+    /// With `pool` other than (1, 1), the output is max-pooled by windows of that many rows
+    /// and columns that tile it (the remainder dropped): the sums are pooled before they are
+    /// requantized, which gives the same values because requantization never decreases, and
+    /// requantizes a fraction of them. Output rows go to the threads; each is requantized
+    /// once its sums are complete.
     pub fn convolve_bytes<T: Quantized>(
         &self,
         image: &PaddedImage,
         offset: i32,
         out: &mut [T],
         stage: &Requantize,
+        pool: (usize, usize),
     ) {
         let quads = self
             .quads
             .as_ref()
             .expect("takes_bytes() checked by the caller");
         let (filters, cols, kernel_rows) = (self.filters, image.out_cols, image.kernel_rows);
+        let (pool_rows, pool_cols) = (pool.0.max(1), pool.1.max(1));
+        let pooling = (pool_rows, pool_cols) != (1, 1);
+        let (out_rows, out_cols) = (image.out_rows / pool_rows, cols / pool_cols);
         assert!(quads.quads.is_multiple_of(kernel_rows) && stage.scaling.len() >= filters);
-        assert!(out.len() >= image.out_rows * cols * filters);
-        let per_row = quads.quads / kernel_rows;
-        let segments: Vec<usize> = (0..kernel_rows).map(|ky| ky * image.row_len).collect();
+        assert!(out.len() >= out_rows * out_cols * filters);
         let bias = self.shifted_bias(quads, offset);
-        let panel_count = filters.div_ceil(PANEL);
-        let panel_len = quads.values.len() / panel_count;
+        let segments: Vec<usize> = (0..kernel_rows).map(|ky| ky * image.row_len).collect();
         let products = image.out_rows * cols * filters * quads.quads * 4;
         let tasks = match products < PARALLEL_PRODUCTS {
             true => 1,
-            false => image.out_rows.min(threads() * 4),
+            false => out_rows.min(threads() * 4),
         };
         let out = SharedMut(out.as_mut_ptr());
         for_each_task(tasks, |task| {
-            let rows = image.out_rows * task / tasks..image.out_rows * (task + 1) / tasks;
+            let rows = out_rows * task / tasks..out_rows * (task + 1) / tasks;
+            let mut pooled = vec![0i32; if pooling { out_cols * filters } else { 0 }];
             u8::with_scratch(|_, sums| {
                 sums.resize(cols * filters, 0);
-                let mut tile = [[0i32; PANEL]; TILE_ROWS];
-                for oy in rows {
-                    let mut p = 0;
-                    while p < panel_count {
-                        let first = p * PANEL;
-                        let width = PANEL.min(filters - first);
-                        // Two whole panels at a time: each broadcast input quad then feeds
-                        // two multiply-adds, and the loads no longer outnumber them.
-                        let pair = p + 1 < panel_count && filters - first >= 2 * PANEL;
-                        let panels = (&quads.values[p * panel_len..], panel_len);
-                        for ox in (0..cols).step_by(TILE_ROWS) {
-                            let count = TILE_ROWS.min(cols - ox);
-                            let at = oy * image.line_step + ox * image.pixel_step;
-                            let bytes = &image.bytes[at..];
-                            let step = image.pixel_step;
-                            let out = &mut sums[ox * filters + first..];
-                            let (bias, rows) = (&bias[first..], (filters, count));
-                            if pair {
-                                tile_bytes_onto::<2>(
-                                    bytes, &segments, step, panels, per_row, bias, out, rows,
-                                );
-                            } else if width == PANEL {
-                                tile_bytes_onto::<1>(
-                                    bytes, &segments, step, panels, per_row, bias, out, rows,
-                                );
-                            } else {
-                                let tile = &mut tile[..count];
-                                tile_bytes(bytes, &segments, step, panels.0, per_row, tile);
-                                for (r, t) in tile.iter().enumerate() {
-                                    let sums = &mut out[r * filters..][..width];
-                                    for ((o, &t), &b) in sums.iter_mut().zip(t).zip(bias) {
-                                        *o = b.wrapping_add(t);
-                                    }
-                                }
-                            }
+                for py in rows {
+                    for r in 0..pool_rows {
+                        let weights = (quads, &segments[..]);
+                        self.convolve_row(image, weights, &bias, py * pool_rows + r, sums);
+                        if pooling {
+                            max_columns(sums, filters, pool_cols, &mut pooled, r == 0);
                         }
-                        p += if pair { 2 } else { 1 };
                     }
-                    // SAFETY: output row `oy`, in bounds by the assert above; tasks take
+                    // SAFETY: output row `py`, in bounds by the assert above; tasks take
                     // disjoint rows.
                     let out = unsafe {
                         std::slice::from_raw_parts_mut(
-                            out.get().add(oy * cols * filters),
-                            cols * filters,
+                            out.get().add(py * out_cols * filters),
+                            out_cols * filters,
                         )
                     };
-                    stage.store_rows(0..filters, sums, out);
+                    let sums = match pooling {
+                        true => &pooled[..],
+                        false => &sums[..],
+                    };
+                    stage.store_rows(0..filters, &sums[..out_cols * filters], out);
                 }
             });
         });
+    }
+
+    /// The sums of output row `oy` of [`QuantizedWeights::convolve_bytes`], bias included.
+    /// `segments` are where each kernel row starts, relative to the window's first byte.
+    fn convolve_row(
+        &self,
+        image: &PaddedImage,
+        (quads, segments): (&Quads, &[usize]),
+        bias: &[i32],
+        oy: usize,
+        sums: &mut [i32],
+    ) {
+        let (filters, cols, kernel_rows) = (self.filters, image.out_cols, image.kernel_rows);
+        let per_row = quads.quads / kernel_rows;
+        let panel_count = filters.div_ceil(PANEL);
+        let panel_len = quads.values.len() / panel_count;
+        let mut tile = [[0i32; PANEL]; TILE_ROWS];
+        let mut p = 0;
+        while p < panel_count {
+            let first = p * PANEL;
+            let width = PANEL.min(filters - first);
+            // Two whole panels at a time: each broadcast input quad then feeds two
+            // multiply-adds, and the loads no longer outnumber them.
+            let pair = p + 1 < panel_count && filters - first >= 2 * PANEL;
+            let panels = (&quads.values[p * panel_len..], panel_len);
+            for ox in (0..cols).step_by(TILE_ROWS) {
+                let count = TILE_ROWS.min(cols - ox);
+                let at = oy * image.line_step + ox * image.pixel_step;
+                let bytes = &image.bytes[at..];
+                let step = image.pixel_step;
+                let out = &mut sums[ox * filters + first..];
+                let (bias, rows) = (&bias[first..], (filters, count));
+                if pair {
+                    tile_bytes_onto::<2>(bytes, segments, step, panels, per_row, bias, out, rows);
+                } else if width == PANEL {
+                    tile_bytes_onto::<1>(bytes, segments, step, panels, per_row, bias, out, rows);
+                } else {
+                    let tile = &mut tile[..count];
+                    tile_bytes(bytes, segments, step, panels.0, per_row, tile);
+                    for (r, t) in tile.iter().enumerate() {
+                        let sums = &mut out[r * filters..][..width];
+                        for ((o, &t), &b) in sums.iter_mut().zip(t).zip(bias) {
+                            *o = b.wrapping_add(t);
+                        }
+                    }
+                }
+            }
+            p += if pair { 2 } else { 1 };
+        }
     }
 
     /// The length of each row `make_rows` writes (the depth, padded with a zero to even).
@@ -555,6 +584,39 @@ fn tile_bytes_onto<const P: usize>(
 
 /// Rows per tile: each keeps [`PANEL`] sums in registers (one AVX-512 vector, two AVX2 ones).
 const TILE_ROWS: usize = 8;
+
+/// The maxima of each `pool_cols` neighbouring pixels of a row of `filters` sums, into
+/// `pooled` (`first`: instead of its values), pixels past the last whole window left out.
+fn max_columns_portable(
+    sums: &[i32],
+    filters: usize,
+    pool_cols: usize,
+    pooled: &mut [i32],
+    first: bool,
+) {
+    let windows = sums.chunks_exact(filters * pool_cols);
+    for (window, pooled) in windows.zip(pooled.chunks_exact_mut(filters)) {
+        for (kx, pixel) in window.chunks_exact(filters).enumerate() {
+            if first && kx == 0 {
+                pooled.copy_from_slice(pixel);
+            } else {
+                for (p, &s) in pooled.iter_mut().zip(pixel) {
+                    *p = (*p).max(s);
+                }
+            }
+        }
+    }
+}
+
+crate::nn::simd::compiled_per_level! {
+    fn max_columns(
+        sums: &[i32],
+        filters: usize,
+        pool_cols: usize,
+        pooled: &mut [i32],
+        first: bool,
+    ) = max_columns_portable
+}
 
 /// The sums of `tile.len()` rows of `fields` (at most [`TILE_ROWS`]) with one panel.
 fn tile_sums(

@@ -8,7 +8,7 @@ mod quantized;
 
 use super::fused_activation::Fused;
 use super::padding::window_axis;
-use super::{checked, f32_in, f32_out, nhwc, options, Inputs, Op, Out};
+use super::{checked, f32_in, f32_out, nhwc, options, Inputs, Op, Out, TilingMaxPool};
 use crate::nn::kernels::conv::im2col::im2col;
 use crate::nn::kernels::packed_gemm::PackedB;
 use crate::nn::layers::window::Axis;
@@ -24,6 +24,7 @@ pub(super) fn build(options: Option<&BuiltinOptions>) -> Result<Box<dyn Op>, Str
         activation: Fused::new(o.fused_activation_function)?,
         geometry: None,
         kernel: None,
+        pool: None,
     }))
 }
 
@@ -58,6 +59,8 @@ struct Conv {
     activation: Fused,
     geometry: Option<Geometry>,
     kernel: Option<Kernel>,
+    /// The max-pool after it, which it does instead (quantized direct convolutions only).
+    pool: Option<TilingMaxPool>,
 }
 
 impl Op for Conv {
@@ -127,13 +130,23 @@ impl Op for Conv {
             Kernel::Float(filter) => float(g, filter, self.activation, inputs, outputs),
             Kernel::Quantized(q) => {
                 let x = inputs[0].ok_or("the input is missing")?;
-                q.run(g, &x.data, &mut outputs[0].data)
+                let pool = self.pool.map_or((1, 1), |p| (p.rows, p.cols));
+                q.run(g, pool, &x.data, &mut outputs[0].data)
             }
             Kernel::Hybrid(h) => {
                 h.run(g, f32_in(inputs, 0)?, f32_out(outputs, 0)?);
                 Ok(())
             }
         }
+    }
+
+    fn pool_output(&mut self, pool: Option<TilingMaxPool>) -> bool {
+        let can = match (&self.kernel, &self.geometry) {
+            (Some(Kernel::Quantized(q)), Some(g)) => q.can_pool(g),
+            _ => false,
+        };
+        self.pool = pool.filter(|_| can);
+        self.pool.is_some()
     }
 }
 

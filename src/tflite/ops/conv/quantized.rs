@@ -57,14 +57,34 @@ impl QuantizedConv {
         })
     }
 
-    pub fn run(&self, g: &Geometry, x: &Data, y: &mut Data) -> Result<(), String> {
+    /// Whether [`QuantizedConv::run`] can max-pool its output: when VNNI reads the windows
+    /// straight from a padded image.
+    pub fn can_pool(&self, g: &Geometry) -> bool {
+        self.direct_channels.is_some() && !g.pointwise
+    }
+
+    /// The convolution, max-pooled by `pool` (rows, columns) when it is not (1, 1), which
+    /// [`QuantizedConv::can_pool`] allows.
+    pub fn run(
+        &self,
+        g: &Geometry,
+        pool: (usize, usize),
+        x: &Data,
+        y: &mut Data,
+    ) -> Result<(), String> {
         let mismatch = || "the tensors are not of the types prepared".to_string();
-        with_quantized!(x, x => with_quantized!(y, y => { self.images(g, x, y); Ok(()) },
+        with_quantized!(x, x => with_quantized!(y, y => { self.images(g, pool, x, y); Ok(()) },
             Err(mismatch())), Err(mismatch()))
     }
 
     /// One image by the VNNI product: the values shifted to unsigned bytes.
-    fn image_as_bytes<T: Quantized, U: Quantized>(&self, g: &Geometry, x: &[T], y: &mut [U]) {
+    fn image_as_bytes<T: Quantized, U: Quantized>(
+        &self,
+        g: &Geometry,
+        pool: (usize, usize),
+        x: &[T],
+        y: &mut [U],
+    ) {
         let shift = -T::MIN;
         let offset = shift - self.quantization.input_offset;
         let stride = self.weights.byte_stride();
@@ -72,7 +92,7 @@ impl QuantizedConv {
         if let (Some(c4), false) = (self.direct_channels, g.pointwise) {
             let edge = (shift, offset as u8);
             let image = PaddedImage::new(x, &g.rows, &g.cols, g.channels, c4, edge);
-            self.weights.convolve_bytes(&image, offset, y, stage);
+            self.weights.convolve_bytes(&image, offset, y, stage, pool);
         } else if g.pointwise {
             let rows =
                 |range, fields: &mut [u8]| byte_rows(x, g.channels, range, shift, stride, fields);
@@ -88,16 +108,23 @@ impl QuantizedConv {
         }
     }
 
-    fn images<T: Quantized, U: Quantized>(&self, g: &Geometry, x: &[T], y: &mut [U]) {
+    fn images<T: Quantized, U: Quantized>(
+        &self,
+        g: &Geometry,
+        pool: (usize, usize),
+        x: &[T],
+        y: &mut [U],
+    ) {
         let pixels = g.pixels();
         let (offset, stride) = (self.quantization.input_offset, self.weights.stride());
         let stage = &self.quantization.stage;
+        let out_len = (g.rows.output / pool.0) * (g.cols.output / pool.1) * g.filters;
         for (x, y) in x
             .chunks_exact(g.image_len())
-            .zip(y.chunks_exact_mut(pixels * g.filters))
+            .zip(y.chunks_exact_mut(out_len))
         {
             if self.weights.takes_bytes() {
-                self.image_as_bytes(g, x, y);
+                self.image_as_bytes(g, pool, x, y);
             } else if g.pointwise {
                 let rows = |range, fields: &mut [i16]| {
                     widened_rows(x, g.channels, range, offset, stride, fields)
@@ -195,11 +222,37 @@ mod tests {
             let offset = 128 + x_zero;
             let image = PaddedImage::new(&x, &rows, &cols, c, c4, (128, offset as u8));
             let mut out = vec![0i8; expected.len()];
-            product.convolve_bytes(&image, offset, &mut out, &stage);
+            product.convolve_bytes(&image, offset, &mut out, &stage, (1, 1));
             assert_eq!(
                 out, expected,
                 "{h}×{w}×{c}, {filters} filters {k}×{k}/{stride}"
             );
+            for pool in [(2, 2), (3, 2), (1, 3)] {
+                let pooled = max_pooled(&expected, (rows.output, cols.output, filters), pool);
+                let mut out = vec![0i8; pooled.len()];
+                product.convolve_bytes(&image, offset, &mut out, &stage, pool);
+                assert_eq!(out, pooled, "{h}×{w}×{c}, {filters} filters, pool {pool:?}");
+            }
         }
+    }
+
+    /// MAX_POOL_2D by windows of `rows × cols` at the same strides, without padding.
+    fn max_pooled(
+        x: &[i8],
+        (h, w, c): (usize, usize, usize),
+        (rows, cols): (usize, usize),
+    ) -> Vec<i8> {
+        let (ph, pw) = (h / rows, w / cols);
+        let mut out = vec![i8::MIN; ph * pw * c];
+        for (p, out) in out.chunks_exact_mut(c).enumerate() {
+            let (py, px) = (p / pw, p % pw);
+            for (y, x_) in (0..rows).flat_map(|r| (0..cols).map(move |q| (r, q))) {
+                let pixel = &x[((py * rows + y) * w + px * cols + x_) * c..][..c];
+                for (o, &v) in out.iter_mut().zip(pixel) {
+                    *o = (*o).max(v);
+                }
+            }
+        }
+        out
     }
 }
