@@ -175,7 +175,6 @@ impl QuantizedWeights {
             .expect("takes_bytes() checked by the caller");
         let (filters, cols, kernel_rows) = (self.filters, image.out_cols, image.kernel_rows);
         let (pool_rows, pool_cols) = (pool.0.max(1), pool.1.max(1));
-        let pooling = (pool_rows, pool_cols) != (1, 1);
         let (out_rows, out_cols) = (image.out_rows / pool_rows, cols / pool_cols);
         assert!(quads.quads.is_multiple_of(kernel_rows) && stage.scaling.len() >= filters);
         assert!(out.len() >= out_rows * out_cols * filters);
@@ -189,16 +188,14 @@ impl QuantizedWeights {
         let out = SharedMut(out.as_mut_ptr());
         for_each_task(tasks, |task| {
             let rows = out_rows * task / tasks..out_rows * (task + 1) / tasks;
-            let mut pooled = vec![0i32; if pooling { out_cols * filters } else { 0 }];
             u8::with_scratch(|_, sums| {
                 sums.resize(cols * filters, 0);
                 for py in rows {
+                    // The rows of a pooling window kept as their maxima, the columns pooled
+                    // as they are requantized.
                     for r in 0..pool_rows {
-                        let weights = (quads, &segments[..]);
-                        self.convolve_row(image, weights, &bias, py * pool_rows + r, sums);
-                        if pooling {
-                            max_columns(sums, filters, pool_cols, &mut pooled, r == 0);
-                        }
+                        let row = (py * pool_rows + r, r > 0);
+                        self.convolve_row(image, (quads, &segments), &bias, row, sums);
                     }
                     // SAFETY: output row `py`, in bounds by the assert above; tasks take
                     // disjoint rows.
@@ -208,24 +205,21 @@ impl QuantizedWeights {
                             out_cols * filters,
                         )
                     };
-                    let sums = match pooling {
-                        true => &pooled[..],
-                        false => &sums[..],
-                    };
-                    stage.store_rows(0..filters, &sums[..out_cols * filters], out);
+                    stage.store_pooled_rows(0..filters, pool_cols, sums, out);
                 }
             });
         });
     }
 
     /// The sums of output row `oy` of [`QuantizedWeights::convolve_bytes`], bias included.
-    /// `segments` are where each kernel row starts, relative to the window's first byte.
+    /// `segments` are where each kernel row starts, relative to the window's first byte. With
+    /// `keep_max`, each sum is the larger of it and the one already in `sums`.
     fn convolve_row(
         &self,
         image: &PaddedImage,
         (quads, segments): (&Quads, &[usize]),
         bias: &[i32],
-        oy: usize,
+        (oy, keep_max): (usize, bool),
         sums: &mut [i32],
     ) {
         let (filters, cols, kernel_rows) = (self.filters, image.out_cols, image.kernel_rows);
@@ -247,7 +241,7 @@ impl QuantizedWeights {
                 let bytes = &image.bytes[at..];
                 let step = image.pixel_step;
                 let out = &mut sums[ox * filters + first..];
-                let (bias, rows) = (&bias[first..], (filters, count));
+                let (bias, rows) = (&bias[first..], (filters, count, keep_max));
                 if pair {
                     tile_bytes_onto::<2>(bytes, segments, step, panels, per_row, bias, out, rows);
                 } else if width == PANEL {
@@ -258,7 +252,8 @@ impl QuantizedWeights {
                     for (r, t) in tile.iter().enumerate() {
                         let sums = &mut out[r * filters..][..width];
                         for ((o, &t), &b) in sums.iter_mut().zip(t).zip(bias) {
-                            *o = b.wrapping_add(t);
+                            let sum = b.wrapping_add(t);
+                            *o = if keep_max { (*o).max(sum) } else { sum };
                         }
                     }
                 }
@@ -534,7 +529,7 @@ fn tile_bytes(
 
 /// [`tile_bytes`] for `P` whole neighbouring panels of `panels` (`panel_len` apart), the sums
 /// starting from `bias` (their `P × PANEL` filters) and written straight to `rows` rows of
-/// `out`, `out_stride` apart.
+/// `out`, `out_stride` apart, or with `keep_max` each the larger of it and the value there.
 #[allow(clippy::too_many_arguments)]
 fn tile_bytes_onto<const P: usize>(
     bytes: &[u8],
@@ -544,7 +539,7 @@ fn tile_bytes_onto<const P: usize>(
     quads: usize,
     bias: &[i32],
     out: &mut [i32],
-    (out_stride, rows): (usize, usize),
+    (out_stride, rows, keep_max): (usize, usize, bool),
 ) {
     let last = segments.iter().max().copied().unwrap_or(0);
     assert!(
@@ -565,7 +560,7 @@ fn tile_bytes_onto<const P: usize>(
             quads,
             bias,
             out,
-            (out_stride, rows),
+            (out_stride, rows, keep_max),
         )
     };
     #[cfg(not(target_arch = "x86_64"))]
@@ -576,7 +571,8 @@ fn tile_bytes_onto<const P: usize>(
         for (r, t) in tile[..rows].iter().enumerate() {
             let out = &mut out[r * out_stride + p * PANEL..][..PANEL];
             for ((o, &t), &b) in out.iter_mut().zip(t).zip(&bias[p * PANEL..]) {
-                *o = b.wrapping_add(t);
+                let sum = b.wrapping_add(t);
+                *o = if keep_max { (*o).max(sum) } else { sum };
             }
         }
     }
@@ -584,39 +580,6 @@ fn tile_bytes_onto<const P: usize>(
 
 /// Rows per tile: each keeps [`PANEL`] sums in registers (one AVX-512 vector, two AVX2 ones).
 const TILE_ROWS: usize = 8;
-
-/// The maxima of each `pool_cols` neighbouring pixels of a row of `filters` sums, into
-/// `pooled` (`first`: instead of its values), pixels past the last whole window left out.
-fn max_columns_portable(
-    sums: &[i32],
-    filters: usize,
-    pool_cols: usize,
-    pooled: &mut [i32],
-    first: bool,
-) {
-    let windows = sums.chunks_exact(filters * pool_cols);
-    for (window, pooled) in windows.zip(pooled.chunks_exact_mut(filters)) {
-        for (kx, pixel) in window.chunks_exact(filters).enumerate() {
-            if first && kx == 0 {
-                pooled.copy_from_slice(pixel);
-            } else {
-                for (p, &s) in pooled.iter_mut().zip(pixel) {
-                    *p = (*p).max(s);
-                }
-            }
-        }
-    }
-}
-
-crate::nn::simd::compiled_per_level! {
-    fn max_columns(
-        sums: &[i32],
-        filters: usize,
-        pool_cols: usize,
-        pooled: &mut [i32],
-        first: bool,
-    ) = max_columns_portable
-}
 
 /// The sums of `tile.len()` rows of `fields` (at most [`TILE_ROWS`]) with one panel.
 fn tile_sums(
@@ -745,7 +708,8 @@ mod x86 {
     }
 
     /// As [`tile_vnni`] for `P` neighbouring panels (`panel_len` apart), the sums starting from
-    /// `bias` (`P × 16` filters) and written to `rows` rows of `out`, `out_stride` apart.
+    /// `bias` (`P × 16` filters) and written to `rows` rows of `out`, `out_stride` apart (with
+    /// `keep_max`, the larger of each and the value there).
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn tile_vnni_onto<const P: usize>(
@@ -756,21 +720,21 @@ mod x86 {
         quads: usize,
         bias: &[i32],
         out: &mut [i32],
-        (out_stride, rows): (usize, usize),
+        (out_stride, rows, keep_max): (usize, usize, bool),
     ) {
         let mut init = [_mm512_setzero_si512(); P];
         for (p, init) in init.iter_mut().enumerate() {
             *init = _mm512_loadu_si512(bias.as_ptr().add(p * PANEL) as *const _);
         }
         let weights = (panels.as_ptr(), panel_len);
-        let out = (out.as_mut_ptr(), out_stride);
+        let out = (out.as_mut_ptr(), out_stride, keep_max);
         match rows {
             8 => rows_vnni::<8, P>(bytes, segments, row_step, weights, quads, init, out),
             n => {
                 for r in 0..n {
                     let (bytes, out) = (
                         &bytes[r * row_step..],
-                        (out.0.add(r * out_stride), out_stride),
+                        (out.0.add(r * out_stride), out_stride, keep_max),
                     );
                     rows_vnni::<1, P>(bytes, segments, row_step, weights, quads, init, out);
                 }
@@ -800,7 +764,7 @@ mod x86 {
                 weights,
                 quads,
                 [init],
-                (out, out_stride),
+                (out, out_stride, false),
             ),
             n => {
                 for r in 0..n {
@@ -812,7 +776,7 @@ mod x86 {
                         weights,
                         quads,
                         [init],
-                        (out, out_stride),
+                        (out, out_stride, false),
                     );
                 }
             }
@@ -820,7 +784,7 @@ mod x86 {
     }
 
     /// `R` rows by `P` panels of sums, each starting from `init` and stored at
-    /// `out + r × stride + p × 16`.
+    /// `out + r × stride + p × 16` (with `keep_max`, the larger of it and the value there).
     #[inline(always)]
     unsafe fn rows_vnni<const R: usize, const P: usize>(
         bytes: &[u8],
@@ -829,7 +793,7 @@ mod x86 {
         (panels, panel_len): (*const i8, usize),
         quads: usize,
         init: [__m512i; P],
-        (out, out_stride): (*mut i32, usize),
+        (out, out_stride, keep_max): (*mut i32, usize, bool),
     ) {
         let mut acc = [init; R];
         for (s, &segment) in segments.iter().enumerate() {
@@ -852,7 +816,12 @@ mod x86 {
         }
         for (r, acc) in acc.into_iter().enumerate() {
             for (p, acc) in acc.into_iter().enumerate() {
-                _mm512_storeu_si512(out.add(r * out_stride + p * PANEL) as *mut _, acc);
+                let to = out.add(r * out_stride + p * PANEL) as *mut __m512i;
+                let acc = match keep_max {
+                    true => _mm512_max_epi32(_mm512_loadu_si512(to as *const _), acc),
+                    false => acc,
+                };
+                _mm512_storeu_si512(to as *mut _, acc);
             }
         }
     }

@@ -220,20 +220,33 @@ impl Requantize {
     /// output's channels): one call for a block of output pixels, so that choosing the
     /// instruction set and loading the multipliers is paid per block, not per pixel.
     pub fn store_rows<T: Quantized>(&self, channels: Range<usize>, sums: &[i32], out: &mut [T]) {
+        self.store_pooled_rows(channels, 1, sums, out)
+    }
+
+    /// [`Requantize::store_rows`] of the maxima of each `pool` neighbouring rows of sums (a
+    /// row of pixels max-pooled, those past the last whole window left out). Requantization
+    /// never decreases, so this gives the requantized values' maxima.
+    pub fn store_pooled_rows<T: Quantized>(
+        &self,
+        channels: Range<usize>,
+        pool: usize,
+        sums: &[i32],
+        out: &mut [T],
+    ) {
         let channels = channels.start..channels.end.min(self.scaling.len());
         let width = channels.len().max(1);
         match &self.scaling {
-            Scaling::Fixed(m) => {
-                #[cfg(target_arch = "x86_64")]
-                if avx512bw() {
-                    // SAFETY: the processor has AVX-512F, BW and VL, checked just now.
-                    let bytes = T::bytes_mut(out);
-                    return unsafe {
-                        requantize_avx512::store_bytes(self, m, channels, sums, bytes)
-                    };
-                }
-                T::store_fixed(self, m, channels, sums, out)
+            #[cfg(target_arch = "x86_64")]
+            Scaling::Fixed(m) if avx512bw() => {
+                // SAFETY: the processor has AVX-512F, BW and VL, checked just now.
+                let bytes = T::bytes_mut(out);
+                unsafe { requantize_avx512::store_bytes(self, m, channels, pool, sums, bytes) }
             }
+            _ if pool > 1 => {
+                let pooled = max_pooled_rows(sums, width, pool);
+                self.store_rows(channels, &pooled, out)
+            }
+            Scaling::Fixed(m) => T::store_fixed(self, m, channels, sums, out),
             Scaling::Real(r) => {
                 for (sums, out) in sums.chunks(width).zip(out.chunks_mut(width)) {
                     for ((o, &s), r) in out.iter_mut().zip(sums).zip(&r[channels.clone()]) {
@@ -244,6 +257,18 @@ impl Requantize {
             }
         }
     }
+}
+
+/// The maxima of each `pool` neighbouring rows of `width` sums, those past the last whole
+/// window left out.
+fn max_pooled_rows(sums: &[i32], width: usize, pool: usize) -> Vec<i32> {
+    let windows = sums.chunks_exact(width * pool);
+    windows
+        .flat_map(|window| {
+            (0..width).map(move |c| window.iter().skip(c).step_by(width).max().copied())
+        })
+        .map(|max| max.unwrap_or(i32::MIN))
+        .collect()
 }
 
 /// The fixed-point requantization loop, compiled per instruction set for each output type.

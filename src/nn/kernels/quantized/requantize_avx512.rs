@@ -9,7 +9,7 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 /// Rows of the sums of `channels` to stored bytes (two's complement for int8), as
-/// `store_fixed_portable` does.
+/// `store_fixed_portable` does, each row the maxima of `pool` neighbouring rows of sums.
 ///
 /// # Safety
 /// The processor must have AVX-512F, BW and VL.
@@ -18,6 +18,7 @@ pub(super) unsafe fn store_bytes(
     r: &Requantize,
     m: &Multipliers,
     channels: Range<usize>,
+    pool: usize,
     sums: &[i32],
     out: &mut [u8],
 ) {
@@ -27,7 +28,8 @@ pub(super) unsafe fn store_bytes(
         .min(m.values.len())
         .saturating_sub(first)
         .max(1);
-    let rows = (sums.len() / channels).min(out.len() / channels);
+    let pool = pool.max(1);
+    let rows = (sums.len() / channels / pool).min(out.len() / channels);
     let bounds = Bounds::new(r);
     // A channel group's multipliers are loaded once for every row: the rows are then
     // independent chains the processor overlaps.
@@ -36,9 +38,10 @@ pub(super) unsafe fn store_bytes(
         let group = Group::new(m, first + c, (channels - c).min(16));
         let shifted = group.shifts_left(m, first + c);
         let at = |row: usize| row * channels + c;
+        let pooled = |row: usize| group.load_max(sums, row * pool * channels + c, pool, channels);
         let mut row = 0;
         while row + 4 <= rows {
-            let v = [0, 1, 2, 3].map(|i| group.scaled(sums, at(row + i), r.zero_point, shifted));
+            let v = [0, 1, 2, 3].map(|i| group.scaled(pooled(row + i), r.zero_point, shifted));
             let packed = bounds.pack(v);
             if group.lanes == 16 && channels == 16 {
                 _mm512_storeu_si512(out.as_mut_ptr().add(at(row)) as *mut _, packed);
@@ -50,7 +53,7 @@ pub(super) unsafe fn store_bytes(
             row += 4;
         }
         for row in row..rows {
-            let v = group.scaled(sums, at(row), r.zero_point, shifted);
+            let v = group.scaled(pooled(row), r.zero_point, shifted);
             let [bytes, ..] = lanes_of(bounds.pack([v; 4]));
             group.store(bytes, out.as_mut_ptr().add(at(row)));
         }
@@ -100,11 +103,22 @@ impl Group {
             .any(|&f| f != 1)
     }
 
-    /// The sums at `sums[at..]` scaled and moved to the zero point: 64-bit products of the
-    /// even and odd lanes, gemmlowp's rounding, then the rounding shift.
+    /// The maxima of the group's sums at `sums[at..]` and the `pool − 1` rows of `step` after.
     #[inline(always)]
-    unsafe fn scaled(&self, sums: &[i32], at: usize, zero_point: i32, shifted: bool) -> __m512i {
-        let x = _mm512_maskz_loadu_epi32(self.mask, sums.as_ptr().add(at) as *const _);
+    unsafe fn load_max(&self, sums: &[i32], at: usize, pool: usize, step: usize) -> __m512i {
+        let load =
+            |at: usize| _mm512_maskz_loadu_epi32(self.mask, sums.as_ptr().add(at) as *const _);
+        let mut max = load(at);
+        for i in 1..pool {
+            max = _mm512_max_epi32(max, load(at + i * step));
+        }
+        max
+    }
+
+    /// Sums scaled and moved to the zero point: 64-bit products of the even and odd lanes,
+    /// gemmlowp's rounding, then the rounding shift.
+    #[inline(always)]
+    unsafe fn scaled(&self, x: __m512i, zero_point: i32, shifted: bool) -> __m512i {
         let x = match shifted {
             true => _mm512_mullo_epi32(x, self.left),
             false => x,
