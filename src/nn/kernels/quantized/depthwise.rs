@@ -25,12 +25,30 @@ impl QuantizedDepthwise {
     /// One image: `x` is `rows.input × cols.input × channels`, `out` the output image.
     pub fn run<T: Quantized, U: Quantized>(&self, x: &[T], out: &mut [U], stage: &Requantize) {
         assert!(stage.scaling.len() >= self.out_channels());
-        self.run_then(x, out, |sums, pixel| stage.store(sums, pixel));
+        let oc = self.out_channels();
+        // A whole row at a time: the multipliers are loaded once per row, not per pixel.
+        self.rows_then(x, out, |sums, line| stage.store_rows(0..oc, sums, line));
     }
 
     /// As [`QuantizedDepthwise::run`], each pixel's sums (bias included) turned into its
     /// outputs by `finish(sums, outputs)`.
     pub fn run_then<T: Quantized, O: Send>(
+        &self,
+        x: &[T],
+        out: &mut [O],
+        finish: impl Fn(&[i32], &mut [O]) + Sync,
+    ) {
+        let oc = self.out_channels();
+        self.rows_then(x, out, |sums, line| {
+            for (pixel, sums) in line.chunks_exact_mut(oc).zip(sums.chunks_exact(oc)) {
+                finish(sums, pixel);
+            }
+        });
+    }
+
+    /// Each output row's sums (bias included) turned into its outputs by
+    /// `finish(sums, outputs)`, the rows split over the threads.
+    fn rows_then<T: Quantized, O: Send>(
         &self,
         x: &[T],
         out: &mut [O],
@@ -50,9 +68,7 @@ impl QuantizedDepthwise {
             let mut sums = vec![0i32; row_len];
             for (r, line) in band.chunks_exact_mut(row_len).enumerate() {
                 T::depthwise_row(self, image, offset / row_len + r, &mut sums);
-                for (pixel, sums) in line.chunks_exact_mut(oc).zip(sums.chunks_exact(oc)) {
-                    finish(sums, pixel);
-                }
+                finish(&sums, line);
             }
         });
     }

@@ -22,7 +22,6 @@ pub trait Quantized: Copy + Default + Send + Sync + 'static {
     fn get(self) -> i32;
     /// `v`, which the caller clamped to `MIN..=MAX`.
     fn narrow(v: i32) -> Self;
-    /// [`Requantize::store`] with fixed-point multipliers, at the selected instruction set.
     /// The stored values as bytes (two's complement for int8), for the AVX-512 byte kernels.
     #[cfg(target_arch = "x86_64")]
     fn bytes_mut(values: &mut [Self]) -> &mut [u8];
@@ -198,7 +197,7 @@ impl Scaling {
 }
 
 impl Requantize {
-    /// One sum of channel `channel`, as [`Requantize::store`] requantizes it.
+    /// One sum of channel `channel`, as [`Requantize::store_rows`] requantizes it.
     #[cfg(test)]
     pub fn apply(&self, sum: i32, channel: usize) -> i32 {
         let scaled = match &self.scaling {
@@ -210,14 +209,8 @@ impl Requantize {
             .clamp(self.min, self.max)
     }
 
-    /// Requantizes one output pixel's (or row's) sums, one per channel.
-    #[inline(always)]
-    pub fn store<T: Quantized>(&self, sums: &[i32], out: &mut [T]) {
-        self.store_rows(0..sums.len(), sums, out)
-    }
-
-    /// [`Requantize::store`] on consecutive rows of the sums of `channels` (a range of the
-    /// output's channels): one call for a block of output pixels, so that choosing the
+    /// Requantizes consecutive rows of the sums of `channels` (a range of the output's
+    /// channels), one sum per channel: one call for a block of output pixels, so that choosing the
     /// instruction set and loading the multipliers is paid per block, not per pixel.
     pub fn store_rows<T: Quantized>(&self, channels: Range<usize>, sums: &[i32], out: &mut [T]) {
         self.store_pooled_rows(channels, 1, sums, out)
