@@ -169,6 +169,24 @@ impl QuantizedWeights {
         stage: &Requantize,
         pool: (usize, usize),
     ) {
+        assert!(stage.scaling.len() >= self.filters);
+        let store = |sums: &[i32], out: &mut [T]| {
+            stage.store_pooled_rows(0..self.filters, pool.1.max(1), sums, out)
+        };
+        self.convolve_bytes_then(image, offset, out, pool, store);
+    }
+
+    /// As [`QuantizedWeights::convolve_bytes`], each output row made by `finish(sums, row)`
+    /// from its sums (bias included; with a pool, the maxima of the window's rows, their
+    /// columns left to `finish` to pool).
+    pub fn convolve_bytes_then<O: Send>(
+        &self,
+        image: &PaddedImage,
+        offset: i32,
+        out: &mut [O],
+        pool: (usize, usize),
+        finish: impl Fn(&[i32], &mut [O]) + Sync,
+    ) {
         let quads = self
             .quads
             .as_ref()
@@ -176,7 +194,7 @@ impl QuantizedWeights {
         let (filters, cols, kernel_rows) = (self.filters, image.out_cols, image.kernel_rows);
         let (pool_rows, pool_cols) = (pool.0.max(1), pool.1.max(1));
         let (out_rows, out_cols) = (image.out_rows / pool_rows, cols / pool_cols);
-        assert!(quads.quads.is_multiple_of(kernel_rows) && stage.scaling.len() >= filters);
+        assert!(quads.quads.is_multiple_of(kernel_rows));
         assert!(out.len() >= out_rows * out_cols * filters);
         let bias = self.shifted_bias(quads, offset);
         let segments: Vec<usize> = (0..kernel_rows).map(|ky| ky * image.row_len).collect();
@@ -205,7 +223,7 @@ impl QuantizedWeights {
                             out_cols * filters,
                         )
                     };
-                    stage.store_pooled_rows(0..filters, pool_cols, sums, out);
+                    finish(sums, out);
                 }
             });
         });
@@ -293,14 +311,34 @@ impl QuantizedWeights {
         finish: impl Fn(usize, Range<usize>, &[i32], &mut [O]) + Sync,
     ) {
         let sums = |fields: &[i16], panels, sums: &mut [i32]| self.sums(fields, panels, sums);
-        let each_row = |first: usize, channels: Range<usize>, sums: &[i32], out: &mut [O]| {
-            let width = channels.len();
-            let rows = sums.chunks_exact(width).zip(out.chunks_exact_mut(width));
-            for (i, (s, o)) in rows.enumerate() {
-                finish(first + i, channels.clone(), s, o);
-            }
+        self.run(make_rows, self.stride(), rows, out, sums, by_row(finish));
+    }
+
+    /// As [`QuantizedWeights::multiply_then`] on rows of unsigned bytes (`make_bytes` as for
+    /// [`QuantizedWeights::multiply_bytes`]), where `takes_bytes()`: `finish` gets the plain
+    /// products of the byte rows, without the bias, for callers whose rows have offsets of
+    /// their own to take back with [`QuantizedWeights::byte_filter_sums`].
+    pub fn multiply_bytes_then<O: Send>(
+        &self,
+        make_bytes: impl Fn(Range<usize>, &mut [u8]) + Sync,
+        rows: usize,
+        out: &mut [O],
+        finish: impl Fn(usize, Range<usize>, &[i32], &mut [O]) + Sync,
+    ) {
+        let quads = self
+            .quads
+            .as_ref()
+            .expect("takes_bytes() checked by the caller");
+        let zeros = vec![0; self.filters];
+        let sums = |fields: &[u8], panels: Range<usize>, sums: &mut [i32]| {
+            self.byte_sums(quads, &zeros, fields, panels, sums)
         };
-        self.run(make_rows, self.stride(), rows, out, sums, each_row);
+        self.run(make_bytes, quads.quads * 4, rows, out, sums, by_row(finish));
+    }
+
+    /// Each filter's sum of weights, where `takes_bytes()`.
+    pub fn byte_filter_sums(&self) -> Option<&[i32]> {
+        self.quads.as_ref().map(|q| &q.filter_sums[..])
     }
 
     /// Splits the rows over the threads in blocks: each block's rows made, multiplied by
@@ -393,6 +431,20 @@ impl QuantizedWeights {
             });
         });
         R::with_scratch(|scratch, _| *scratch = fields);
+    }
+}
+
+/// A finish of whole blocks of rows from one of each row, `finish(row, channels, sums,
+/// outputs)`.
+fn by_row<O>(
+    finish: impl Fn(usize, Range<usize>, &[i32], &mut [O]) + Sync,
+) -> impl Fn(usize, Range<usize>, &[i32], &mut [O]) + Sync {
+    move |first, channels, sums, out| {
+        let width = channels.len();
+        let rows = sums.chunks_exact(width).zip(out.chunks_exact_mut(width));
+        for (i, (s, o)) in rows.enumerate() {
+            finish(first + i, channels.clone(), s, o);
+        }
     }
 }
 

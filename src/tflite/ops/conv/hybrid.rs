@@ -4,10 +4,12 @@
 //! image quantized asymmetrically, `(sum × filter scale) × image scale`); one scale for all
 //! takes the per-tensor one (symmetrically, `sum × (image scale × filter scale)`).
 
+use super::quantized::packed_filter;
 use super::Geometry;
 use crate::nn::kernels::quantized::dynamic_range::{asymmetric, symmetric};
 use crate::nn::kernels::quantized::fields::{receptive_fields, widened_rows};
 use crate::nn::kernels::quantized::gemm::QuantizedWeights;
+use crate::nn::kernels::quantized::padded::PaddedImage;
 use crate::tflite::ops::fused_activation::Fused;
 use crate::tflite::ops::quantized::symmetric_weights;
 use crate::tflite::ops::Inputs;
@@ -15,6 +17,8 @@ use std::ops::Range;
 
 pub(super) struct HybridConv {
     weights: QuantizedWeights,
+    /// As `QuantizedConv`'s: the channels of the padded image VNNI reads windows from.
+    direct_channels: Option<usize>,
     /// One per filter.
     scales: Vec<f32>,
     per_channel: bool,
@@ -25,18 +29,24 @@ pub(super) struct HybridConv {
 }
 
 impl HybridConv {
+    /// `shape` is the filter's (height, width, channels); `undilated` whether its taps are
+    /// neighbours.
     pub fn new(
         inputs: &Inputs,
         filters: usize,
-        depth: usize,
+        shape: (usize, usize, usize),
+        undilated: bool,
         activation: Fused,
     ) -> Result<Self, String> {
         let (filter, scales) = symmetric_weights(inputs, 0, filters)?;
         let bias = inputs
             .f32_bias(2, filters)?
             .map_or_else(|| vec![0.0; filters], <[f32]>::to_vec);
+        let (weights, direct_channels) =
+            packed_filter(filter, filters, shape, undilated, &[0], None);
         Ok(HybridConv {
-            weights: QuantizedWeights::new(filter, filters, depth, &[0], None),
+            weights,
+            direct_channels,
             per_channel: scales.iter().any(|&s| s != scales[0]),
             scales,
             bias,
@@ -67,7 +77,22 @@ impl HybridConv {
                     *o = activation.clamp(real + bias[f]);
                 }
             };
-            if g.pointwise {
+            if let (Some(c4), false) = (self.direct_channels, g.pointwise) {
+                // Unsigned bytes (plus 128), padded with the image's zero point.
+                let offset = 128 + zero_point;
+                let edge = (128, offset as u8);
+                let image = PaddedImage::new(q, &g.rows, &g.cols, g.channels, c4, edge);
+                let filters = g.filters;
+                self.weights
+                    .convolve_bytes_then(&image, offset, y, (1, 1), |sums, line| {
+                        for (sums, pixel) in sums
+                            .chunks_exact(filters)
+                            .zip(line.chunks_exact_mut(filters))
+                        {
+                            finish(0, 0..filters, sums, pixel);
+                        }
+                    });
+            } else if g.pointwise {
                 let rows = |range, fields: &mut [i16]| {
                     widened_rows(q, g.channels, range, offset, stride, fields)
                 };

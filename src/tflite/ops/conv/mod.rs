@@ -84,12 +84,14 @@ impl Op for Conv {
                 filter.shape
             ));
         }
+        let undilated = self.options.dilation_h_factor == 1 && self.options.dilation_w_factor == 1;
         if self.kernel.is_none() {
             self.kernel = Some(match (x.dtype(), filter.dtype()) {
                 (DType::F32, DType::I8) => Kernel::Hybrid(HybridConv::new(
                     inputs,
                     filters,
-                    kh * kw * c,
+                    (kh, kw, c),
+                    undilated,
                     self.activation,
                 )?),
                 (DType::F32, _) => Kernel::Float(float_filter(inputs, filters, kh * kw * c)?),
@@ -97,7 +99,7 @@ impl Op for Conv {
                     inputs,
                     filters,
                     (kh, kw, c),
-                    self.options.dilation_h_factor == 1 && self.options.dilation_w_factor == 1,
+                    undilated,
                     self.activation,
                 )?),
                 (other, _) => {

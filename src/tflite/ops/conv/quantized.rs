@@ -38,18 +38,10 @@ impl QuantizedConv {
             ProductQuantization::new(inputs, 0, filters, activation, Requantization::FixedPoint)?;
         let bias = bias(inputs, 2, filters)?;
         let zeros = &quantization.filter_zero_points;
-        let depth = kh * kw * c;
-        let weights = with_quantized!(&filter.data,
-            w => QuantizedWeights::new(w, filters, depth, zeros, Some(&bias)),
+        let shape = (kh, kw, c);
+        let (weights, direct_channels) = with_quantized!(&filter.data,
+            w => packed_filter(w, filters, shape, undilated, zeros, Some(&bias)),
             return Err(format!("the filter must be INT8 or UINT8, got {}", filter.dtype())));
-        let direct = weights.takes_bytes() && undilated && kh * kw > 1;
-        let direct_channels = direct.then(|| c.next_multiple_of(4));
-        let weights = match direct_channels {
-            Some(c4) if c4 != c => with_quantized!(&filter.data,
-                w => QuantizedWeights::new(&pad_channels(w, c, c4), filters, kh * kw * c4, zeros, Some(&bias)),
-                unreachable!("the filter's type was checked above")),
-            _ => weights,
-        };
         Ok(QuantizedConv {
             weights,
             quantization,
@@ -140,6 +132,31 @@ impl QuantizedConv {
             }
         }
     }
+}
+
+/// The filter (`filters` × `kh × kw × c`) packed for the product and, where VNNI can read the
+/// windows straight from a padded image (int8 weights, more than one tap, undilated), the
+/// channels of that image's pixels (the input's rounded up to four, so that each kernel row
+/// is whole quads), for which the filter is then laid out.
+pub(super) fn packed_filter<W: Quantized>(
+    filter: &[W],
+    filters: usize,
+    (kh, kw, c): (usize, usize, usize),
+    undilated: bool,
+    zeros: &[i32],
+    bias: Option<&[i32]>,
+) -> (QuantizedWeights, Option<usize>) {
+    let weights = QuantizedWeights::new(filter, filters, kh * kw * c, zeros, bias);
+    if !(weights.takes_bytes() && undilated && kh * kw > 1) {
+        return (weights, None);
+    }
+    let c4 = c.next_multiple_of(4);
+    if c4 == c {
+        return (weights, Some(c));
+    }
+    let padded = pad_channels(filter, c, c4);
+    let weights = QuantizedWeights::new(&padded, filters, kh * kw * c4, zeros, bias);
+    (weights, Some(c4))
 }
 
 /// Each filter tap's `channels` values followed by zeros up to `to`: the layout of a padded

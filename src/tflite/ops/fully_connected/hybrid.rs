@@ -4,11 +4,12 @@
 //! the row's and the unit's scales, on top of the float bias, as LiteRT's hybrid kernel does.
 
 use crate::nn::kernels::quantized::dynamic_range::{asymmetric, symmetric};
-use crate::nn::kernels::quantized::fields::widened_rows;
+use crate::nn::kernels::quantized::fields::{byte_rows, widened_rows};
 use crate::nn::kernels::quantized::gemm::QuantizedWeights;
 use crate::tflite::ops::fused_activation::Fused;
 use crate::tflite::ops::quantized::symmetric_weights;
 use crate::tflite::ops::Inputs;
+use std::ops::Range;
 
 pub(super) struct HybridFullyConnected {
     weights: QuantizedWeights,
@@ -57,19 +58,35 @@ impl HybridFullyConnected {
                 false => (symmetric(x, q), 0),
             });
         }
-        let (q, row_scales, stride) = (&self.rows, &self.row_scales, self.weights.stride());
-        let make = |range: std::ops::Range<usize>, fields: &mut [i16]| {
+        let (q, row_scales) = (&self.rows, &self.row_scales);
+        let (scales, bias, activation) = (&self.scales, &self.bias, self.activation);
+        let to_float = |row: usize, units: Range<usize>, sums: &[i32], out: &mut [f32]| {
+            let row_scale = row_scales[row].0;
+            for (u, (o, &sum)) in units.zip(out.iter_mut().zip(sums)) {
+                *o = activation.clamp(bias[u] + sum as f32 * (row_scale * scales[u]));
+            }
+        };
+        if let Some(filter_sums) = self.weights.byte_filter_sums() {
+            // The rows as unsigned bytes (plus 128): each row's shift and zero point are taken
+            // back through the filters' sums.
+            let stride = self.weights.byte_stride();
+            let make = |range, fields: &mut [u8]| byte_rows(q, depth, range, 128, stride, fields);
+            self.weights
+                .multiply_bytes_then(make, rows, y, |row, units, sums, out| {
+                    let offset = 128 + row_scales[row].1;
+                    let exact: Vec<i32> = (units.clone().zip(sums))
+                        .map(|(u, &s)| s.wrapping_sub(offset.wrapping_mul(filter_sums[u])))
+                        .collect();
+                    to_float(row, units, &exact, out)
+                });
+            return;
+        }
+        let stride = self.weights.stride();
+        let make = |range: Range<usize>, fields: &mut [i16]| {
             for (r, row) in range.zip(fields.chunks_exact_mut(stride)) {
                 widened_rows(q, depth, r..r + 1, -row_scales[r].1, stride, row);
             }
         };
-        let (scales, bias, activation) = (&self.scales, &self.bias, self.activation);
-        self.weights
-            .multiply_then(make, rows, y, |row, units, sums, out| {
-                let row_scale = row_scales[row].0;
-                for (u, (o, &sum)) in units.zip(out.iter_mut().zip(sums)) {
-                    *o = activation.clamp(bias[u] + sum as f32 * (row_scale * scales[u]));
-                }
-            });
+        self.weights.multiply_then(make, rows, y, to_float);
     }
 }
