@@ -6,14 +6,13 @@
 
 use super::quantized::packed_filter;
 use super::Geometry;
-use crate::nn::kernels::quantized::dynamic_range::{asymmetric, symmetric};
+use crate::nn::kernels::quantized::dynamic_range::{asymmetric, symmetric, ToFloat};
 use crate::nn::kernels::quantized::fields::{receptive_fields, widened_rows};
 use crate::nn::kernels::quantized::gemm::QuantizedWeights;
 use crate::nn::kernels::quantized::padded::PaddedImage;
 use crate::tflite::ops::fused_activation::Fused;
 use crate::tflite::ops::quantized::symmetric_weights;
 use crate::tflite::ops::Inputs;
-use std::ops::Range;
 
 pub(super) struct HybridConv {
     weights: QuantizedWeights,
@@ -67,16 +66,17 @@ impl HybridConv {
                 false => (symmetric(x, &mut self.image), 0),
             };
             let (q, stride, offset) = (&self.image, self.weights.stride(), -zero_point);
-            let (scales, bias, activation) = (&self.scales, &self.bias, self.activation);
-            let finish = |_, channels: Range<usize>, sums: &[i32], out: &mut [f32]| {
-                for (f, (o, &sum)) in channels.zip(out.iter_mut().zip(sums)) {
-                    let real = match self.per_channel {
-                        true => sum as f32 * scales[f] * scale,
-                        false => sum as f32 * (scale * scales[0]),
-                    };
-                    *o = activation.clamp(real + bias[f]);
-                }
+            let to_float = ToFloat {
+                input_scale: scale,
+                filter_scales: match self.per_channel {
+                    true => &self.scales,
+                    false => &self.scales[..1],
+                },
+                bias: &self.bias,
+                range: self.activation.range(),
             };
+            let finish =
+                |_, channels, sums: &[i32], out: &mut [f32]| to_float.row(channels, sums, out);
             if let (Some(c4), false) = (self.direct_channels, g.pointwise) {
                 // Unsigned bytes (plus 128), padded with the image's zero point.
                 let offset = 128 + zero_point;
