@@ -3,6 +3,7 @@
 //! times the filter packed once when prepared. Float models multiply floats; quantized ones
 //! (int8, uint8) multiply integers ([`quantized`]).
 
+mod direct;
 mod hybrid;
 mod quantized;
 
@@ -14,6 +15,7 @@ use crate::nn::kernels::packed_gemm::PackedB;
 use crate::nn::layers::window::Axis;
 use crate::tflite::schema::{BuiltinOptions, Conv2DOptions};
 use crate::tflite::tensor::{DType, Tensor};
+use direct::DirectConv;
 use hybrid::HybridConv;
 use quantized::QuantizedConv;
 
@@ -50,6 +52,7 @@ impl Geometry {
 /// The filter and bias, made ready when first prepared (they are constants).
 enum Kernel {
     Float(PackedB),
+    Direct(DirectConv),
     Quantized(QuantizedConv),
     Hybrid(HybridConv),
 }
@@ -85,20 +88,37 @@ impl Op for Conv {
             ));
         }
         let undilated = self.options.dilation_h_factor == 1 && self.options.dilation_w_factor == 1;
+        let o = &self.options;
+        let rows = window_axis(h, kh, o.stride_h, o.dilation_h_factor, o.padding)?;
+        let cols = window_axis(w, kw, o.stride_w, o.dilation_w_factor, o.padding)?;
+        let pointwise = kh == 1 && kw == 1 && rows.stride == 1 && cols.stride == 1;
+        let out = checked(vec![n, rows.output, cols.output, filters])?;
+        let geometry = Geometry {
+            rows,
+            cols,
+            channels: c,
+            filters,
+            pointwise,
+        };
+        // A new input shape may leave the direct kernels' reach.
+        if matches!(&self.kernel, Some(Kernel::Direct(_)) if !DirectConv::takes(&geometry)) {
+            self.kernel = None;
+        }
         if self.kernel.is_none() {
+            let shape = (kh, kw, c);
             self.kernel = Some(match (x.dtype(), filter.dtype()) {
                 (DType::F32, DType::I8) => Kernel::Hybrid(HybridConv::new(
                     inputs,
                     filters,
-                    (kh, kw, c),
+                    shape,
                     undilated,
                     self.activation,
                 )?),
-                (DType::F32, _) => Kernel::Float(float_filter(inputs, filters, kh * kw * c)?),
+                (DType::F32, _) => float_kernel(inputs, &geometry, shape, self.activation)?,
                 (DType::I8 | DType::U8, _) => Kernel::Quantized(QuantizedConv::new(
                     inputs,
                     filters,
-                    (kh, kw, c),
+                    shape,
                     undilated,
                     self.activation,
                 )?),
@@ -109,18 +129,7 @@ impl Op for Conv {
                 }
             });
         }
-        let o = &self.options;
-        let rows = window_axis(h, kh, o.stride_h, o.dilation_h_factor, o.padding)?;
-        let cols = window_axis(w, kw, o.stride_w, o.dilation_w_factor, o.padding)?;
-        let pointwise = kh == 1 && kw == 1 && rows.stride == 1 && cols.stride == 1;
-        let out = checked(vec![n, rows.output, cols.output, filters])?;
-        self.geometry = Some(Geometry {
-            rows,
-            cols,
-            channels: c,
-            filters,
-            pointwise,
-        });
+        self.geometry = Some(geometry);
         Ok(vec![Out::new(x.dtype(), out)])
     }
 
@@ -139,6 +148,10 @@ impl Op for Conv {
                 h.run(g, f32_in(inputs, 0)?, f32_out(outputs, 0)?);
                 Ok(())
             }
+            Kernel::Direct(d) => {
+                d.run(g, f32_in(inputs, 0)?, f32_out(outputs, 0)?);
+                Ok(())
+            }
         }
     }
 
@@ -152,10 +165,23 @@ impl Op for Conv {
     }
 }
 
-fn float_filter(inputs: &Inputs, filters: usize, depth: usize) -> Result<PackedB, String> {
+/// The direct kernels where they take the convolution, else the filter packed for the
+/// product with receptive fields.
+fn float_kernel(
+    inputs: &Inputs,
+    g: &Geometry,
+    (kh, kw, c): (usize, usize, usize),
+    activation: Fused,
+) -> Result<Kernel, String> {
     let (filter, _) = inputs.f32_constant(1, "filter")?;
-    let bias = inputs.f32_bias(2, filters)?;
-    Ok(PackedB::new(filter, filters, depth, bias))
+    let bias = inputs.f32_bias(2, g.filters)?;
+    let direct = DirectConv::takes(g)
+        .then(|| DirectConv::new(filter, bias, (g.filters, kh, kw, c), activation))
+        .flatten();
+    Ok(match direct {
+        Some(direct) => Kernel::Direct(direct),
+        None => Kernel::Float(PackedB::new(filter, g.filters, kh * kw * c, bias)),
+    })
 }
 
 fn float(

@@ -1,0 +1,94 @@
+//! Float CONV_2D by the training engine's direct kernels (`nn::kernels::conv::direct`), where
+//! they take the shape: each window read straight from a zero-padded copy of the image, with
+//! no receptive-field rows in between. The tutorial's convolutions (3×3, 16 to 64 filters)
+//! and MobileNet's first (3×3/2 on RGB) spend most of their time building those rows
+//! otherwise.
+
+use super::Geometry;
+use crate::nn::kernels::conv::direct;
+use crate::nn::simd::Level;
+use crate::nn::thread_pool::for_each_band;
+use crate::tflite::ops::fused_activation::Fused;
+
+pub(super) struct DirectConv {
+    /// Height × width × channels × filters, as the kernels (and Keras) lay it out.
+    kernel: Vec<f32>,
+    bias: Vec<f32>,
+    relu: bool,
+    /// The last image, padded.
+    padded: Vec<f32>,
+}
+
+impl DirectConv {
+    /// The filter (`filters` × height × width × channels, TensorFlow Lite's layout), or `None`
+    /// where the kernels do not take the activation or the shape (see [`DirectConv::takes`]).
+    pub fn new(
+        filter: &[f32],
+        bias: Option<&[f32]>,
+        (filters, kh, kw, c): (usize, usize, usize, usize),
+        activation: Fused,
+    ) -> Option<Self> {
+        let relu = match activation.range() {
+            (f32::NEG_INFINITY, f32::INFINITY) => false,
+            (0.0, f32::INFINITY) => true,
+            _ => return None,
+        };
+        let taps = kh * kw * c;
+        let mut kernel = vec![0.0; taps * filters];
+        for (f, weights) in filter.chunks_exact(taps).enumerate().take(filters) {
+            for (t, &w) in weights.iter().enumerate() {
+                kernel[t * filters + f] = w;
+            }
+        }
+        Some(DirectConv {
+            kernel,
+            bias: bias.map_or_else(|| vec![0.0; filters], <[f32]>::to_vec),
+            relu,
+            padded: Vec::new(),
+        })
+    }
+
+    /// Whether the kernels take this convolution: undilated, filters in whole vectors, every
+    /// length within bounds.
+    pub fn takes(g: &Geometry) -> bool {
+        g.rows.dilation == 1 && g.cols.dilation == 1 && direct::supports(&kernel_geometry(g))
+    }
+
+    pub fn run(&mut self, g: &Geometry, x: &[f32], y: &mut [f32]) {
+        let k = kernel_geometry(g);
+        self.padded.resize(k.input_len(), 0.0);
+        let row_len = k.out_w * k.filters;
+        let size = (g.rows.input, g.cols.input, g.channels);
+        let pad = (g.rows.pad_before, g.cols.pad_before);
+        let out_len = k.out_h * row_len;
+        for (x, y) in x
+            .chunks_exact(g.image_len())
+            .zip(y.chunks_exact_mut(out_len))
+        {
+            direct::pad_image(x, size, pad, (k.in_h, k.in_w), &mut self.padded);
+            let (padded, kernel, bias) = (&self.padded, &self.kernel, &self.bias);
+            for_each_band(y, row_len, |offset, band| {
+                let first = offset / row_len;
+                let rows = first..first + band.len() / row_len;
+                direct::forward(&k, padded, kernel, bias, self.relu, rows, band);
+            });
+        }
+    }
+}
+
+/// The convolution in the kernels' terms: the input padded so that every window lies inside.
+fn kernel_geometry(g: &Geometry) -> direct::Geometry {
+    direct::Geometry {
+        kh: g.rows.window,
+        kw: g.cols.window,
+        channels: g.channels,
+        filters: g.filters,
+        sy: g.rows.stride,
+        sx: g.cols.stride,
+        in_h: (g.rows.output - 1) * g.rows.stride + g.rows.window,
+        in_w: (g.cols.output - 1) * g.cols.stride + g.cols.window,
+        out_h: g.rows.output,
+        out_w: g.cols.output,
+        level: Level::selected(),
+    }
+}
