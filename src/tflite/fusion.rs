@@ -1,8 +1,9 @@
-//! Ops the interpreter runs as one: a quantized convolution writes its output max-pooled when a
+//! Ops the interpreter runs as one: a convolution writes its output max-pooled when a
 //! MAX_POOL_2D whose windows tile it is its only reader (the tutorial's Conv2D → MaxPooling2D
-//! blocks). Requantization never decreases, so pooling the 32-bit sums gives LiteRT's stored
-//! values exactly, a quarter of them are requantized, and the full-size output is never
-//! written or read again.
+//! blocks), so the full-size output is never written or read again. The values are the
+//! pool's: a float convolution pools its outputs as the pool would; a quantized one pools its
+//! 32-bit sums, which gives the same stored values because requantization never decreases,
+//! and requantizes a fraction of them.
 
 use super::ops::Op;
 

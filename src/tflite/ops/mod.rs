@@ -48,9 +48,9 @@ pub(crate) trait Op: Send {
     }
 }
 
-/// A quantized MAX_POOL_2D whose windows tile its input (as large as their strides, none in
-/// the padding, no fused activation): it only picks stored values, so the op that makes its
-/// input can write the maxima straight away (see `crate::tflite::fusion`).
+/// A MAX_POOL_2D whose windows tile its input (as large as their strides, none in the
+/// padding, no fused activation): it only picks values, so the op that makes its input can
+/// write the maxima straight away (see `crate::tflite::fusion`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct TilingMaxPool {
     pub rows: usize,

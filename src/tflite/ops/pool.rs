@@ -129,13 +129,11 @@ impl Op for Pool {
         let (rows, cols, _) = self.axes.as_ref()?;
         let tiles =
             |a: &Axis| a.window == a.stride && a.pad_before == 0 && a.output * a.stride <= a.input;
-        let quantized_max = matches!(self.kind, Kind::Max) && self.bounds.is_some();
-        (quantized_max && self.activation.is_none() && tiles(rows) && tiles(cols)).then_some(
-            TilingMaxPool {
-                rows: rows.window,
-                cols: cols.window,
-            },
-        )
+        let max = matches!(self.kind, Kind::Max);
+        (max && self.activation.is_none() && tiles(rows) && tiles(cols)).then_some(TilingMaxPool {
+            rows: rows.window,
+            cols: cols.window,
+        })
     }
 }
 

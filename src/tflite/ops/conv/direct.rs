@@ -6,8 +6,9 @@
 
 use super::Geometry;
 use crate::nn::kernels::conv::direct;
+use crate::nn::kernels::conv::pool::pool_pair;
 use crate::nn::simd::Level;
-use crate::nn::thread_pool::for_each_band;
+use crate::nn::thread_pool::{for_each_chunk, threads};
 use crate::tflite::ops::fused_activation::Fused;
 
 pub(super) struct DirectConv {
@@ -54,23 +55,38 @@ impl DirectConv {
         g.rows.dilation == 1 && g.cols.dilation == 1 && direct::supports(&kernel_geometry(g))
     }
 
-    pub fn run(&mut self, g: &Geometry, x: &[f32], y: &mut [f32]) {
+    /// The convolution of each image of `x`; with `pooled`, max-pooled by 2×2 windows at
+    /// stride 2 (an odd last row or column left out), each pair of rows pooled while it is
+    /// in the level-1 cache, as training's fused Conv2D + MaxPooling2D does.
+    pub fn run(&mut self, g: &Geometry, pooled: bool, x: &[f32], y: &mut [f32]) {
         let k = kernel_geometry(g);
         self.padded.resize(k.input_len(), 0.0);
-        let row_len = k.out_w * k.filters;
         let size = (g.rows.input, g.cols.input, g.channels);
         let pad = (g.rows.pad_before, g.cols.pad_before);
-        let out_len = k.out_h * row_len;
-        for (x, y) in x
-            .chunks_exact(g.image_len())
-            .zip(y.chunks_exact_mut(out_len))
-        {
+        let (rows, row_len) = match pooled {
+            true => (k.out_h / 2, k.out_w / 2 * k.filters),
+            false => (k.out_h, k.out_w * k.filters),
+        };
+        let images = x.chunks_exact(g.image_len());
+        for (x, y) in images.zip(y.chunks_exact_mut(rows * row_len)) {
             direct::pad_image(x, size, pad, (k.in_h, k.in_w), &mut self.padded);
             let (padded, kernel, bias) = (&self.padded, &self.kernel, &self.bias);
-            for_each_band(y, row_len, |offset, band| {
-                let first = offset / row_len;
-                let rows = first..first + band.len() / row_len;
-                direct::forward(&k, padded, kernel, bias, self.relu, rows, band);
+            // Split by rows, not by output size: a pooled output is small for its work.
+            let band_len = rows.div_ceil(threads() * 4).max(1) * row_len;
+            for_each_chunk(y, band_len, |i, band| {
+                let first = i * band_len / row_len;
+                if !pooled {
+                    let rows = first..first + band.len() / row_len;
+                    return direct::forward(&k, padded, kernel, bias, self.relu, rows, band);
+                }
+                let mut pair = vec![0.0; 2 * k.out_w * k.filters];
+                // Which corner won: training's backward pass needs it, inference does not.
+                let mut corners = vec![0u8; row_len];
+                for (i, out) in band.chunks_exact_mut(row_len).enumerate() {
+                    let rows = 2 * (first + i)..2 * (first + i) + 2;
+                    direct::forward(&k, padded, kernel, bias, self.relu, rows, &mut pair);
+                    pool_pair(&pair, k.out_w, k.filters, (out, &mut corners), k.level);
+                }
             });
         }
     }

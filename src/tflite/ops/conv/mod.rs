@@ -62,7 +62,8 @@ struct Conv {
     activation: Fused,
     geometry: Option<Geometry>,
     kernel: Option<Kernel>,
-    /// The max-pool after it, which it does instead (quantized direct convolutions only).
+    /// The max-pool after it, which it does instead (quantized convolutions that read windows
+    /// from a padded image, any max-pool; float ones by the direct kernels, 2×2 ones).
     pool: Option<TilingMaxPool>,
 }
 
@@ -149,7 +150,12 @@ impl Op for Conv {
                 Ok(())
             }
             Kernel::Direct(d) => {
-                d.run(g, f32_in(inputs, 0)?, f32_out(outputs, 0)?);
+                d.run(
+                    g,
+                    self.pool.is_some(),
+                    f32_in(inputs, 0)?,
+                    f32_out(outputs, 0)?,
+                );
                 Ok(())
             }
         }
@@ -158,6 +164,7 @@ impl Op for Conv {
     fn pool_output(&mut self, pool: Option<TilingMaxPool>) -> bool {
         let can = match (&self.kernel, &self.geometry) {
             (Some(Kernel::Quantized(q)), Some(g)) => q.can_pool(g),
+            (Some(Kernel::Direct(_)), _) => pool == Some(TilingMaxPool { rows: 2, cols: 2 }),
             _ => false,
         };
         self.pool = pool.filter(|_| can);
