@@ -10,14 +10,19 @@ use crate::nn::kernels::conv::pool::pool_pair;
 use crate::nn::simd::Level;
 use crate::nn::thread_pool::{for_each_chunk, threads};
 use crate::tflite::ops::fused_activation::Fused;
+use std::cell::RefCell;
 
 pub(super) struct DirectConv {
     /// Height × width × channels × filters, as the kernels (and Keras) lay it out.
     kernel: Vec<f32>,
     bias: Vec<f32>,
     relu: bool,
-    /// The last image, padded.
-    padded: Vec<f32>,
+}
+
+thread_local! {
+    /// The image being convolved, padded: one buffer for every convolution a thread runs,
+    /// not one kept by each.
+    static PADDED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 impl DirectConv {
@@ -45,7 +50,6 @@ impl DirectConv {
             kernel,
             bias: bias.map_or_else(|| vec![0.0; filters], <[f32]>::to_vec),
             relu,
-            padded: Vec::new(),
         })
     }
 
@@ -58,9 +62,10 @@ impl DirectConv {
     /// The convolution of each image of `x`; with `pooled`, max-pooled by 2×2 windows at
     /// stride 2 (an odd last row or column left out), each pair of rows pooled while it is
     /// in the level-1 cache, as training's fused Conv2D + MaxPooling2D does.
-    pub fn run(&mut self, g: &Geometry, pooled: bool, x: &[f32], y: &mut [f32]) {
+    pub fn run(&self, g: &Geometry, pooled: bool, x: &[f32], y: &mut [f32]) {
         let k = kernel_geometry(g);
-        self.padded.resize(k.input_len(), 0.0);
+        let mut padded = PADDED.with_borrow_mut(std::mem::take);
+        padded.resize(k.input_len(), 0.0);
         let size = (g.rows.input, g.cols.input, g.channels);
         let pad = (g.rows.pad_before, g.cols.pad_before);
         let (rows, row_len) = match pooled {
@@ -69,8 +74,8 @@ impl DirectConv {
         };
         let images = x.chunks_exact(g.image_len());
         for (x, y) in images.zip(y.chunks_exact_mut(rows * row_len)) {
-            direct::pad_image(x, size, pad, (k.in_h, k.in_w), &mut self.padded);
-            let (padded, kernel, bias) = (&self.padded, &self.kernel, &self.bias);
+            direct::pad_image(x, size, pad, (k.in_h, k.in_w), &mut padded);
+            let (padded, kernel, bias) = (&padded[..], &self.kernel, &self.bias);
             // Split by rows, not by output size: a pooled output is small for its work.
             let band_len = rows.div_ceil(threads() * 4).max(1) * row_len;
             for_each_chunk(y, band_len, |i, band| {
@@ -89,6 +94,7 @@ impl DirectConv {
                 }
             });
         }
+        PADDED.with_borrow_mut(|kept| *kept = padded);
     }
 }
 
