@@ -14,13 +14,15 @@ pub(super) trait Fusible {
     fn outputs(&self) -> &[usize];
 }
 
-/// Per node, the node whose work it takes over and whose outputs it writes. Each node is asked
-/// again (and so unfused when nothing qualifies), as shapes may have changed since the last
-/// time. `runs` marks the nodes that run; `kept` the tensors a caller reads after a run.
+/// Per node, the node whose work it takes over and whose outputs it writes; none without
+/// `fuse`. Each node is asked again (and so unfused when nothing qualifies), as shapes may
+/// have changed since the last time. `runs` marks the nodes that run; `kept` the tensors a
+/// caller reads after a run.
 pub(super) fn max_pools<N: Fusible>(
     nodes: &mut [N],
     runs: &[bool],
     kept: &[bool],
+    fuse: bool,
 ) -> Vec<Option<usize>> {
     let mut readers = vec![Vec::new(); kept.len()];
     for (m, node) in nodes.iter().enumerate().filter(|(m, _)| runs[*m]) {
@@ -30,7 +32,7 @@ pub(super) fn max_pools<N: Fusible>(
     }
     let mut fused = vec![None; nodes.len()];
     for n in 0..nodes.len() {
-        let pool = match (runs[n], nodes[n].outputs()) {
+        let pool = match (fuse && runs[n], nodes[n].outputs()) {
             (true, &[t]) if !kept[t] => match readers[t][..] {
                 [m] if nodes[m].inputs().first() == Some(&Some(t)) => {
                     nodes[m].op().tiling_max_pool().map(|pool| (m, pool))

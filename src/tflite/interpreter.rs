@@ -294,10 +294,8 @@ impl Interpreter {
             runs.push(runs_later);
         }
         // The calibrator reads every intermediate tensor, which fused ops skip.
-        let fused = match self.preserve_all_tensors {
-            true => fusion::max_pools(&mut self.nodes, &vec![false; runs.len()], &self.kept),
-            false => fusion::max_pools(&mut self.nodes, &runs, &self.kept),
-        };
+        let fuse = !self.preserve_all_tensors;
+        let fused = fusion::max_pools(&mut self.nodes, &runs, &self.kept, fuse);
         self.plan.writes = (self.nodes.iter().zip(&fused))
             .map(|(node, fused)| match fused {
                 Some(m) => self.nodes[*m].outputs.clone(),

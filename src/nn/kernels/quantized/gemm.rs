@@ -357,13 +357,11 @@ impl QuantizedWeights {
         assert!(out.len() >= rows * self.filters);
         let blocks = rows.div_ceil(ROWS_PER_BLOCK);
         let panels = self.filters.div_ceil(PANEL);
-        let tasks = match rows * self.filters * stride < PARALLEL_PRODUCTS {
-            true => 1,
-            false => blocks.min(threads() * 4),
-        };
-        if tasks < threads() && panels > 1 && rows * self.filters * stride >= PARALLEL_PRODUCTS {
+        let shared = rows * self.filters * stride >= PARALLEL_PRODUCTS;
+        if shared && blocks < threads() && panels > 1 {
             return self.run_by_panels(make_rows, stride, rows, out, sums, finish);
         }
+        let tasks = if shared { blocks.min(threads() * 4) } else { 1 };
         let out = SharedMut(out.as_mut_ptr());
         for_each_task(tasks, |task| {
             let first = blocks * task / tasks * ROWS_PER_BLOCK;

@@ -308,3 +308,45 @@ crate::nn::simd::compiled_per_level! {
     ) =
         store_fixed_portable
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pooled rows requantize to the maxima of the rows requantized one by one, whichever
+    /// path stores them (fixed point: AVX-512 where the processor has it; double precision:
+    /// the portable one), odd trailing rows left out.
+    #[test]
+    fn pooled_rows_are_the_maxima_of_the_requantized_rows() {
+        let (channels, rows, pool) = (21, 7, 2);
+        let sums: Vec<i32> = (0..channels * rows)
+            .map(|i| (i as i32 * 7919 % 20011) - 10000)
+            .collect();
+        let multipliers: Vec<Multiplier> = (0..channels)
+            .map(|c| Multiplier::new(0.003 + 0.0007 * c as f64).unwrap())
+            .collect();
+        let reals = (0..channels).map(|c| 0.003 + 0.0007 * c as f64).collect();
+        for scaling in [Scaling::fixed(&multipliers), Scaling::Real(reals)] {
+            let stage = Requantize {
+                scaling,
+                zero_point: -3,
+                min: -128,
+                max: 100,
+            };
+            let mut each = vec![0i8; channels * rows];
+            stage.store_rows(0..channels, &sums, &mut each);
+            let expected: Vec<i8> = (0..rows / pool)
+                .flat_map(|r| {
+                    let each = &each;
+                    (0..channels).map(move |c| {
+                        let row = |i: usize| each[(r * pool + i) * channels + c];
+                        (0..pool).map(row).max().unwrap()
+                    })
+                })
+                .collect();
+            let mut pooled = vec![0i8; expected.len()];
+            stage.store_pooled_rows(0..channels, pool, &sums, &mut pooled);
+            assert_eq!(pooled, expected, "{:?}", stage.scaling);
+        }
+    }
+}

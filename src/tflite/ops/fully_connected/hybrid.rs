@@ -60,26 +60,25 @@ impl HybridFullyConnected {
         }
         let (q, row_scales) = (&self.rows, &self.row_scales);
         let (scales, bias, activation) = (&self.scales, &self.bias, self.activation);
+        // `shifted`: the byte product's sums, with each row's shift to unsigned bytes and its
+        // zero point still in them, taken back through the filters' sums.
+        let shifted = self.weights.byte_filter_sums();
         let to_float = |row: usize, units: Range<usize>, sums: &[i32], out: &mut [f32]| {
-            let row_scale = row_scales[row].0;
+            let (row_scale, zero_point) = row_scales[row];
             for (u, (o, &sum)) in units.zip(out.iter_mut().zip(sums)) {
+                let sum = match shifted {
+                    Some(filter_sums) => {
+                        sum.wrapping_sub((128 + zero_point).wrapping_mul(filter_sums[u]))
+                    }
+                    None => sum,
+                };
                 *o = activation.clamp(bias[u] + sum as f32 * (row_scale * scales[u]));
             }
         };
-        if let Some(filter_sums) = self.weights.byte_filter_sums() {
-            // The rows as unsigned bytes (plus 128): each row's shift and zero point are taken
-            // back through the filters' sums.
+        if shifted.is_some() {
             let stride = self.weights.byte_stride();
             let make = |range, fields: &mut [u8]| byte_rows(q, depth, range, 128, stride, fields);
-            self.weights
-                .multiply_bytes_then(make, rows, y, |row, units, sums, out| {
-                    let offset = 128 + row_scales[row].1;
-                    let exact: Vec<i32> = (units.clone().zip(sums))
-                        .map(|(u, &s)| s.wrapping_sub(offset.wrapping_mul(filter_sums[u])))
-                        .collect();
-                    to_float(row, units, &exact, out)
-                });
-            return;
+            return self.weights.multiply_bytes_then(make, rows, y, to_float);
         }
         let stride = self.weights.stride();
         let make = |range: Range<usize>, fields: &mut [i16]| {
