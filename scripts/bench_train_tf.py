@@ -5,7 +5,16 @@ inference latency and batch-32 inference throughput.
 
     python3 -m venv .venv-tf && .venv-tf/bin/pip install tensorflow-cpu numpy
     cargo build --release
-    .venv-tf/bin/python scripts/bench_train_tf.py
+    .venv-tf/bin/python scripts/bench_train_tf.py [PETAL_BINARY]
+
+TensorFlow's convolutions and matrix products (oneDNN) use the best instruction set the processor
+has. To time both as an AVX2-only processor runs them, cap oneDNN and take petal's AVX2-only build:
+
+    cargo build --release --no-default-features --target-dir target-avx2
+    ONEDNN_MAX_CPU_ISA=AVX2 PETAL_LEVELS=avx2 .venv-tf/bin/python scripts/bench_train_tf.py \
+        target-avx2/release/petal
+
+ROUNDS=N alternates N times (default 2) and keeps each one's best.
 """
 import os
 import re
@@ -94,7 +103,7 @@ def main():
     # Alternate TensorFlow and petal at every level twice and keep each one's best: this shared
     # machine's speed drifts.
     best = {name: [0.0, float("inf"), 0.0] for name in ["tf", *levels]}
-    for _ in range(2):
+    for _ in range(int(os.environ.get("ROUNDS", "2"))):
         for name in best:
             figures = tensorflow_figures() if name == "tf" else petal_figures(petal, name)
             best[name][0] = max(best[name][0], figures[0])
@@ -103,6 +112,7 @@ def main():
     tf = best["tf"]
     tf_version = __import__("tensorflow").__version__
     header = "".join(f"{'petal ' + level:>14}{'/ TF':>7}" for level in levels)
+    print(f"TensorFlow's oneDNN instruction set: {os.environ.get('ONEDNN_MAX_CPU_ISA', 'the best this processor has')}")
     print(f"{'':30}{'TensorFlow ' + tf_version:>18}{header}")
     rows = [("training, images/s", 0, "{:.1f}", lambda p, t: p / t),
             ("batch-1 inference, ms", 1, "{:.2f}", lambda p, t: t / p),

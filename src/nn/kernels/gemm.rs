@@ -2,6 +2,7 @@
 //! and every access is proven in bounds before the unchecked kernel runs.
 
 use crate::nn::simd::Level;
+use crate::nn::thread_pool::SharedMut;
 use rayon::prelude::*;
 
 /// A read-only matrix view: element (r, c) is `data[r * row_stride + c * col_stride]`.
@@ -62,6 +63,9 @@ pub fn instruction_set() -> Level {
     }
 }
 
+/// Multiply-adds below which a product stays on one thread: handing out bands costs more.
+const PARALLEL_WORK: usize = 1 << 18;
+
 /// Whether one product may use rayon's threads (for a single large product) or must stay on
 /// the calling thread (when the caller already runs one product per thread).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -87,34 +91,57 @@ pub fn matmul(c: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: Threads)
         }
         return;
     }
-    let parallelism = match threads {
-        Threads::One => gemm::Parallelism::None,
-        Threads::All => gemm::Parallelism::Rayon(0),
+    let parts = match threads {
+        Threads::All if m * n * k >= PARALLEL_WORK => rayon::current_num_threads(),
+        _ => 1,
     };
-    // SAFETY: `fits` and the length check above prove every index the kernel touches lies in
-    // the slices; `c` is borrowed mutably so nothing else aliases it.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.data.as_ptr(),
-            a.col_stride as isize,
-            a.row_stride as isize,
-            b.data.as_ptr(),
-            b.col_stride as isize,
-            b.row_stride as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
+    // gemm's own threading splits these thin products (a batch of rows against a long layer)
+    // poorly; one band of the output per thread, each a single-threaded product, streams the
+    // long operand once.
+    let split_columns = n >= m;
+    let (long, step) = if split_columns { (n, 16) } else { (m, 4) };
+    let band = long.div_ceil(parts).div_ceil(step) * step;
+    let c_ptr = SharedMut(c.as_mut_ptr());
+    let bands = long.div_ceil(band);
+    let run = |i: usize| {
+        let (start, end) = (i * band, long.min(i * band + band));
+        // SAFETY: `fits` and the length check above prove every index of the whole product in
+        // bounds, and band `i` is a sub-product of it: rows or columns `start..end` of `c`
+        // with the matching rows of `a` or columns of `b`. Bands write disjoint parts of `c`,
+        // which is borrowed mutably, so nothing else aliases it.
+        unsafe {
+            let (rows, cols, c_at, a_at, b_at) = if split_columns {
+                (m, end - start, start, 0, start * b.col_stride)
+            } else {
+                (end - start, n, start * n, start * a.row_stride, 0)
+            };
+            gemm::gemm(
+                rows,
+                cols,
+                k,
+                c_ptr.get().add(c_at),
+                1,
+                n as isize,
+                accumulate,
+                a.data.as_ptr().add(a_at),
+                a.col_stride as isize,
+                a.row_stride as isize,
+                b.data.as_ptr().add(b_at),
+                b.col_stride as isize,
+                b.row_stride as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    };
+    if bands == 1 {
+        run(0);
+    } else {
+        (0..bands).into_par_iter().for_each(run);
     }
 }
 
@@ -171,6 +198,19 @@ mod tests {
         let mut y = vec![f32::NAN; n];
         row_times_matrix(&mut y, &x, &w, k, n);
         assert!(y.iter().zip(&expected).all(|(a, b)| (a - b).abs() < 1e-3));
+    }
+
+    #[test]
+    fn products_split_over_threads_match_the_definition() {
+        for (m, k, n) in [(9, 1000, 40), (40, 1000, 9), (33, 700, 33)] {
+            let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
+            let expected = naive(&a, &b, m, k, n);
+            let mut c = vec![1.0; m * n];
+            let (a, b) = (Mat::new(&a, m, k), Mat::new(&b, k, n));
+            matmul(&mut c, a, b, true, Threads::All);
+            assert!(c.iter().zip(&expected).all(|(x, y)| (x - 1.0 - y).abs() < 1e-3));
+        }
     }
 
     #[test]
