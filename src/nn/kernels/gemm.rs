@@ -209,7 +209,10 @@ mod tests {
             let mut c = vec![1.0; m * n];
             let (a, b) = (Mat::new(&a, m, k), Mat::new(&b, k, n));
             matmul(&mut c, a, b, true, Threads::All);
-            assert!(c.iter().zip(&expected).all(|(x, y)| (x - 1.0 - y).abs() < 1e-3));
+            assert!(c
+                .iter()
+                .zip(&expected)
+                .all(|(x, y)| (x - 1.0 - y).abs() < 1e-3));
         }
     }
 

@@ -22,6 +22,18 @@ impl QuantizedDepthwise {
         self.channels * self.multiplier
     }
 
+    /// The output columns whose every column tap lies inside the image.
+    fn inner_columns(&self) -> std::ops::Range<usize> {
+        let cols = &self.cols;
+        let first = cols.pad_before.div_ceil(cols.stride);
+        let reach = (cols.window - 1) * cols.dilation;
+        let end = match (cols.input + cols.pad_before).checked_sub(reach + 1) {
+            Some(last_origin) => (last_origin / cols.stride + 1).min(cols.output),
+            None => 0,
+        };
+        first..end.max(first)
+    }
+
     /// One image: `x` is `rows.input × cols.input × channels`, `out` the output image.
     pub fn run<T: Quantized, U: Quantized>(&self, x: &[T], out: &mut [U], stage: &Requantize) {
         assert!(stage.scaling.len() >= self.out_channels());
@@ -86,6 +98,11 @@ crate::nn::simd::compiled_per_level! {
         row_sums_portable
 }
 
+/// Channels per tile: one AVX-512 register of sums, two AVX2 or four NEON ones.
+const TILE_CHANNELS: usize = 16;
+/// Output pixels per tile: each tap's weights are loaded once for all of them.
+const TILE_PIXELS: usize = 8;
+
 #[inline(always)]
 fn row_sums_portable<T: Quantized>(
     d: &QuantizedDepthwise,
@@ -93,40 +110,122 @@ fn row_sums_portable<T: Quantized>(
     oy: usize,
     sums: &mut [i32],
 ) {
+    let oc = d.channels * d.multiplier;
+    let inner = d.inner_columns();
+    let tiled = d.multiplier == 1 && oc.is_multiple_of(TILE_CHANNELS) && inner.len() >= TILE_PIXELS;
+    for (ox, pixel) in sums[..d.cols.output * oc].chunks_exact_mut(oc).enumerate() {
+        if !(tiled && inner.contains(&ox)) {
+            pixel_sums(d, image, oy, ox, pixel);
+        }
+    }
+    if tiled {
+        let rows = d.rows.taps(oy).0;
+        let last = inner.end - TILE_PIXELS;
+        for ox in inner.clone().step_by(TILE_PIXELS) {
+            for c0 in (0..oc).step_by(TILE_CHANNELS) {
+                // The last tile ends at the last inner column, redoing a few pixels.
+                tile_sums(d, image, oy, rows.clone(), ox.min(last), c0, sums);
+            }
+        }
+    }
+}
+
+/// The sums of output pixel (`oy`, `ox`), any geometry.
+#[inline(always)]
+fn pixel_sums<T: Quantized>(
+    d: &QuantizedDepthwise,
+    image: &[T],
+    oy: usize,
+    ox: usize,
+    sums: &mut [i32],
+) {
     let (c, m, offset) = (d.channels, d.multiplier, d.input_offset);
     let oc = c * m;
-    let bias = &d.bias[..oc];
-    for (ox, sums) in sums.chunks_exact_mut(oc).enumerate() {
-        sums.copy_from_slice(bias);
-        for ky in 0..d.rows.window {
-            let Some(iy) = d.rows.source(oy, ky) else {
+    sums.copy_from_slice(&d.bias[..oc]);
+    for ky in 0..d.rows.window {
+        let Some(iy) = d.rows.source(oy, ky) else {
+            continue;
+        };
+        for kx in 0..d.cols.window {
+            let Some(ix) = d.cols.source(ox, kx) else {
                 continue;
             };
-            for kx in 0..d.cols.window {
-                let Some(ix) = d.cols.source(ox, kx) else {
-                    continue;
-                };
-                let input = &image[(iy * d.cols.input + ix) * c..][..c];
-                let taps = &d.filter[(ky * d.cols.window + kx) * oc..][..oc];
-                if m == 1 {
-                    for ((s, &v), &w) in sums.iter_mut().zip(input).zip(taps) {
-                        *s = s.wrapping_add((v.get() + offset).wrapping_mul(w));
-                    }
-                } else {
-                    for ((s, w), &v) in sums
-                        .chunks_exact_mut(m)
-                        .zip(taps.chunks_exact(m))
-                        .zip(input)
-                    {
-                        let v = v.get() + offset;
-                        for (s, &w) in s.iter_mut().zip(w) {
-                            *s = s.wrapping_add(v.wrapping_mul(w));
-                        }
+            let input = &image[(iy * d.cols.input + ix) * c..][..c];
+            let taps = &d.filter[(ky * d.cols.window + kx) * oc..][..oc];
+            if m == 1 {
+                for ((s, &v), &w) in sums.iter_mut().zip(input).zip(taps) {
+                    *s = s.wrapping_add((v.get() + offset).wrapping_mul(w));
+                }
+            } else {
+                for ((s, w), &v) in sums
+                    .chunks_exact_mut(m)
+                    .zip(taps.chunks_exact(m))
+                    .zip(input)
+                {
+                    let v = v.get() + offset;
+                    for (s, &w) in s.iter_mut().zip(w) {
+                        *s = s.wrapping_add(v.wrapping_mul(w));
                     }
                 }
             }
         }
     }
+}
+
+/// The sums of [`TILE_PIXELS`] pixels from `ox` and [`TILE_CHANNELS`] channels from `c0`
+/// (multiplier 1), every column tap inside the image and the row taps `rows`, kept in
+/// registers over the whole window. The input offset is not added to each value: its
+/// products, `offset × Σ w` over the taps used, start the sums instead.
+#[inline(always)]
+fn tile_sums<T: Quantized>(
+    d: &QuantizedDepthwise,
+    image: &[T],
+    oy: usize,
+    rows: std::ops::Range<usize>,
+    ox: usize,
+    c0: usize,
+    sums: &mut [i32],
+) {
+    let (c, cols) = (d.channels, &d.cols);
+    let load = |at: usize| -> [i32; TILE_CHANNELS] {
+        let v = &d.filter[at..][..TILE_CHANNELS];
+        std::array::from_fn(|l| v[l])
+    };
+    let mut start = load_bias(d, c0);
+    for ky in rows.clone() {
+        for kx in 0..cols.window {
+            let w = load((ky * cols.window + kx) * c + c0);
+            for l in 0..TILE_CHANNELS {
+                start[l] = start[l].wrapping_add(d.input_offset.wrapping_mul(w[l]));
+            }
+        }
+    }
+    let mut acc = [start; TILE_PIXELS];
+    let first_column = ox * cols.stride - cols.pad_before;
+    // The tile's input: from its first column to past its last tap, on every row it reads.
+    let span = (TILE_PIXELS - 1) * cols.stride + (cols.window - 1) * cols.dilation + 1;
+    for ky in rows {
+        let iy = oy * d.rows.stride + ky * d.rows.dilation - d.rows.pad_before;
+        let line = &image[(iy * cols.input + first_column) * c..][..span * c];
+        for kx in 0..cols.window {
+            let w = load((ky * cols.window + kx) * c + c0);
+            for (p, acc) in acc.iter_mut().enumerate() {
+                let x = &line[(p * cols.stride + kx * cols.dilation) * c + c0..][..TILE_CHANNELS];
+                for l in 0..TILE_CHANNELS {
+                    acc[l] = acc[l].wrapping_add(x[l].get().wrapping_mul(w[l]));
+                }
+            }
+        }
+    }
+    for (p, acc) in acc.iter().enumerate() {
+        sums[(ox + p) * c + c0..][..TILE_CHANNELS].copy_from_slice(acc);
+    }
+}
+
+#[inline(always)]
+fn load_bias(d: &QuantizedDepthwise, c0: usize) -> [i32; TILE_CHANNELS] {
+    let v = &d.bias[c0..][..TILE_CHANNELS];
+    std::array::from_fn(|l| v[l])
 }
 
 #[cfg(test)]
@@ -137,12 +236,17 @@ mod tests {
 
     #[test]
     fn sums_equal_the_definition_with_padding_strides_and_multipliers() {
-        for (size, window, stride, multiplier, channels, padding) in [
-            (7, 3, 1, 1, 5, Padding::Same),
-            (8, 3, 2, 1, 20, Padding::Same),
-            (9, 5, 2, 2, 3, Padding::Valid),
+        // The last four take the tiles: whole groups of 16 channels and rows wider than a tile.
+        for (size, window, stride, dilation, multiplier, channels, padding) in [
+            (7, 3, 1, 1, 1, 5, Padding::Same),
+            (8, 3, 2, 1, 1, 20, Padding::Same),
+            (9, 5, 2, 1, 2, 3, Padding::Valid),
+            (21, 3, 1, 1, 1, 32, Padding::Same),
+            (24, 3, 2, 1, 1, 16, Padding::Same),
+            (27, 5, 1, 2, 1, 48, Padding::Same),
+            (23, 3, 1, 1, 1, 16, Padding::Valid),
         ] {
-            let axis = Axis::new(size, window, stride, padding).unwrap();
+            let axis = Axis::dilated(size, window, stride, dilation, padding).unwrap();
             let oc = channels * multiplier;
             let x: Vec<u8> = (0..size * size * channels)
                 .map(|i| (i * 53 % 256) as u8)
@@ -170,6 +274,17 @@ mod tests {
             };
             let mut out = vec![0i8; axis.output * axis.output * oc];
             d.run(&x, &mut out, &stage);
+            // The same bytes read as int8, 128 lower, with the offset 128 higher: same sums.
+            let signed: Vec<i8> = x.iter().map(|&v| (v ^ 0x80) as i8).collect();
+            let mut signed_out = vec![0i8; out.len()];
+            QuantizedDepthwise {
+                input_offset: d.input_offset + 128,
+                filter: d.filter.clone(),
+                bias: d.bias.clone(),
+                ..d
+            }
+            .run(&signed, &mut signed_out, &stage);
+            assert_eq!(signed_out, out);
             for oy in 0..axis.output {
                 for ox in 0..axis.output {
                     for o in 0..oc {

@@ -313,6 +313,69 @@ crate::nn::simd::compiled_per_level! {
 mod tests {
     use super::*;
 
+    /// Every instruction set's requantization gives the reference's integers, for fractions
+    /// with every shift a multiplier can have (left shifts, none, right shifts of 1 to 31,
+    /// zero), sums over the whole int32 range and near the roundings' ties, in int8 and uint8,
+    /// with whole and partial channel groups and rows.
+    #[test]
+    fn stored_values_equal_the_reference_for_every_shift() {
+        let reals: Vec<f64> = (-34..=5)
+            .flat_map(|e| [0.5, 0.623, 0.9999, 0.75].map(|f| f * 2f64.powi(e)))
+            .chain([0.0])
+            .collect();
+        let multipliers: Vec<Multiplier> =
+            reals.iter().map(|&r| Multiplier::new(r).unwrap()).collect();
+        let channels = multipliers.len();
+        let mut state = 0x2545_f491_u32;
+        let mut random = move || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state as i32
+        };
+        let special = (0..31).flat_map(|k| [1 << k, (1 << k) + 1, (1 << k) - 1]);
+        let special: Vec<i32> = special
+            .flat_map(|v: i32| [v, -v])
+            .chain([0, i32::MIN, i32::MAX, i32::MIN + 1])
+            .collect();
+        let rows = 13;
+        let sums: Vec<i32> = (0..channels * rows)
+            .map(|i| match i % 3 {
+                0 => special[i / 3 % special.len()],
+                1 => random() >> (i % 29),
+                _ => random(),
+            })
+            .collect();
+        for (zero_point, min, max) in [(-3, -128, 127), (17, 0, 255)] {
+            let stage = Requantize {
+                scaling: Scaling::fixed(&multipliers),
+                zero_point,
+                min,
+                max,
+            };
+            let expected: Vec<i32> = (0..channels * rows)
+                .map(|i| stage.apply(sums[i], i % channels))
+                .collect();
+            let got: Vec<i32> = if min < 0 {
+                let mut out = vec![0i8; channels * rows];
+                stage.store_rows(0..channels, &sums, &mut out);
+                out.iter().map(|&v| v as i32).collect()
+            } else {
+                let mut out = vec![0u8; channels * rows];
+                stage.store_rows(0..channels, &sums, &mut out);
+                out.iter().map(|&v| v as i32).collect()
+            };
+            for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
+                let c = i % channels;
+                assert_eq!(
+                    g, e,
+                    "sum {} of channel {c} ({:?})",
+                    sums[i], multipliers[c]
+                );
+            }
+        }
+    }
+
     /// Pooled rows requantize to the maxima of the rows requantized one by one, whichever
     /// path stores them (fixed point: AVX-512 where the processor has it; double precision:
     /// the portable one), odd trailing rows left out.

@@ -61,16 +61,54 @@ pub(super) unsafe fn store_bytes(
     }
 }
 
-/// Up to 16 channels' multipliers, in registers.
+/// Up to 16 channels' multipliers, in registers: the 32-bit lanes' fractions and left
+/// factors, and for the 64-bit products of the even and odd lanes what [`Group::scaled`]
+/// adds and shifts by.
 struct Group {
     lanes: usize,
     mask: __mmask16,
     left: __m512i,
     value: __m512i,
     odd_value: __m512i,
-    remainder_mask: __m512i,
-    half_mask: __m512i,
-    right: __m512i,
+    even: Rounding,
+    odd: Rounding,
+}
+
+/// gemmlowp's two roundings (the doubling high multiply's, then the rounding right shift's)
+/// folded into one shift of the 64-bit product `p`: with `h = ⌊(p + 2^30) / 2^31⌋` and a right
+/// shift `s ≥ 1`, the reference result `⌊(h + 2^(s−1) − [h < 0]) / 2^s⌋` equals
+/// `⌊(p + 2^30 + 2^(30+s) − [p < −2^30]·2^31) / 2^(31+s)⌋`, since `⌊(⌊a/b⌋ + c)/d⌋ =
+/// ⌊(a + cb)/(bd)⌋` for integers; with `s = 0` it is `⌊(p + 2^30) / 2^31⌋`. No term overflows:
+/// `|p| < 2^62` and `s ≤ 31`.
+struct Rounding {
+    /// `2^30 + 2^(30+s)`, or `2^30` when `s = 0`.
+    add: __m512i,
+    /// `2^31` when `s ≥ 1`: taken off the products below `−2^30`.
+    below: __m512i,
+    /// `31 + s`.
+    shift: __m512i,
+}
+
+impl Rounding {
+    #[inline(always)]
+    unsafe fn new(right_shifts: __m512i) -> Self {
+        let shifting = _mm512_cmpgt_epi64_mask(right_shifts, _mm512_setzero_si512());
+        let half = _mm512_set1_epi64(1 << 30);
+        Rounding {
+            add: _mm512_add_epi64(half, _mm512_maskz_sllv_epi64(shifting, half, right_shifts)),
+            below: _mm512_maskz_mov_epi64(shifting, _mm512_set1_epi64(1 << 31)),
+            shift: _mm512_add_epi64(right_shifts, _mm512_set1_epi64(31)),
+        }
+    }
+
+    /// The rounded, shifted products, each in its 64-bit lane's low half.
+    #[inline(always)]
+    unsafe fn apply(&self, products: __m512i) -> __m512i {
+        let below = _mm512_cmplt_epi64_mask(products, _mm512_set1_epi64(-(1 << 30)));
+        let sum = _mm512_add_epi64(products, self.add);
+        let sum = _mm512_mask_sub_epi64(sum, below, sum, self.below);
+        _mm512_srav_epi64(sum, self.shift)
+    }
 }
 
 impl Group {
@@ -82,16 +120,16 @@ impl Group {
             (1u16 << lanes) - 1
         };
         let load = |v: &[i32]| _mm512_maskz_loadu_epi32(mask, v.as_ptr().add(first) as *const _);
-        let (value, remainder_mask) = (load(&m.values), load(&m.masks));
+        let value = load(&m.values);
+        let right = load(&m.right_shifts);
         Group {
             lanes,
             mask,
             left: load(&m.left_factors),
             value,
             odd_value: _mm512_srli_epi64(value, 32),
-            remainder_mask,
-            half_mask: _mm512_srai_epi32(remainder_mask, 1),
-            right: load(&m.right_shifts),
+            even: Rounding::new(_mm512_srai_epi64(_mm512_slli_epi64(right, 32), 32)),
+            odd: Rounding::new(_mm512_srai_epi64(right, 32)),
         }
     }
 
@@ -115,25 +153,21 @@ impl Group {
         max
     }
 
-    /// Sums scaled and moved to the zero point: 64-bit products of the even and odd lanes,
-    /// gemmlowp's rounding, then the rounding shift.
+    /// Sums scaled and moved to the zero point, as [`super::fixed_point::scale`]: 64-bit
+    /// products of the even and odd lanes, both roundings in one shift ([`Rounding`]).
     #[inline(always)]
     unsafe fn scaled(&self, x: __m512i, zero_point: i32, shifted: bool) -> __m512i {
         let x = match shifted {
             true => _mm512_mullo_epi32(x, self.left),
             false => x,
         };
-        let rounding = _mm512_set1_epi64(1 << 30);
-        let even = _mm512_mul_epi32(x, self.value);
-        let odd = _mm512_mul_epi32(_mm512_srli_epi64(x, 32), self.odd_value);
-        let even = _mm512_srai_epi64(_mm512_add_epi64(even, rounding), 31);
-        let odd = _mm512_srai_epi64(_mm512_add_epi64(odd, rounding), 31);
-        let high = _mm512_mask_blend_epi32(0xaaaa, even, _mm512_slli_epi64(odd, 32));
-        let threshold = _mm512_add_epi32(self.half_mask, _mm512_srli_epi32(high, 31));
-        let up = _mm512_cmpgt_epi32_mask(_mm512_and_si512(high, self.remainder_mask), threshold);
-        let shifted = _mm512_srav_epi32(high, self.right);
-        let scaled = _mm512_mask_add_epi32(shifted, up, shifted, _mm512_set1_epi32(1));
-        _mm512_add_epi32(scaled, _mm512_set1_epi32(zero_point))
+        let even = self.even.apply(_mm512_mul_epi32(x, self.value));
+        let odd = self
+            .odd
+            .apply(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), self.odd_value));
+        // Each odd result moves from its 64-bit lane's low half to the high one.
+        let both = _mm512_mask_shuffle_epi32(even, 0xaaaa, odd, _MM_PERM_CCAA);
+        _mm512_add_epi32(both, _mm512_set1_epi32(zero_point))
     }
 
     /// One row's bytes for this group's channels.
