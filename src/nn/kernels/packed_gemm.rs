@@ -223,7 +223,20 @@ unsafe fn product_tiles<S: Simd, const V: usize, const R: usize>(job: &Job) {
 #[inline(always)]
 unsafe fn row_block<S: Simd, const V: usize, const R: usize>(job: &Job, r: usize) {
     let (k, n) = (job.b.k, job.b.n);
-    for p in job.panels.clone() {
+    let mut p = job.panels.start;
+    // Two whole panels at a time where the registers hold both (AVX-512): each broadcast of A
+    // then feeds twice the multiply-adds.
+    while S::LANES == NR && p + 2 <= job.panels.end && (p + 2) * NR <= n {
+        let (a, c) = (
+            job.a.add((r - job.rows.start) * k),
+            job.c.add(r * n + p * NR),
+        );
+        let panel = job.b.panels.as_ptr().add(p * k * NR);
+        let bias = job.b.bias.as_ptr().add(p * NR);
+        tile::<S, V, R, 2>(a, k, panel, bias, c, n, NR, job.min, job.max);
+        p += 2;
+    }
+    for p in p..job.panels.end {
         let panel = job.b.panels.as_ptr().add(p * k * NR);
         let bias = job.b.bias.as_ptr().add(p * NR);
         let (col, width) = (p * NR, NR.min(n - p * NR));
@@ -236,7 +249,7 @@ unsafe fn row_block<S: Simd, const V: usize, const R: usize>(job: &Job, r: usize
         if width <= NR / 2 {
             narrow_tile::<S::Narrow, R>(a, k, panel, bias, c, n, width, min, max);
         } else {
-            tile::<S, V, R>(a, k, panel, bias, c, n, width, min, max);
+            tile::<S, V, R, 1>(a, k, panel, bias, c, n, width, min, max);
         }
     }
 }
@@ -258,17 +271,17 @@ unsafe fn narrow_tile<N: Simd, const R: usize>(
     max: f32,
 ) {
     match NR / 2 / N::LANES {
-        1 => tile::<N, 1, R>(a, k, panel, bias, c, ldc, width, min, max),
-        2 => tile::<N, 2, R>(a, k, panel, bias, c, ldc, width, min, max),
+        1 => tile::<N, 1, R, 1>(a, k, panel, bias, c, ldc, width, min, max),
+        2 => tile::<N, 2, R, 1>(a, k, panel, bias, c, ldc, width, min, max),
         _ => unreachable!("every level's narrow vectors have 4 or 8 lanes"),
     }
 }
 
-/// `R` rows of C in one panel's `width` columns: `a` at the first row's values, `c` at the first
-/// row's first column.
+/// `R` rows of C in `P` consecutive panels' columns, the last `width` wide (all of a panel's
+/// when `P > 1`): `a` at the first row's values, `c` at the first row's first column.
 #[inline(always)]
 #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
-unsafe fn tile<S: Simd, const V: usize, const R: usize>(
+unsafe fn tile<S: Simd, const V: usize, const R: usize, const P: usize>(
     a: *const f32,
     k: usize,
     panel: *const f32,
@@ -279,38 +292,47 @@ unsafe fn tile<S: Simd, const V: usize, const R: usize>(
     min: f32,
     max: f32,
 ) {
-    let mut acc = [[S::zero(); V]; R];
-    for v in 0..V {
-        let b = S::load(bias.add(v * S::LANES));
-        for row in acc.iter_mut() {
-            row[v] = b;
+    let mut acc = [[[S::zero(); V]; P]; R];
+    for q in 0..P {
+        for v in 0..V {
+            let b = S::load(bias.add(q * NR + v * S::LANES));
+            for row in acc.iter_mut() {
+                row[q][v] = b;
+            }
         }
     }
     for kk in 0..k {
-        let mut b = [S::zero(); V];
-        for v in 0..V {
-            b[v] = S::load(panel.add(kk * NR + v * S::LANES));
+        let mut b = [[S::zero(); V]; P];
+        for q in 0..P {
+            for v in 0..V {
+                b[q][v] = S::load(panel.add(q * k * NR + kk * NR + v * S::LANES));
+            }
         }
         for r in 0..R {
             let x = S::splat(*a.add(r * k + kk));
-            for v in 0..V {
-                acc[r][v] = S::mul_add(x, b[v], acc[r][v]);
+            for q in 0..P {
+                for v in 0..V {
+                    acc[r][q][v] = S::mul_add(x, b[q][v], acc[r][q][v]);
+                }
             }
         }
     }
     let (lo, hi) = (S::splat(min), S::splat(max));
     for r in 0..R {
         let out = c.add(r * ldc);
-        if width == NR {
-            for v in 0..V {
-                S::store(out.add(v * S::LANES), S::clamp(acc[r][v], lo, hi));
+        if P > 1 || width == NR {
+            for q in 0..P {
+                for v in 0..V {
+                    let at = out.add(q * NR + v * S::LANES);
+                    S::store(at, S::clamp(acc[r][q][v], lo, hi));
+                }
             }
         } else {
             let mut row = [0.0f32; NR];
             for v in 0..V {
                 S::store(
                     row.as_mut_ptr().add(v * S::LANES),
-                    S::clamp(acc[r][v], lo, hi),
+                    S::clamp(acc[r][0][v], lo, hi),
                 );
             }
             std::ptr::copy_nonoverlapping(row.as_ptr(), out, width);
@@ -351,6 +373,7 @@ mod tests {
             (9, 40, 27),
             (64, 16, 8),
             (300, 33, 70),
+            (20, 80, 9),
         ] {
             let value = |i: usize| ((i * 7919) % 29) as f32 / 7.0 - 2.0;
             let a: Vec<f32> = (0..m * k).map(value).collect();
