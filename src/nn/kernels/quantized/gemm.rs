@@ -483,7 +483,10 @@ impl QuantizedWeights {
         self.panel_sums(fields, stride, all, panels, sums, tile);
     }
 
-    /// [`QuantizedWeights::sums`] on byte rows with the VNNI panels, on top of `bias`.
+    /// [`QuantizedWeights::sums`] on byte rows with the VNNI panels, on top of `bias`: whole
+    /// panels two at a time, their tiles' sums stored straight into `sums` (16 accumulators of
+    /// 32 registers, each quad of a row feeding two products); a last, partial panel through
+    /// a tile of its own.
     fn byte_sums(
         &self,
         quads: &Quads,
@@ -493,10 +496,58 @@ impl QuantizedWeights {
         sums: &mut [i32],
     ) {
         let stride = quads.quads * 4;
-        let tile = |fields: &[u8], panel: &[i8], tile: &mut [[i32; PANEL]]| {
-            tile_bytes(fields, &[0], stride, panel, quads.quads, tile)
-        };
-        self.panel_sums(fields, stride, (&quads.values, bias), panels, sums, tile);
+        let rows = fields.len() / stride;
+        let panel_len = quads.quads * PANEL * 4;
+        let whole_panels = panels.start..panels.end.min(self.filters / PANEL);
+        let first_channel = panels.start * PANEL;
+        let width = (panels.end * PANEL).min(self.filters) - first_channel;
+        let mut p = whole_panels.start;
+        while p < whole_panels.end {
+            let pair = p + 2 <= whole_panels.end;
+            let weights = (&quads.values[p * panel_len..], panel_len);
+            let bias = &bias[p * PANEL..];
+            for start in (0..rows).step_by(TILE_ROWS) {
+                let count = TILE_ROWS.min(rows - start);
+                let bytes = &fields[start * stride..];
+                let out = &mut sums[start * width + p * PANEL - first_channel..];
+                let shape = (width, count, false);
+                match pair {
+                    true => tile_bytes_onto::<2>(
+                        bytes,
+                        &[0],
+                        stride,
+                        weights,
+                        quads.quads,
+                        bias,
+                        out,
+                        shape,
+                    ),
+                    false => tile_bytes_onto::<1>(
+                        bytes,
+                        &[0],
+                        stride,
+                        weights,
+                        quads.quads,
+                        bias,
+                        out,
+                        shape,
+                    ),
+                }
+            }
+            p += if pair { 2 } else { 1 };
+        }
+        if p < panels.end {
+            let tile = |fields: &[u8], panel: &[i8], tile: &mut [[i32; PANEL]]| {
+                tile_bytes(fields, &[0], stride, panel, quads.quads, tile)
+            };
+            let columns = (p * PANEL - first_channel, width);
+            let weights = (
+                &quads.values[p * panel_len..][..panel_len],
+                &bias[p * PANEL..],
+            );
+            let partial = self.filters - p * PANEL;
+            one_panel_sums(fields, stride, weights, partial, columns, sums, &tile);
+        }
     }
 
     /// Walks `panels` of `weights` (`filters / PANEL` of them, rounded up) and tiles of rows
@@ -512,26 +563,47 @@ impl QuantizedWeights {
         tile: impl Fn(&[R], &[W], &mut [[i32; PANEL]]),
     ) {
         let filters = self.filters;
-        let rows = fields.len() / stride;
-        let mut tile_out = [[0i32; PANEL]; TILE_ROWS];
         let panel_len = weights.len() / filters.div_ceil(PANEL);
         let channels = panels.start * PANEL..(panels.end * PANEL).min(filters);
-        let sums_width = channels.len();
         for p in panels {
             let panel = &weights[p * panel_len..][..panel_len];
             let first = p * PANEL;
+            let columns = (first - channels.start, channels.len());
             let width = PANEL.min(filters - first);
-            let column = first - channels.start;
-            for start in (0..rows).step_by(TILE_ROWS) {
-                let count = TILE_ROWS.min(rows - start);
-                let fields = &fields[start * stride..][..count * stride];
-                tile(fields, panel, &mut tile_out[..count]);
-                for (r, t) in tile_out[..count].iter().enumerate() {
-                    let out = &mut sums[(start + r) * sums_width + column..][..width];
-                    for ((o, &t), &b) in out.iter_mut().zip(t).zip(&bias[first..]) {
-                        *o = b.wrapping_add(t);
-                    }
-                }
+            one_panel_sums(
+                fields,
+                stride,
+                (panel, &bias[first..]),
+                width,
+                columns,
+                sums,
+                &tile,
+            );
+        }
+    }
+}
+
+/// The sums of one panel's first `width` filters with every row of `fields`, each tile's from
+/// `tile`, on top of `bias`: columns `column…` of rows of `row_len` sums.
+fn one_panel_sums<R, W>(
+    fields: &[R],
+    stride: usize,
+    (panel, bias): (&[W], &[i32]),
+    width: usize,
+    (column, row_len): (usize, usize),
+    sums: &mut [i32],
+    tile: &impl Fn(&[R], &[W], &mut [[i32; PANEL]]),
+) {
+    let rows = fields.len() / stride;
+    let mut tile_out = [[0i32; PANEL]; TILE_ROWS];
+    for start in (0..rows).step_by(TILE_ROWS) {
+        let count = TILE_ROWS.min(rows - start);
+        let fields = &fields[start * stride..][..count * stride];
+        tile(fields, panel, &mut tile_out[..count]);
+        for (r, t) in tile_out[..count].iter().enumerate() {
+            let out = &mut sums[(start + r) * row_len + column..][..width];
+            for ((o, &t), &b) in out.iter_mut().zip(t).zip(bias) {
+                *o = b.wrapping_add(t);
             }
         }
     }
@@ -945,8 +1017,15 @@ mod tests {
     /// At the level `PETAL_SIMD` selects (the suite runs at each); with zero-point-free int8
     /// weights on AVX-512 VNNI, by the byte product.
     fn products_equal_the_definition() {
-        // Many short rows, and a few long ones whose panels the threads share.
-        for (rows, filters, depth) in [(37, 11, 45), (1, 70, 2000), (3, 70, 2000)] {
+        // Many short rows (panels in pairs, alone and partial), and a few long ones whose
+        // panels the threads share.
+        for (rows, filters, depth) in [
+            (37, 11, 45),
+            (45, 48, 20),
+            (29, 40, 7),
+            (1, 70, 2000),
+            (3, 70, 2000),
+        ] {
             products_equal_the_definition_for(rows, filters, depth);
         }
     }
