@@ -36,12 +36,11 @@ pub(super) unsafe fn store_bytes(
     let mut c = 0;
     while c < channels {
         let group = Group::new(m, first + c, (channels - c).min(16));
-        let shifted = group.shifts_left(m, first + c);
         let at = |row: usize| row * channels + c;
         let pooled = |row: usize| group.load_max(sums, row * pool * channels + c, pool, channels);
         let mut row = 0;
         while row + 4 <= rows {
-            let v = [0, 1, 2, 3].map(|i| group.scaled(pooled(row + i), r.zero_point, shifted));
+            let v = [0, 1, 2, 3].map(|i| group.scaled(pooled(row + i), r.zero_point));
             let packed = bounds.pack(v);
             if group.lanes == 16 && channels == 16 {
                 _mm512_storeu_si512(out.as_mut_ptr().add(at(row)) as *mut _, packed);
@@ -53,7 +52,7 @@ pub(super) unsafe fn store_bytes(
             row += 4;
         }
         for row in row..rows {
-            let v = group.scaled(pooled(row), r.zero_point, shifted);
+            let v = group.scaled(pooled(row), r.zero_point);
             let [bytes, ..] = lanes_of(bounds.pack([v; 4]));
             group.store(bytes, out.as_mut_ptr().add(at(row)));
         }
@@ -68,6 +67,9 @@ struct Group {
     lanes: usize,
     mask: __mmask16,
     left: __m512i,
+    /// Whether any channel's multiplier shifts left: most convolutions' do not, and the
+    /// multiplication by the factor is then skipped.
+    shifts_left: bool,
     value: __m512i,
     odd_value: __m512i,
     even: Rounding,
@@ -122,23 +124,17 @@ impl Group {
         let load = |v: &[i32]| _mm512_maskz_loadu_epi32(mask, v.as_ptr().add(first) as *const _);
         let value = load(&m.values);
         let right = load(&m.right_shifts);
+        let left = load(&m.left_factors);
         Group {
             lanes,
             mask,
-            left: load(&m.left_factors),
+            left,
+            shifts_left: _mm512_mask_cmpneq_epi32_mask(mask, left, _mm512_set1_epi32(1)) != 0,
             value,
             odd_value: _mm512_srli_epi64(value, 32),
             even: Rounding::new(_mm512_srai_epi64(_mm512_slli_epi64(right, 32), 32)),
             odd: Rounding::new(_mm512_srai_epi64(right, 32)),
         }
-    }
-
-    /// Whether any channel's multiplier shifts left: most convolutions' do not, and the
-    /// multiplication by the factor is then skipped.
-    fn shifts_left(&self, m: &Multipliers, first: usize) -> bool {
-        m.left_factors[first..][..self.lanes]
-            .iter()
-            .any(|&f| f != 1)
     }
 
     /// The maxima of the group's sums at `sums[at..]` and the `pool − 1` rows of `step` after.
@@ -156,8 +152,8 @@ impl Group {
     /// Sums scaled and moved to the zero point, as [`super::fixed_point::scale`]: 64-bit
     /// products of the even and odd lanes, both roundings in one shift ([`Rounding`]).
     #[inline(always)]
-    unsafe fn scaled(&self, x: __m512i, zero_point: i32, shifted: bool) -> __m512i {
-        let x = match shifted {
+    unsafe fn scaled(&self, x: __m512i, zero_point: i32) -> __m512i {
+        let x = match self.shifts_left {
             true => _mm512_mullo_epi32(x, self.left),
             false => x,
         };
