@@ -474,3 +474,29 @@ fn quantized_export_explains_what_it_needs() {
         "no usable calibration image",
     );
 }
+
+/// A reader that stops early (`petal tflite info F | head`) ends petal quietly, as it ends any
+/// Unix tool, instead of making it panic on the closed pipe.
+#[cfg(unix)]
+#[test]
+fn a_closed_output_pipe_ends_petal_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    let model = common::golden_dir().join("tflite").join("tiny_int8.tflite");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_petal"))
+        .args(["tflite", "info", s(&model)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed before petal has printed anything: its first line meets a pipe with no reader.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        out.status.success() || out.status.signal() == Some(13),
+        "{:?}: {stderr}",
+        out.status
+    );
+}
