@@ -92,7 +92,9 @@ pub fn matmul(c: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: Threads)
         return;
     }
     let parts = match threads {
-        Threads::All if m * n * k >= PARALLEL_WORK => rayon::current_num_threads(),
+        Threads::All if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_WORK => {
+            rayon::current_num_threads()
+        }
         _ => 1,
     };
     // gemm's own threading splits these thin products (a batch of rows against a long layer)
