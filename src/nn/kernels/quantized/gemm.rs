@@ -511,27 +511,23 @@ impl QuantizedWeights {
                 let bytes = &fields[start * stride..];
                 let out = &mut sums[start * width + p * PANEL - first_channel..];
                 let shape = (width, count, false);
+                macro_rules! onto {
+                    ($panels:literal) => {
+                        tile_bytes_onto::<$panels>(
+                            bytes,
+                            &[0],
+                            stride,
+                            weights,
+                            quads.quads,
+                            bias,
+                            out,
+                            shape,
+                        )
+                    };
+                }
                 match pair {
-                    true => tile_bytes_onto::<2>(
-                        bytes,
-                        &[0],
-                        stride,
-                        weights,
-                        quads.quads,
-                        bias,
-                        out,
-                        shape,
-                    ),
-                    false => tile_bytes_onto::<1>(
-                        bytes,
-                        &[0],
-                        stride,
-                        weights,
-                        quads.quads,
-                        bias,
-                        out,
-                        shape,
-                    ),
+                    true => onto!(2),
+                    false => onto!(1),
                 }
             }
             p += if pair { 2 } else { 1 };
