@@ -101,6 +101,7 @@ pub fn matmul(c: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: Threads)
     // poorly; one band of the output per thread, each a single-threaded product, streams the
     // long operand once.
     let split_columns = n >= m;
+    // Bands of whole 16-column or 4-row steps, so each band's product keeps gemm's full tiles.
     let (long, step) = if split_columns { (n, 16) } else { (m, 4) };
     let band = long.div_ceil(parts).div_ceil(step) * step;
     let c_ptr = SharedMut(c.as_mut_ptr());

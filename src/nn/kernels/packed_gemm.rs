@@ -127,8 +127,14 @@ impl PackedB {
         };
         let panel_tasks = (tasks / row_tasks).clamp(1, panels);
         let rows_per_task = row_tiles.div_ceil(row_tasks) * tile_rows;
-        // Whole pairs of panels, which tiles take together.
-        let panels_per_task = panels.div_ceil(panel_tasks).next_multiple_of(2);
+        // Whole pairs of panels where tiles take two (`panel_steps`: AVX-512's 16-lane vectors).
+        let panels_per_tile = match self.level {
+            Level::Avx512 => 2,
+            _ => 1,
+        };
+        let panels_per_task = panels
+            .div_ceil(panel_tasks)
+            .next_multiple_of(panels_per_tile);
         let (row_tasks, panel_tasks) =
             (m.div_ceil(rows_per_task), panels.div_ceil(panels_per_task));
         thread_pool::for_each_task(row_tasks * panel_tasks, |t| {
