@@ -9,6 +9,7 @@
 //! - [`viz`]: PNG pictures (sample grids, augmentation previews, training curves).
 //! - [`report`]: the tutorial's `results.json` and self-contained HTML report.
 
+mod cache_aligned;
 pub mod data;
 mod error;
 pub mod fsutil;
@@ -19,4 +20,5 @@ pub mod sysmem;
 pub mod tflite;
 pub mod viz;
 
+pub use cache_aligned::CacheAligned;
 pub use error::{Error, ImageError, ImageErrorKind, Result};

@@ -1,5 +1,9 @@
 mod cli;
 
+/// Large buffers on cache lines, for the vector kernels (see [`petal::CacheAligned`]).
+#[global_allocator]
+static ALLOCATOR: petal::CacheAligned = petal::CacheAligned;
+
 fn main() -> std::process::ExitCode {
     die_quietly_on_closed_pipes();
     cli::main()

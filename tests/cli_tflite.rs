@@ -90,6 +90,31 @@ fn export_info_and_predict_like_the_native_model() {
             }
         }
     }
+
+    let bench = petal(&[
+        "bench",
+        "infer",
+        "--tflite",
+        s(&tflite),
+        "--runs",
+        "3",
+        "--layers",
+    ]);
+    assert!(bench.status.success(), "{}", text(&bench.stderr));
+    let bench = text(&bench.stdout);
+    let operators: Vec<&str> = bench
+        .lines()
+        .skip_while(|l| !l.starts_with("operator"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("by kind"))
+        .map(|l| l.split_whitespace().nth(1).unwrap_or(""))
+        .collect();
+    assert_eq!(
+        operators,
+        ["CONV_2D", "MAX_POOL_2D", "RESHAPE", "FULLY_CONNECTED"],
+        "{bench}"
+    );
+    assert!(bench.contains("batch 1:"), "{bench}");
 }
 
 /// Quantized and float16 files are described with their types, quantization and operators.

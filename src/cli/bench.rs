@@ -50,7 +50,8 @@ pub enum BenchCommand {
         /// (any model: its first signature, on inputs of the declared types and shapes).
         #[arg(long)]
         tflite: Option<PathBuf>,
-        /// Also print each layer's milliseconds per batch-1 run.
+        /// Also print each layer's milliseconds per batch-1 run (with --tflite: each operator's,
+        /// in graph order, then the totals by kind).
         #[arg(long)]
         layers: bool,
     },
@@ -285,6 +286,12 @@ fn bench_tflite(path: &Path, runs: usize, per_op: bool) -> Result<()> {
             runner.run(&named)?;
         }
         let mut by_kind: Vec<(&str, f64, usize)> = Vec::new();
+        println!("operator                        ms per run");
+        for (i, (name, time)) in interpreter.op_times().into_iter().enumerate() {
+            let ms = time.as_secs_f64() * 1e3 / runs as f64;
+            println!("  {i:<4} {name:<24} {ms:.4}");
+        }
+        println!("by kind:");
         for (name, time) in interpreter.op_times() {
             let ms = time.as_secs_f64() * 1e3 / runs as f64;
             match by_kind.iter_mut().find(|(n, _, _)| *n == name) {

@@ -257,6 +257,8 @@ mod tests {
             (9, 3, 2, 2, 1, 24, Padding::Same),
             (6, 2, 1, 1, 1, 19, Padding::Same),
             (3, 5, 1, 1, 1, 33, Padding::Same),
+            (20, 3, 2, 1, 1, 32, Padding::Same),
+            (17, 5, 2, 1, 1, 16, Padding::Same),
         ] {
             let axis = Axis::dilated(size, window, stride, dilation, padding).unwrap();
             for level in Level::available() {
