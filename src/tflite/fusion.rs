@@ -1,9 +1,13 @@
-//! Ops the interpreter runs as one: a convolution writes its output max-pooled when a
-//! MAX_POOL_2D whose windows tile it is its only reader (the tutorial's Conv2D → MaxPooling2D
-//! blocks), so the full-size output is never written or read again. The values are the
-//! pool's: a float convolution pools its outputs as the pool would; a quantized one pools its
-//! 32-bit sums, which gives the same stored values because requantization never decreases,
-//! and requantizes a fraction of them.
+//! Ops the interpreter runs as one, so that a full-size intermediate tensor is never written
+//! or read again:
+//! - a convolution writes its output max-pooled when a MAX_POOL_2D whose windows tile it is its
+//!   only reader (the tutorial's Conv2D → MaxPooling2D blocks). The values are the pool's: a
+//!   float convolution pools its outputs as the pool would; a quantized one pools its 32-bit
+//!   sums, which gives the same stored values because requantization never decreases, and
+//!   requantizes a fraction of them;
+//! - a float LOGISTIC writes x·σ(x) when its only reader is a MUL of it by its own input (the
+//!   swish TensorFlow's converter writes as the two ops, 65 pairs in EfficientNetB0), the same
+//!   bits as the two ops.
 
 use super::ops::Op;
 
@@ -24,12 +28,7 @@ pub(super) fn max_pools<N: Fusible>(
     kept: &[bool],
     fuse: bool,
 ) -> Vec<Option<usize>> {
-    let mut readers = vec![Vec::new(); kept.len()];
-    for (m, node) in nodes.iter().enumerate().filter(|(m, _)| runs[*m]) {
-        for &t in node.inputs().iter().flatten() {
-            readers[t].push(m);
-        }
-    }
+    let readers = readers(nodes, runs, kept.len());
     let mut fused = vec![None; nodes.len()];
     for n in 0..nodes.len() {
         let pool = match (fuse && runs[n], nodes[n].outputs()) {
@@ -46,4 +45,49 @@ pub(super) fn max_pools<N: Fusible>(
         }
     }
     fused
+}
+
+/// Per node, the MUL a float LOGISTIC takes over (see the module's doc); none without `fuse`.
+/// Each LOGISTIC is asked again, as [`max_pools`] asks convolutions.
+pub(super) fn swishes<N: Fusible>(
+    nodes: &mut [N],
+    runs: &[bool],
+    kept: &[bool],
+    fuse: bool,
+) -> Vec<Option<usize>> {
+    let readers = readers(nodes, runs, kept.len());
+    let mut fused = vec![None; nodes.len()];
+    for n in 0..nodes.len() {
+        let product = match (fuse && runs[n], nodes[n].inputs(), nodes[n].outputs()) {
+            (true, &[Some(x)], &[t]) if !kept[t] && x != t => match readers[t][..] {
+                [m] if times_own_input(&nodes[m], x, t)
+                    && nodes[m].op().is_plain_float_product() =>
+                {
+                    Some(m)
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        if nodes[n].op().multiply_by_input(product.is_some()) {
+            fused[n] = product;
+        }
+    }
+    fused
+}
+
+/// Whether `node` reads exactly `x` and `t`, in either order.
+fn times_own_input<N: Fusible>(node: &N, x: usize, t: usize) -> bool {
+    matches!(node.inputs(), [Some(a), Some(b)] if (*a, *b) == (x, t) || (*a, *b) == (t, x))
+}
+
+/// Per tensor, the running nodes that read it.
+fn readers<N: Fusible>(nodes: &[N], runs: &[bool], tensors: usize) -> Vec<Vec<usize>> {
+    let mut readers = vec![Vec::new(); tensors];
+    for (m, node) in nodes.iter().enumerate().filter(|(m, _)| runs[*m]) {
+        for &t in node.inputs().iter().flatten() {
+            readers[t].push(m);
+        }
+    }
+    readers
 }

@@ -295,7 +295,11 @@ impl Interpreter {
         }
         // The calibrator reads every intermediate tensor, which fused ops skip.
         let fuse = !self.preserve_all_tensors;
-        let fused = fusion::max_pools(&mut self.nodes, &runs, &self.kept, fuse);
+        let mut fused = fusion::max_pools(&mut self.nodes, &runs, &self.kept, fuse);
+        let swishes = fusion::swishes(&mut self.nodes, &runs, &self.kept, fuse);
+        for (fused, swish) in fused.iter_mut().zip(swishes) {
+            *fused = fused.or(swish);
+        }
         self.plan.writes = (self.nodes.iter().zip(&fused))
             .map(|(node, fused)| match fused {
                 Some(m) => self.nodes[*m].outputs.clone(),

@@ -49,6 +49,17 @@ fn logistic_portable(x: &[f32], y: &mut [f32]) {
 }
 
 crate::nn::simd::compiled_per_level! {
+    /// `y = x·logistic(x)` (swish) for each value: TensorFlow Lite's LOGISTIC then MUL, in one
+    /// pass, to the same bits.
+    pub(crate) fn swish_slice(x: &[f32], y: &mut [f32]) = swish_portable
+}
+
+#[inline(always)]
+fn swish_portable(x: &[f32], y: &mut [f32]) {
+    y.iter_mut().zip(x).for_each(|(y, &v)| *y = v * logistic(v));
+}
+
+crate::nn::simd::compiled_per_level! {
     /// `y = tanh(x)` for each value.
     pub(crate) fn tanh_slice(x: &[f32], y: &mut [f32]) = tanh_portable
 }

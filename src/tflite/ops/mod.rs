@@ -46,6 +46,17 @@ pub(crate) trait Op: Send {
     fn pool_output(&mut self, _pool: Option<TilingMaxPool>) -> bool {
         false
     }
+    /// Whether the op, once prepared, is a FLOAT32 MUL of two inputs of one shape with no fused
+    /// activation: one a LOGISTIC before it may do instead, as x·σ(x).
+    fn is_plain_float_product(&self) -> bool {
+        false
+    }
+    /// Asks a FLOAT32 LOGISTIC, once prepared, to write x·σ(x) (swish, in the output tensor of
+    /// the MUL it takes over, which then does not run), or plainly σ(x) with `false`. Returns
+    /// whether it will multiply.
+    fn multiply_by_input(&mut self, _on: bool) -> bool {
+        false
+    }
 }
 
 /// A MAX_POOL_2D whose windows tile its input (as large as their strides, none in the

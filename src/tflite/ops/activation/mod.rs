@@ -31,7 +31,11 @@ enum Kind {
 }
 
 fn new(kind: Kind) -> Result<Box<dyn Op>, String> {
-    Ok(Box::new(Activation { kind, table: None }))
+    Ok(Box::new(Activation {
+        kind,
+        table: None,
+        swish: false,
+    }))
 }
 
 macro_rules! simple {
@@ -72,6 +76,8 @@ struct Activation {
     kind: Kind,
     /// For int8 and uint8: the output for each of the 256 stored inputs.
     table: Option<Table>,
+    /// A LOGISTIC writing x·σ(x) for the MUL after it (see `crate::tflite::fusion`).
+    swish: bool,
 }
 
 fn gelu(x: f32, approximate: bool) -> f32 {
@@ -125,6 +131,11 @@ impl Op for Activation {
         Ok(vec![Out::new(x.dtype(), x.shape.clone())])
     }
 
+    fn multiply_by_input(&mut self, on: bool) -> bool {
+        self.swish = on && matches!(self.kind, Kind::Logistic) && self.table.is_none();
+        self.swish
+    }
+
     fn eval(&mut self, inputs: &[Option<&Tensor>], outputs: &mut [Tensor]) -> Result<(), String> {
         if let Some(table) = &self.table {
             let x = inputs[0].ok_or("the input is missing")?;
@@ -132,7 +143,7 @@ impl Op for Activation {
         }
         let x = f32_in(inputs, 0)?;
         let y = f32_out(outputs, 0)?;
-        let kind = self.kind;
+        let (kind, swish) = (self.kind, self.swish);
         thread_pool::for_each_band(y, 1, |first, y| {
             let x = &x[first..][..y.len()];
             match kind {
@@ -141,6 +152,7 @@ impl Op for Activation {
                 Kind::ReluN1To1 => map(y, x, |v| v.clamp(-1.0, 1.0)),
                 Kind::Relu0To1 => map(y, x, |v| v.clamp(0.0, 1.0)),
                 Kind::LeakyRelu(alpha) => map(y, x, |v| if v > 0.0 { v } else { v * alpha }),
+                Kind::Logistic if swish => elementwise::swish_slice(x, y),
                 Kind::Logistic => elementwise::logistic_slice(x, y),
                 Kind::Tanh => elementwise::tanh_slice(x, y),
                 // x · ReLU6(x + 3) / 6, as TensorFlow Lite's reference kernel.

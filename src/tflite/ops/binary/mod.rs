@@ -59,6 +59,7 @@ fn new(kind: Kind, activation: ActivationFunctionType) -> Result<Box<dyn Op>, St
         activation: Fused::new(activation)?,
         broadcast: Broadcast::default(),
         quantized: None,
+        float: false,
     }))
 }
 
@@ -68,6 +69,8 @@ struct Binary {
     broadcast: Broadcast,
     /// For int8 and uint8 inputs: the integer arithmetic.
     quantized: Option<QuantizedBinary>,
+    /// Whether the inputs are FLOAT32 (as last prepared).
+    float: bool,
 }
 
 /// How each output position maps to the two inputs: the output's shape and, per axis, each
@@ -336,6 +339,7 @@ impl Op for Binary {
         let (a, b) = (inputs.get(0)?, inputs.get(1)?);
         let dtype = a.dtype();
         self.quantized = None;
+        self.float = dtype == DType::F32;
         if dtype != b.dtype() || !matches!(dtype, DType::F32 | DType::I32 | DType::I8 | DType::U8) {
             return Err(format!(
                 "the inputs are {} and {}; petal runs FLOAT32, INT32, INT8 or UINT8 pairs",
@@ -361,6 +365,13 @@ impl Op for Binary {
             dtype,
             checked(self.broadcast.out_dims.clone())?,
         )])
+    }
+
+    fn is_plain_float_product(&self) -> bool {
+        self.kind == Kind::Mul
+            && self.float
+            && self.broadcast.same_shape
+            && self.activation.is_none()
     }
 
     fn eval(&mut self, inputs: &[Option<&Tensor>], outputs: &mut [Tensor]) -> Result<(), String> {
