@@ -229,42 +229,60 @@ fn values(t: &Tensor) -> Vec<f64> {
     }
 }
 
-/// EfficientNet's swish (LOGISTIC then MUL) runs as one op, to the bits the two ops give.
+/// The operators the interpreter fuses give the bits the unfused ones give: EfficientNet's
+/// swish (LOGISTIC then MUL) as one op, and activations (LOGISTIC, HARD_SWISH) applied by the
+/// convolution before them.
 #[test]
-fn fused_swish_gives_the_two_ops_values() {
-    let path = Path::new(DIR).join("efficientnet_mini_float32.tflite");
+fn fused_operators_give_the_unfused_values() {
     let goldens = Goldens::read("families.json");
-    let expect = &goldens.files["efficientnet_mini_float32.tflite"];
-    // The output, and each operator's name with whether it ran.
-    let run = |fused: bool| {
-        let mut interpreter = Interpreter::from_file(&path).unwrap();
-        interpreter.preserve_all_tensors(!fused);
-        interpreter.profile(true);
-        let signature = interpreter.signature_list().remove(0);
-        let x = Tensor::f32(goldens.batch_shape(), goldens.input(expect, 0));
-        let outputs = interpreter
-            .signature_runner(&signature.key)
-            .unwrap()
-            .run(&[(&signature.inputs[0].name, &x)])
-            .unwrap();
-        let output = outputs.values().next().unwrap().as_f32().unwrap().to_vec();
-        let ops: Vec<(String, bool)> = (interpreter.op_times().into_iter())
-            .map(|(name, time)| (name.to_owned(), !time.is_zero()))
+    for (file, fused_away) in [
+        (
+            "efficientnet_mini_float32.tflite",
+            &[("MUL", 16), ("LOGISTIC", 20)][..],
+        ),
+        (
+            "mobilenet_v3s_float32.tflite",
+            &[("HARD_SWISH", 18), ("MUL", 0)][..],
+        ),
+    ] {
+        let path = Path::new(DIR).join(file);
+        let expect = &goldens.files[file];
+        // The output, and each operator's name with whether it ran.
+        let run = |fused: bool| {
+            let mut interpreter = Interpreter::from_file(&path).unwrap();
+            interpreter.preserve_all_tensors(!fused);
+            interpreter.profile(true);
+            let signature = interpreter.signature_list().remove(0);
+            let x = Tensor::f32(goldens.batch_shape(), goldens.input(expect, 0));
+            let outputs = interpreter
+                .signature_runner(&signature.key)
+                .unwrap()
+                .run(&[(&signature.inputs[0].name, &x)])
+                .unwrap();
+            let output = outputs.values().next().unwrap().as_f32().unwrap().to_vec();
+            let ops: Vec<(String, bool)> = (interpreter.op_times().into_iter())
+                .map(|(name, time)| (name.to_owned(), !time.is_zero()))
+                .collect();
+            (output, ops)
+        };
+        let (fused, ops) = run(true);
+        let (plain, plain_ops) = run(false);
+        assert_eq!(fused, plain, "{file}");
+        // Unfused, every op runs but those computed once when prepared (shape arithmetic).
+        let skipped: Vec<usize> = (0..ops.len())
+            .filter(|&i| plain_ops[i].1 && !ops[i].1)
             .collect();
-        (output, ops)
-    };
-    let (fused, fused_ops) = run(true);
-    let (plain, plain_ops) = run(false);
-    assert_eq!(fused, plain);
-    assert!(
-        plain_ops.iter().all(|(_, ran)| *ran),
-        "unfused, every op runs"
-    );
-    let skipped: Vec<usize> = (0..fused_ops.len()).filter(|&i| !fused_ops[i].1).collect();
-    // 16 swishes; the 5 squeeze-excite gates multiply by a broadcast σ and run as two ops.
-    assert_eq!(skipped.len(), 16, "{fused_ops:?}");
-    for i in skipped {
-        assert_eq!(fused_ops[i].0, "MUL");
-        assert_eq!(fused_ops[i - 1].0, "LOGISTIC");
+        for &i in &skipped {
+            let (op, before) = (ops[i].0.as_str(), ops[i - 1].0.as_str());
+            let takes_over = match op {
+                "MUL" => ["LOGISTIC"].contains(&before),
+                _ => ["CONV_2D", "DEPTHWISE_CONV_2D"].contains(&before),
+            };
+            assert!(takes_over, "{file}: {op} after {before} did not run");
+        }
+        for &(name, count) in fused_away {
+            let skipped_here = skipped.iter().filter(|&&i| ops[i].0 == name).count();
+            assert_eq!(skipped_here, count, "{file}: {name} fused\n{ops:?}");
+        }
     }
 }

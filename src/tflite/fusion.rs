@@ -7,7 +7,11 @@
 //!   requantizes a fraction of them;
 //! - a float LOGISTIC writes x·σ(x) when its only reader is a MUL of it by its own input (the
 //!   swish TensorFlow's converter writes as the two ops, 65 pairs in EfficientNetB0), the same
-//!   bits as the two ops.
+//!   bits as the two ops;
+//! - a float CONV_2D (on the packed product) or DEPTHWISE_CONV_2D applies the element-wise
+//!   activation that is its output's only reader (HARD_SWISH in the MobileNetV3s, a swish in
+//!   EfficientNet) to each block of its output as it finishes it, while the block is in the
+//!   core's cache, the same bits as the activation running after it.
 
 use super::ops::Op;
 
@@ -90,4 +94,31 @@ fn readers<N: Fusible>(nodes: &[N], runs: &[bool], tensors: usize) -> Vec<Vec<us
         }
     }
     readers
+}
+
+/// Per node, the element-wise activation it applies to its output itself (see the module's doc);
+/// none without `fuse`. `runs` must leave out the nodes other fusions took over, so that a swish's
+/// MUL does not count as a second reader.
+pub(super) fn activations<N: Fusible>(
+    nodes: &mut [N],
+    runs: &[bool],
+    kept: &[bool],
+    fuse: bool,
+) -> Vec<Option<usize>> {
+    let readers = readers(nodes, runs, kept.len());
+    let mut fused = vec![None; nodes.len()];
+    for n in 0..nodes.len() {
+        let activation = match (fuse && runs[n], nodes[n].outputs()) {
+            (true, &[t]) if !kept[t] => match readers[t][..] {
+                [m] if nodes[m].inputs() == [Some(t)] => nodes[m].op().in_place().map(|f| (m, f)),
+                _ => None,
+            },
+            _ => None,
+        };
+        let (m, then) = activation.unzip();
+        if nodes[n].op().then_apply(then) {
+            fused[n] = m;
+        }
+    }
+    fused
 }

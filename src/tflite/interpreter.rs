@@ -300,15 +300,27 @@ impl Interpreter {
         for (fused, swish) in fused.iter_mut().zip(swishes) {
             *fused = fused.or(swish);
         }
-        self.plan.writes = (self.nodes.iter().zip(&fused))
-            .map(|(node, fused)| match fused {
-                Some(m) => self.nodes[*m].outputs.clone(),
-                None => node.outputs.clone(),
-            })
-            .collect();
         for m in fused.iter().flatten() {
             runs[*m] = false;
         }
+        let activations = fusion::activations(&mut self.nodes, &runs, &self.kept, fuse);
+        for (fused, activation) in fused.iter_mut().zip(activations) {
+            *fused = fused.or(activation);
+        }
+        for m in fused.iter().flatten() {
+            runs[*m] = false;
+        }
+        // A node writes the outputs of the last node in its chain of takeovers (a convolution
+        // taking over a LOGISTIC that took over a MUL writes the MUL's).
+        let last_taken = |mut n: usize| {
+            while let Some(m) = fused[n] {
+                n = m;
+            }
+            n
+        };
+        self.plan.writes = (0..self.nodes.len())
+            .map(|n| self.nodes[last_taken(n)].outputs.clone())
+            .collect();
         self.plan.release = self.release_lists(&runs, &known);
         self.plan.runs = runs;
         self.plan.input_shapes = self

@@ -1,6 +1,7 @@
 //! Depthwise convolution (each channel filtered on its own), NHWC: the inner loops run along the
 //! channels, which sit next to each other in memory, so they vectorise at every level.
 
+use super::ThenApply;
 use crate::nn::layers::window::Axis;
 use crate::nn::simd::Level;
 use crate::nn::thread_pool;
@@ -27,9 +28,17 @@ impl Depthwise {
         self.channels * self.multiplier
     }
 
-    /// Filters one image `x` into `y` with `filter` (taps × output channels) and `bias`.
-    /// Panics if a slice is shorter than the geometry says; callers check the shapes first.
-    pub fn run(&self, x: &[f32], filter: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    /// Filters one image `x` into `y` with `filter` (taps × output channels) and `bias`, then
+    /// `then` over each band of rows. Panics if a slice is shorter than the geometry says;
+    /// callers check the shapes first.
+    pub fn run(
+        &self,
+        x: &[f32],
+        filter: &[f32],
+        bias: Option<&[f32]>,
+        y: &mut [f32],
+        then: ThenApply,
+    ) {
         let row_len = self.cols.output * self.out_channels();
         let taps = self.rows.window * self.cols.window;
         assert!(
@@ -44,10 +53,16 @@ impl Depthwise {
             // About four tasks a thread, so a thread the system delays holds up little.
             let rows_per_task = self.rows.output.div_ceil(threads * 4);
             thread_pool::for_each_chunk(y, rows_per_task * row_len, |i, rows| {
-                self.rows_from(x, filter, bias, i * rows_per_task, rows)
+                self.rows_from(x, filter, bias, i * rows_per_task, rows);
+                if let Some(then) = then {
+                    then(rows);
+                }
             });
         } else {
             self.rows_from(x, filter, bias, 0, y);
+            if let Some(then) = then {
+                then(y);
+            }
         }
     }
 
@@ -278,10 +293,17 @@ mod tests {
                     .collect();
                 let bias: Vec<f32> = (0..d.out_channels()).map(|i| value(i + 9)).collect();
                 let mut y = vec![f32::NAN; axis.output * axis.output * d.out_channels()];
-                d.run(&x, &filter, Some(&bias), &mut y);
+                d.run(&x, &filter, Some(&bias), &mut y, None);
                 let want = reference(&d, &x, &filter, &bias);
                 let mut unbiased = vec![0.0; y.len()];
-                d.run(&x, &filter, None, &mut unbiased);
+                d.run(&x, &filter, None, &mut unbiased, None);
+                let negate = |v: &mut [f32]| v.iter_mut().for_each(|v| *v = -*v);
+                let mut negated = vec![f32::NAN; y.len()];
+                d.run(&x, &filter, Some(&bias), &mut negated, Some(&negate));
+                assert!(
+                    negated.iter().zip(&y).all(|(n, y)| *n == -*y),
+                    "{level}: then"
+                );
                 let zeros = vec![0.0; bias.len()];
                 let want_unbiased = reference(&d, &x, &filter, &zeros);
                 for (a, b) in y

@@ -38,47 +38,6 @@ pub(crate) fn tanh(x: f32) -> f32 {
     1.0 - 2.0 / (1.0 + exp(2.0 * x))
 }
 
-crate::nn::simd::compiled_per_level! {
-    /// `y = logistic(x)` for each value.
-    pub(crate) fn logistic_slice(x: &[f32], y: &mut [f32]) = logistic_portable
-}
-
-#[inline(always)]
-fn logistic_portable(x: &[f32], y: &mut [f32]) {
-    y.iter_mut().zip(x).for_each(|(y, &v)| *y = logistic(v));
-}
-
-crate::nn::simd::compiled_per_level! {
-    /// `y = x·logistic(x)` (swish) for each value: TensorFlow Lite's LOGISTIC then MUL, in one
-    /// pass, to the same bits.
-    pub(crate) fn swish_slice(x: &[f32], y: &mut [f32]) = swish_portable
-}
-
-#[inline(always)]
-fn swish_portable(x: &[f32], y: &mut [f32]) {
-    y.iter_mut().zip(x).for_each(|(y, &v)| *y = v * logistic(v));
-}
-
-crate::nn::simd::compiled_per_level! {
-    /// `y = tanh(x)` for each value.
-    pub(crate) fn tanh_slice(x: &[f32], y: &mut [f32]) = tanh_portable
-}
-
-#[inline(always)]
-fn tanh_portable(x: &[f32], y: &mut [f32]) {
-    y.iter_mut().zip(x).for_each(|(y, &v)| *y = tanh(v));
-}
-
-crate::nn::simd::compiled_per_level! {
-    /// `y = exp(x)` for each value.
-    pub(crate) fn exp_slice(x: &[f32], y: &mut [f32]) = exp_portable
-}
-
-#[inline(always)]
-fn exp_portable(x: &[f32], y: &mut [f32]) {
-    y.iter_mut().zip(x).for_each(|(y, &v)| *y = exp(v));
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,11 @@ pub mod gemm;
 pub(crate) mod packed_gemm;
 pub(crate) mod quantized;
 
+/// An element-wise function a kernel applies, in place, to each block of its output as it
+/// finishes it, while the block is in the core's cache: the activation operator after a
+/// TensorFlow Lite convolution, fused into it.
+pub(crate) type ThenApply<'a> = Option<&'a (dyn Fn(&mut [f32]) + Sync)>;
+
 /// `std::min(std::max(v, lo), hi)`: TensorFlow Lite's clamp for fused activations, which keeps a
 /// NaN (Rust's `f32::max` would turn it into `lo`).
 #[inline(always)]

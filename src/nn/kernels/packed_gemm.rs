@@ -4,6 +4,7 @@
 //! general GEMM spends longer arranging its operands than multiplying; here B is arranged when
 //! the model is prepared and A is read in place.
 
+use super::ThenApply;
 use crate::nn::simd::{Level, Simd};
 use crate::nn::thread_pool::{self, SharedMut};
 use std::ops::Range;
@@ -58,14 +59,18 @@ impl PackedB {
         }
     }
 
-    /// `c[r·n + j] = clamp(bias[j] + Σ a[r·k + i]·b[j·k + i])` for the `m` rows of `a`.
-    pub fn multiply(&self, a: &[f32], m: usize, c: &mut [f32], range: (f32, f32)) {
+    /// `c[r·n + j] = clamp(bias[j] + Σ a[r·k + i]·b[j·k + i])` for the `m` rows of `a`, then
+    /// `then` over each finished block.
+    pub fn multiply(&self, a: &[f32], m: usize, c: &mut [f32], range: (f32, f32), then: ThenApply) {
         assert!(a.len() >= m * self.k);
         let k = self.k;
         self.in_blocks(m, c, |rows, panels, c| {
             let a = &a[rows.start * k..rows.end * k];
             // SAFETY: `in_blocks` lends each block its rows × panels of C alone.
-            unsafe { product(self, a, rows, panels, c, range) }
+            unsafe {
+                product(self, a, rows.clone(), panels.clone(), c, range);
+                self.then_apply(then, rows, panels, c);
+            }
         });
     }
 
@@ -79,6 +84,7 @@ impl PackedB {
         m: usize,
         c: &mut [f32],
         range: (f32, f32),
+        then: ThenApply,
     ) {
         thread_local! {
             static ROWS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -92,10 +98,43 @@ impl PackedB {
                     let a = &mut a[..part.len() * k];
                     make_rows(part.clone(), a);
                     // SAFETY: `in_blocks` lends each block its rows × panels of C alone.
-                    unsafe { product(self, a, part, panels.clone(), c, range) };
+                    unsafe {
+                        product(self, a, part.clone(), panels.clone(), c, range);
+                        self.then_apply(then, part, panels.clone(), c);
+                    }
                 }
             })
         });
+    }
+
+    /// `then` over `rows` × `panels` of C, row by row, or at once when the panels are all of
+    /// C's columns.
+    ///
+    /// # Safety
+    /// `c` points at C, and the caller alone reads and writes that block meanwhile.
+    unsafe fn then_apply(
+        &self,
+        then: ThenApply,
+        rows: Range<usize>,
+        panels: Range<usize>,
+        c: SharedMut<f32>,
+    ) {
+        let Some(then) = then else { return };
+        let n = self.n;
+        let cols = panels.start * NR..n.min(panels.end * NR);
+        if cols.len() == n {
+            then(std::slice::from_raw_parts_mut(
+                c.get().add(rows.start * n),
+                rows.len() * n,
+            ));
+        } else {
+            for r in rows {
+                then(std::slice::from_raw_parts_mut(
+                    c.get().add(r * n + cols.start),
+                    cols.len(),
+                ));
+            }
+        }
     }
 
     /// Calls `multiply(rows, panels, c)` over blocks of the `m × n` product that together cover
@@ -426,13 +465,27 @@ mod tests {
             for level in Level::available() {
                 let packed = PackedB::at_level(level, &b, n, k, Some(&bias));
                 let mut c = vec![f32::NAN; m * n];
-                packed.multiply(&a, m, &mut c, (-3.0, 4.0));
+                packed.multiply(&a, m, &mut c, (-3.0, 4.0), None);
                 let mut made = vec![f32::NAN; m * n];
                 let copy_rows = |rows: Range<usize>, to: &mut [f32]| {
                     to.copy_from_slice(&a[rows.start * k..rows.end * k])
                 };
-                packed.multiply_rows_made_by(copy_rows, m, &mut made, (-3.0, 4.0));
+                packed.multiply_rows_made_by(copy_rows, m, &mut made, (-3.0, 4.0), None);
                 assert_eq!(made, c, "{level}: rows made on the fly");
+                let square = |y: &mut [f32]| y.iter_mut().for_each(|v| *v *= *v);
+                let mut squared = vec![f32::NAN; m * n];
+                packed.multiply(&a, m, &mut squared, (-3.0, 4.0), Some(&square));
+                let mut made_squared = vec![f32::NAN; m * n];
+                packed.multiply_rows_made_by(
+                    copy_rows,
+                    m,
+                    &mut made_squared,
+                    (-3.0, 4.0),
+                    Some(&square),
+                );
+                let want: Vec<f32> = c.iter().map(|v| v * v).collect();
+                assert_eq!(squared, want, "{level}: then applied to every value once");
+                assert_eq!(made_squared, want, "{level}: then, rows made on the fly");
                 for r in 0..m {
                     for j in 0..n {
                         let want = (0..k).fold(bias[j], |s, i| s + a[r * k + i] * b[j * k + i]);

@@ -26,6 +26,10 @@ mod transpose;
 
 use super::tensor::{DType, Data, Tensor};
 
+/// An element-wise activation as a function over FLOAT32 values in place, which the op before
+/// it may apply to its output as it writes it (see `crate::tflite::fusion`).
+pub(crate) type InPlace = std::sync::Arc<dyn Fn(&mut [f32]) + Send + Sync>;
+
 /// Values one op may produce: larger outputs are errors, not allocation failures.
 pub(crate) const MAX_OUTPUT_VALUES: usize = 1 << 28;
 
@@ -55,6 +59,17 @@ pub(crate) trait Op: Send {
     /// the MUL it takes over, which then does not run), or plainly σ(x) with `false`. Returns
     /// whether it will multiply.
     fn multiply_by_input(&mut self, _on: bool) -> bool {
+        false
+    }
+    /// The op, once prepared, as a function over its FLOAT32 values in place, when it is an
+    /// element-wise activation of one FLOAT32 input.
+    fn in_place(&self) -> Option<InPlace> {
+        None
+    }
+    /// Asks the op, once prepared, to apply `then` to its FLOAT32 output as it writes it (the
+    /// activation after it, in that op's output tensor; the activation then does not run), or
+    /// nothing more with `None`. Returns whether it will.
+    fn then_apply(&mut self, _then: Option<InPlace>) -> bool {
         false
     }
 }

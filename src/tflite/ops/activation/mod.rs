@@ -4,12 +4,13 @@
 
 mod quantized;
 
-use super::{f32_in, f32_out, options, Inputs, Op, Out};
+use super::{f32_in, f32_out, options, InPlace, Inputs, Op, Out};
 use crate::nn::kernels::elementwise;
 use crate::nn::thread_pool;
 use crate::tflite::schema::BuiltinOptions;
 use crate::tflite::tensor::{DType, Tensor};
 use quantized::Table;
+use std::sync::Arc;
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -110,9 +111,30 @@ fn erf(x: f64) -> f64 {
     }
 }
 
-#[inline(always)]
-fn map(y: &mut [f32], x: &[f32], f: impl Fn(f32) -> f32) {
-    y.iter_mut().zip(x).for_each(|(y, &v)| *y = f(v));
+/// Where an activation reads and writes: from one slice into another, or in place.
+trait Values {
+    fn map(self, f: impl Fn(f32) -> f32);
+}
+
+struct Between<'a> {
+    x: &'a [f32],
+    y: &'a mut [f32],
+}
+
+impl Values for Between<'_> {
+    #[inline(always)]
+    fn map(self, f: impl Fn(f32) -> f32) {
+        self.y.iter_mut().zip(self.x).for_each(|(y, &v)| *y = f(v));
+    }
+}
+
+struct Within<'a>(&'a mut [f32]);
+
+impl Values for Within<'_> {
+    #[inline(always)]
+    fn map(self, f: impl Fn(f32) -> f32) {
+        self.0.iter_mut().for_each(|v| *v = f(*v));
+    }
 }
 
 impl Op for Activation {
@@ -136,6 +158,12 @@ impl Op for Activation {
         self.swish
     }
 
+    fn in_place(&self) -> Option<InPlace> {
+        let (kind, swish) = (self.kind, self.swish);
+        let in_place = move |y: &mut [f32]| apply_within(kind, swish, y);
+        self.table.is_none().then(|| Arc::new(in_place) as InPlace)
+    }
+
     fn eval(&mut self, inputs: &[Option<&Tensor>], outputs: &mut [Tensor]) -> Result<(), String> {
         if let Some(table) = &self.table {
             let x = inputs[0].ok_or("the input is missing")?;
@@ -145,28 +173,52 @@ impl Op for Activation {
         let y = f32_out(outputs, 0)?;
         let (kind, swish) = (self.kind, self.swish);
         thread_pool::for_each_band(y, 1, |first, y| {
-            let x = &x[first..][..y.len()];
-            match kind {
-                Kind::Relu => map(y, x, |v| v.max(0.0)),
-                Kind::Relu6 => map(y, x, |v| v.clamp(0.0, 6.0)),
-                Kind::ReluN1To1 => map(y, x, |v| v.clamp(-1.0, 1.0)),
-                Kind::Relu0To1 => map(y, x, |v| v.clamp(0.0, 1.0)),
-                Kind::LeakyRelu(alpha) => map(y, x, |v| if v > 0.0 { v } else { v * alpha }),
-                Kind::Logistic if swish => elementwise::swish_slice(x, y),
-                Kind::Logistic => elementwise::logistic_slice(x, y),
-                Kind::Tanh => elementwise::tanh_slice(x, y),
-                // x · ReLU6(x + 3) / 6, as TensorFlow Lite's reference kernel.
-                Kind::HardSwish => map(y, x, |v| v * (v + 3.0).clamp(0.0, 6.0) / 6.0),
-                Kind::Gelu { approximate } => map(y, x, |v| gelu(v, approximate)),
-                Kind::Exp => elementwise::exp_slice(x, y),
-                Kind::Neg => map(y, x, |v| -v),
-                Kind::Abs => map(y, x, f32::abs),
-                Kind::Sqrt => map(y, x, f32::sqrt),
-                Kind::Rsqrt => map(y, x, |v| 1.0 / v.sqrt()),
-                Kind::Square => map(y, x, |v| v * v),
-            }
+            apply(kind, swish, &x[first..][..y.len()], y)
         });
         Ok(())
+    }
+}
+
+crate::nn::simd::compiled_per_level! {
+    /// `y = f(x)` for the activation `kind` (x·σ(x) for a LOGISTIC doing a swish).
+    fn apply(kind: Kind, swish: bool, x: &[f32], y: &mut [f32]) = apply_between
+}
+
+#[inline(always)]
+fn apply_between(kind: Kind, swish: bool, x: &[f32], y: &mut [f32]) {
+    apply_to(kind, swish, Between { x, y })
+}
+
+crate::nn::simd::compiled_per_level! {
+    /// `y = f(y)` for the activation `kind`.
+    fn apply_within(kind: Kind, swish: bool, y: &mut [f32]) = apply_within_portable
+}
+
+#[inline(always)]
+fn apply_within_portable(kind: Kind, swish: bool, y: &mut [f32]) {
+    apply_to(kind, swish, Within(y))
+}
+
+#[inline(always)]
+fn apply_to(kind: Kind, swish: bool, values: impl Values) {
+    match kind {
+        Kind::Relu => values.map(|v| v.max(0.0)),
+        Kind::Relu6 => values.map(|v| v.clamp(0.0, 6.0)),
+        Kind::ReluN1To1 => values.map(|v| v.clamp(-1.0, 1.0)),
+        Kind::Relu0To1 => values.map(|v| v.clamp(0.0, 1.0)),
+        Kind::LeakyRelu(alpha) => values.map(|v| if v > 0.0 { v } else { v * alpha }),
+        Kind::Logistic if swish => values.map(|v| v * elementwise::logistic(v)),
+        Kind::Logistic => values.map(elementwise::logistic),
+        Kind::Tanh => values.map(elementwise::tanh),
+        // x · ReLU6(x + 3) / 6, as TensorFlow Lite's reference kernel.
+        Kind::HardSwish => values.map(|v| v * (v + 3.0).clamp(0.0, 6.0) / 6.0),
+        Kind::Gelu { approximate } => values.map(|v| gelu(v, approximate)),
+        Kind::Exp => values.map(elementwise::exp),
+        Kind::Neg => values.map(|v| -v),
+        Kind::Abs => values.map(f32::abs),
+        Kind::Sqrt => values.map(f32::sqrt),
+        Kind::Rsqrt => values.map(|v| 1.0 / v.sqrt()),
+        Kind::Square => values.map(|v| v * v),
     }
 }
 

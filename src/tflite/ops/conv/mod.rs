@@ -9,9 +9,10 @@ mod quantized;
 
 use super::fused_activation::Fused;
 use super::padding::window_axis;
-use super::{checked, f32_in, f32_out, nhwc, options, Inputs, Op, Out, TilingMaxPool};
+use super::{checked, f32_in, f32_out, nhwc, options, InPlace, Inputs, Op, Out, TilingMaxPool};
 use crate::nn::kernels::conv::im2col::im2col;
 use crate::nn::kernels::packed_gemm::PackedB;
+use crate::nn::kernels::ThenApply;
 use crate::nn::layers::window::Axis;
 use crate::tflite::schema::{BuiltinOptions, Conv2DOptions};
 use crate::tflite::tensor::{DType, Tensor};
@@ -27,6 +28,7 @@ pub(super) fn build(options: Option<&BuiltinOptions>) -> Result<Box<dyn Op>, Str
         geometry: None,
         kernel: None,
         pool: None,
+        then: None,
     }))
 }
 
@@ -65,6 +67,8 @@ struct Conv {
     /// The max-pool after it, which it does instead (quantized convolutions that read windows
     /// from a padded image, any max-pool; float ones by the direct kernels, 2×2 ones).
     pool: Option<TilingMaxPool>,
+    /// The activation after it, which it applies as it writes (float products only).
+    then: Option<InPlace>,
 }
 
 impl Op for Conv {
@@ -139,7 +143,13 @@ impl Op for Conv {
             return Err("not prepared".into());
         };
         match kernel {
-            Kernel::Float(filter) => float(g, filter, self.activation, inputs, outputs),
+            Kernel::Float(filter) => {
+                let then = self
+                    .then
+                    .as_deref()
+                    .map(|f| f as &(dyn Fn(&mut [f32]) + Sync));
+                float(g, filter, (self.activation, then), inputs, outputs)
+            }
             Kernel::Quantized(q) => {
                 let x = inputs[0].ok_or("the input is missing")?;
                 let pool = self.pool.map_or((1, 1), |p| (p.rows, p.cols));
@@ -170,6 +180,12 @@ impl Op for Conv {
         self.pool = pool.filter(|_| can);
         self.pool.is_some()
     }
+
+    fn then_apply(&mut self, then: Option<InPlace>) -> bool {
+        let can = matches!(self.kernel, Some(Kernel::Float(_)));
+        self.then = then.filter(|_| can);
+        self.then.is_some()
+    }
 }
 
 /// The direct kernels where they take the convolution, else the filter packed for the
@@ -194,7 +210,7 @@ fn float_kernel(
 fn float(
     g: &Geometry,
     filter: &PackedB,
-    activation: Fused,
+    (activation, then): (Fused, ThenApply),
     inputs: &[Option<&Tensor>],
     outputs: &mut [Tensor],
 ) -> Result<(), String> {
@@ -207,11 +223,11 @@ fn float(
         .zip(y.chunks_exact_mut(pixels * g.filters))
     {
         if g.pointwise {
-            filter.multiply(x, pixels, y, range);
+            filter.multiply(x, pixels, y, range, then);
         } else {
             let fields =
                 |pixels, rows: &mut [f32]| im2col(x, &g.rows, &g.cols, g.channels, pixels, rows);
-            filter.multiply_rows_made_by(fields, pixels, y, range);
+            filter.multiply_rows_made_by(fields, pixels, y, range, then);
         }
     }
     Ok(())

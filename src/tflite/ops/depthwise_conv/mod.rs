@@ -5,8 +5,9 @@ mod quantized;
 
 use super::fused_activation::Fused;
 use super::padding::window_axis;
-use super::{checked, f32_in, f32_out, nhwc, options, Inputs, Op, Out};
+use super::{checked, f32_in, f32_out, nhwc, options, InPlace, Inputs, Op, Out};
 use crate::nn::kernels::depthwise::Depthwise;
+use crate::nn::kernels::ThenApply;
 use crate::nn::simd::Level;
 use crate::tflite::schema::{BuiltinOptions, DepthwiseConv2DOptions};
 use crate::tflite::tensor::{DType, Tensor};
@@ -20,6 +21,7 @@ pub(super) fn build(options: Option<&BuiltinOptions>) -> Result<Box<dyn Op>, Str
         options: o.clone(),
         activation: Fused::new(o.fused_activation_function)?,
         kernel: None,
+        then: None,
     }))
 }
 
@@ -33,6 +35,8 @@ struct DepthwiseConv {
     options: DepthwiseConv2DOptions,
     activation: Fused,
     kernel: Option<Kernel>,
+    /// The activation after it, which it applies as it writes (float only).
+    then: Option<InPlace>,
 }
 
 impl Op for DepthwiseConv {
@@ -100,7 +104,13 @@ impl Op for DepthwiseConv {
 
     fn eval(&mut self, inputs: &[Option<&Tensor>], outputs: &mut [Tensor]) -> Result<(), String> {
         match self.kernel.as_mut().ok_or("not prepared")? {
-            Kernel::Float(d) => float(d, inputs, outputs),
+            Kernel::Float(d) => {
+                let then = self
+                    .then
+                    .as_deref()
+                    .map(|f| f as &(dyn Fn(&mut [f32]) + Sync));
+                float(d, then, inputs, outputs)
+            }
             Kernel::Hybrid(h) => {
                 h.run(f32_in(inputs, 0)?, f32_out(outputs, 0)?);
                 Ok(())
@@ -111,16 +121,27 @@ impl Op for DepthwiseConv {
             }
         }
     }
+
+    fn then_apply(&mut self, then: Option<InPlace>) -> bool {
+        let can = matches!(self.kernel, Some(Kernel::Float(_)));
+        self.then = then.filter(|_| can);
+        self.then.is_some()
+    }
 }
 
-fn float(d: &Depthwise, inputs: &[Option<&Tensor>], outputs: &mut [Tensor]) -> Result<(), String> {
+fn float(
+    d: &Depthwise,
+    then: ThenApply,
+    inputs: &[Option<&Tensor>],
+    outputs: &mut [Tensor],
+) -> Result<(), String> {
     let (x, filter) = (f32_in(inputs, 0)?, f32_in(inputs, 1)?);
     let bias = inputs.get(2).copied().flatten().and_then(Tensor::as_f32);
     let y = f32_out(outputs, 0)?;
     let image_len = d.rows.input * d.cols.input * d.channels;
     let out_len = d.rows.output * d.cols.output * d.out_channels();
     for (x, y) in x.chunks_exact(image_len).zip(y.chunks_exact_mut(out_len)) {
-        d.run(x, filter, bias, y);
+        d.run(x, filter, bias, y, then);
     }
     Ok(())
 }

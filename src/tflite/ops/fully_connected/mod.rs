@@ -115,7 +115,7 @@ impl Op for FullyConnected {
             Kernel::Float(weights) => {
                 let x = f32_in(inputs, 0)?;
                 let y = f32_out(outputs, 0)?;
-                weights.multiply(x, self.rows, y, self.activation.range());
+                weights.multiply(x, self.rows, y, self.activation.range(), None);
                 Ok(())
             }
             Kernel::Quantized(q) => {
