@@ -2,8 +2,8 @@
 //! the MobileNets and EfficientNets) on the SIMD layer. A tile of a few output pixels runs every
 //! block of one register of channels before the next tile, so the input is read in the order it
 //! lies in memory, while a block's 3×3 or 5×5 filter taps stay in registers across the tile.
-//! Within a tile, four neighbouring outputs share each input load (their windows overlap), and
-//! pixels on the border run the same code with zeros for the taps outside the image.
+//! Within a tile, four neighbouring outputs share each input load (their windows overlap); a
+//! pixel on the border finds its taps inside the image once for all its channel blocks.
 
 use super::depthwise::Depthwise;
 use crate::nn::simd::{Level, Simd};
@@ -86,8 +86,6 @@ unsafe fn rows_of<S: Simd, const K: usize>(d: &Depthwise, job: &Job) {
         false => S::load(job.bias.add(block)),
     };
     let (lo, hi) = (S::splat(d.min), S::splat(d.max));
-    // What the taps outside the image read, so a border pixel runs the same straight-line code.
-    let zeros = vec![0.0f32; if K > 0 { c } else { 0 }];
     for r in 0..job.count {
         let (ky, iy0) = d.rows.taps(job.first + r);
         let row = Row {
@@ -102,7 +100,7 @@ unsafe fn rows_of<S: Simd, const K: usize>(d: &Depthwise, job: &Job) {
         };
         if K > 0 {
             for ox in (0..left).chain(right..out_w) {
-                clipped_pixel::<S, K>(d, &row, filter, job.bias, ox, zeros.as_ptr());
+                clipped_pixel::<S, K>(d, &row, filter, job.bias, ox);
             }
         } else {
             for block in channel_blocks::<S>(c) {
@@ -232,8 +230,8 @@ unsafe fn slide<S: Simd, const K: usize, const STRIDE: usize>(
     }
 }
 
-/// Every channel of one output pixel whose `K × K` window crosses the image's border: its taps
-/// outside read zeros, so each channel block is the same `K × K` multiply-adds as inside.
+/// Every channel of one output pixel whose `K × K` window crosses the image's border: the taps
+/// inside the image found once, then each channel block summed over them.
 #[inline(always)]
 unsafe fn clipped_pixel<S: Simd, const K: usize>(
     d: &Depthwise,
@@ -241,15 +239,18 @@ unsafe fn clipped_pixel<S: Simd, const K: usize>(
     filter: *const f32,
     bias: *const f32,
     ox: usize,
-    zeros: *const f32,
 ) {
     let c = d.channels;
-    let mut sources = [[zeros; K]; K];
+    // (input, filter) of each tap inside; K is 3 or 5.
+    let mut taps = [(std::ptr::null::<f32>(), std::ptr::null::<f32>()); 25];
+    let mut count = 0;
     let (kx, ix0) = d.cols.taps(ox);
     for (i, ky) in row.ky.clone().enumerate() {
         let line = row.x.add(i * d.rows.dilation * d.cols.input * c);
         for (j, kx) in kx.clone().enumerate() {
-            sources[ky][kx] = line.add((ix0 + j * d.cols.dilation) * c);
+            let pixel = line.add((ix0 + j * d.cols.dilation) * c);
+            taps[count] = (pixel, filter.add((ky * K + kx) * c));
+            count += 1;
         }
     }
     let (lo, hi) = (S::splat(d.min), S::splat(d.max));
@@ -258,11 +259,8 @@ unsafe fn clipped_pixel<S: Simd, const K: usize>(
             true => S::zero(),
             false => S::load(bias.add(block)),
         };
-        for (i, sources) in sources.iter().enumerate() {
-            for (j, source) in sources.iter().enumerate() {
-                let tap = S::load(filter.add((i * K + j) * c + block));
-                acc = S::mul_add(S::load(source.add(block)), tap, acc);
-            }
+        for &(pixel, tap) in &taps[..count] {
+            acc = S::mul_add(S::load(pixel.add(block)), S::load(tap.add(block)), acc);
         }
         S::store(row.out.add(ox * c + block), S::clamp(acc, lo, hi));
     }
