@@ -8,10 +8,10 @@
 //! - a float LOGISTIC writes x·σ(x) when its only reader is a MUL of it by its own input (the
 //!   swish TensorFlow's converter writes as the two ops, 65 pairs in EfficientNetB0), the same
 //!   bits as the two ops;
-//! - a float CONV_2D (on the packed product) or DEPTHWISE_CONV_2D applies the element-wise
-//!   activation that is its output's only reader (HARD_SWISH in the MobileNetV3s, a swish in
-//!   EfficientNet) to each block of its output as it finishes it, while the block is in the
-//!   core's cache, the same bits as the activation running after it.
+//! - a float CONV_2D or DEPTHWISE_CONV_2D applies the element-wise activation that is its
+//!   output's only reader (HARD_SWISH in the MobileNetV3s, a swish in EfficientNet) to each
+//!   block of its output as it finishes it, while the block is in the core's cache, the same
+//!   bits as the activation running after it.
 
 use super::ops::Op;
 

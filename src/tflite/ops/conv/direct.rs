@@ -7,6 +7,7 @@
 use super::Geometry;
 use crate::nn::kernels::conv::direct;
 use crate::nn::kernels::conv::pool::pool_pair;
+use crate::nn::kernels::ThenApply;
 use crate::nn::simd::Level;
 use crate::nn::thread_pool::{for_each_chunk, threads};
 use crate::tflite::ops::fused_activation::Fused;
@@ -71,8 +72,9 @@ impl DirectConv {
 
     /// The convolution of each image of `x`; with `pooled`, max-pooled by 2×2 windows at
     /// stride 2 (an odd last row or column left out), each pair of rows pooled while it is
-    /// in the level-1 cache, as training's fused Conv2D + MaxPooling2D does.
-    pub fn run(&self, g: &Geometry, pooled: bool, x: &[f32], y: &mut [f32]) {
+    /// in the level-1 cache, as training's fused Conv2D + MaxPooling2D does; else `then` over
+    /// each band of rows.
+    pub fn run(&self, g: &Geometry, pooled: bool, x: &[f32], y: &mut [f32], then: ThenApply) {
         let k = kernel_geometry(g);
         let mut padded = PADDED.with_borrow_mut(std::mem::take);
         padded.resize(k.input_len(), 0.0);
@@ -92,7 +94,11 @@ impl DirectConv {
                 let first = i * band_len / row_len;
                 if !pooled {
                     let rows = first..first + band.len() / row_len;
-                    return direct::forward(&k, padded, kernel, bias, self.relu, rows, band);
+                    direct::forward(&k, padded, kernel, bias, self.relu, rows, band);
+                    if let Some(then) = then {
+                        then(band);
+                    }
+                    return;
                 }
                 let mut pair = vec![0.0; 2 * k.out_w * k.filters];
                 // Which corner won: training's backward pass needs it, inference does not.

@@ -67,7 +67,7 @@ struct Conv {
     /// The max-pool after it, which it does instead (quantized convolutions that read windows
     /// from a padded image, any max-pool; float ones by the direct kernels, 2×2 ones).
     pool: Option<TilingMaxPool>,
-    /// The activation after it, which it applies as it writes (float products only).
+    /// The activation after it, which it applies as it writes (float only).
     then: Option<InPlace>,
 }
 
@@ -160,12 +160,12 @@ impl Op for Conv {
                 Ok(())
             }
             Kernel::Direct(d) => {
-                d.run(
-                    g,
-                    self.pool.is_some(),
-                    f32_in(inputs, 0)?,
-                    f32_out(outputs, 0)?,
-                );
+                let then = self
+                    .then
+                    .as_deref()
+                    .map(|f| f as &(dyn Fn(&mut [f32]) + Sync));
+                let pooled = self.pool.is_some();
+                d.run(g, pooled, f32_in(inputs, 0)?, f32_out(outputs, 0)?, then);
                 Ok(())
             }
         }
@@ -182,7 +182,11 @@ impl Op for Conv {
     }
 
     fn then_apply(&mut self, then: Option<InPlace>) -> bool {
-        let can = matches!(self.kernel, Some(Kernel::Float(_)));
+        let can = match self.kernel {
+            Some(Kernel::Float(_)) => true,
+            Some(Kernel::Direct(_)) => self.pool.is_none(),
+            _ => false,
+        };
         self.then = then.filter(|_| can);
         self.then.is_some()
     }
