@@ -13,7 +13,7 @@
 //!   block of its output as it finishes it, while the block is in the core's cache, the same
 //!   bits as the activation running after it.
 
-use super::ops::Op;
+use super::ops::{InPlace, Op, TilingMaxPool};
 
 /// What fusion needs of an operator: its op and the tensors it reads and writes.
 pub(super) trait Fusible {
@@ -22,101 +22,101 @@ pub(super) trait Fusible {
     fn outputs(&self) -> &[usize];
 }
 
-/// Per node, the node whose work it takes over and whose outputs it writes; none without
-/// `fuse`. Each node is asked again (and so unfused when nothing qualifies), as shapes may
-/// have changed since the last time. `runs` marks the nodes that run; `kept` the tensors a
-/// caller reads after a run.
-pub(super) fn max_pools<N: Fusible>(
+/// Per node, the node whose work it takes over (see the module's doc); none without `fuse`.
+/// Each node is asked again (and so unfused when nothing qualifies), as shapes may have changed
+/// since the last time. `runs` marks the nodes that run, and comes back with those taken over
+/// unmarked; `kept` marks the tensors a caller reads after a run. A node may take over one that
+/// took over another (a convolution, the LOGISTIC of a swish).
+pub(super) fn take_overs<N: Fusible>(
     nodes: &mut [N],
-    runs: &[bool],
+    runs: &mut [bool],
     kept: &[bool],
     fuse: bool,
 ) -> Vec<Option<usize>> {
-    let readers = readers(nodes, runs, kept.len());
     let mut fused = vec![None; nodes.len()];
-    for n in 0..nodes.len() {
-        let pool = match (fuse && runs[n], nodes[n].outputs()) {
-            (true, &[t]) if !kept[t] => match readers[t][..] {
-                [m] if nodes[m].inputs().first() == Some(&Some(t)) => {
-                    nodes[m].op().tiling_max_pool().map(|pool| (m, pool))
-                }
-                _ => None,
-            },
-            _ => None,
-        };
-        if nodes[n].op().pool_output(pool.map(|(_, p)| p)) {
-            fused[n] = pool.map(|(m, _)| m);
+    let mut merge = |found: Vec<Option<usize>>, runs: &mut [bool]| {
+        for (fused, found) in fused.iter_mut().zip(found) {
+            *fused = fused.or(found);
         }
-    }
+        for m in fused.iter().flatten() {
+            runs[*m] = false;
+        }
+    };
+    // Pools and swishes in one pass: neither takes over a node the other would. Activations
+    // after, on the nodes still running, so that a swish's MUL is not a second reader.
+    let pools = take_sole_readers(nodes, (runs, kept, fuse), max_pool_offer, |op, pool| {
+        op.pool_output(pool)
+    });
+    let swishes = take_sole_readers(nodes, (runs, kept, fuse), swish_offer, |op, product| {
+        op.multiply_by_input(product.is_some())
+    });
+    merge(pools, runs);
+    merge(swishes, runs);
+    let activations = take_sole_readers(nodes, (runs, kept, fuse), activation_offer, |op, f| {
+        op.then_apply(f)
+    });
+    merge(activations, runs);
     fused
 }
 
-/// Per node, the MUL a float LOGISTIC takes over (see the module's doc); none without `fuse`.
-/// Each LOGISTIC is asked again, as [`max_pools`] asks convolutions.
-pub(super) fn swishes<N: Fusible>(
+/// The max-pool `m` that reads `t` (first), when its windows tile it.
+fn max_pool_offer<N: Fusible>(
     nodes: &mut [N],
-    runs: &[bool],
-    kept: &[bool],
-    fuse: bool,
+    _: usize,
+    t: usize,
+    m: usize,
+) -> Option<TilingMaxPool> {
+    let reads_first = nodes[m].inputs().first() == Some(&Some(t));
+    reads_first
+        .then(|| nodes[m].op().tiling_max_pool())
+        .flatten()
+}
+
+/// Whether `m` is a plain float product of LOGISTIC `n`'s output `t` by `n`'s input.
+fn swish_offer<N: Fusible>(nodes: &mut [N], n: usize, t: usize, m: usize) -> Option<()> {
+    let &[Some(x)] = nodes[n].inputs() else {
+        return None;
+    };
+    let pair = match nodes[m].inputs() {
+        &[Some(a), Some(b)] => [a, b],
+        _ => return None,
+    };
+    let product = x != t && (pair == [x, t] || pair == [t, x]);
+    (product && nodes[m].op().is_plain_float_product()).then_some(())
+}
+
+/// The element-wise activation `m` of `t` alone, as a function in place.
+fn activation_offer<N: Fusible>(nodes: &mut [N], _: usize, t: usize, m: usize) -> Option<InPlace> {
+    let only_input = nodes[m].inputs() == [Some(t)];
+    only_input.then(|| nodes[m].op().in_place()).flatten()
+}
+
+/// Asks each running node `n` whose one output `t` nobody keeps, and has one running reader
+/// `m`, what it would take over from `m` (`offer(nodes, n, t, m)`), then asks the node's op to
+/// take that or, with `None`, nothing (`accept`, true when it takes it).
+fn take_sole_readers<N: Fusible, T>(
+    nodes: &mut [N],
+    (runs, kept, fuse): (&[bool], &[bool], bool),
+    offer: impl Fn(&mut [N], usize, usize, usize) -> Option<T>,
+    accept: impl Fn(&mut dyn Op, Option<T>) -> bool,
 ) -> Vec<Option<usize>> {
-    let readers = readers(nodes, runs, kept.len());
-    let mut fused = vec![None; nodes.len()];
-    for n in 0..nodes.len() {
-        let product = match (fuse && runs[n], nodes[n].inputs(), nodes[n].outputs()) {
-            (true, &[Some(x)], &[t]) if !kept[t] && x != t => match readers[t][..] {
-                [m] if times_own_input(&nodes[m], x, t)
-                    && nodes[m].op().is_plain_float_product() =>
-                {
-                    Some(m)
-                }
-                _ => None,
-            },
-            _ => None,
-        };
-        if nodes[n].op().multiply_by_input(product.is_some()) {
-            fused[n] = product;
-        }
-    }
-    fused
-}
-
-/// Whether `node` reads exactly `x` and `t`, in either order.
-fn times_own_input<N: Fusible>(node: &N, x: usize, t: usize) -> bool {
-    matches!(node.inputs(), [Some(a), Some(b)] if (*a, *b) == (x, t) || (*a, *b) == (t, x))
-}
-
-/// Per tensor, the running nodes that read it.
-fn readers<N: Fusible>(nodes: &[N], runs: &[bool], tensors: usize) -> Vec<Vec<usize>> {
-    let mut readers = vec![Vec::new(); tensors];
+    let mut readers = vec![Vec::new(); kept.len()];
     for (m, node) in nodes.iter().enumerate().filter(|(m, _)| runs[*m]) {
         for &t in node.inputs().iter().flatten() {
             readers[t].push(m);
         }
     }
-    readers
-}
-
-/// Per node, the element-wise activation it applies to its output itself (see the module's doc);
-/// none without `fuse`. `runs` must leave out the nodes other fusions took over, so that a swish's
-/// MUL does not count as a second reader.
-pub(super) fn activations<N: Fusible>(
-    nodes: &mut [N],
-    runs: &[bool],
-    kept: &[bool],
-    fuse: bool,
-) -> Vec<Option<usize>> {
-    let readers = readers(nodes, runs, kept.len());
     let mut fused = vec![None; nodes.len()];
     for n in 0..nodes.len() {
-        let activation = match (fuse && runs[n], nodes[n].outputs()) {
+        let offered = match (fuse && runs[n], nodes[n].outputs()) {
             (true, &[t]) if !kept[t] => match readers[t][..] {
-                [m] if nodes[m].inputs() == [Some(t)] => nodes[m].op().in_place().map(|f| (m, f)),
+                [m] => offer(nodes, n, t, m).map(|what| (m, what)),
                 _ => None,
             },
             _ => None,
         };
-        let (m, then) = activation.unzip();
-        if nodes[n].op().then_apply(then) {
+        let (m, what) = offered.unzip();
+        if accept(nodes[n].op(), what) {
             fused[n] = m;
         }
     }

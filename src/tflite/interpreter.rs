@@ -295,21 +295,7 @@ impl Interpreter {
         }
         // The calibrator reads every intermediate tensor, which fused ops skip.
         let fuse = !self.preserve_all_tensors;
-        let mut fused = fusion::max_pools(&mut self.nodes, &runs, &self.kept, fuse);
-        let swishes = fusion::swishes(&mut self.nodes, &runs, &self.kept, fuse);
-        for (fused, swish) in fused.iter_mut().zip(swishes) {
-            *fused = fused.or(swish);
-        }
-        for m in fused.iter().flatten() {
-            runs[*m] = false;
-        }
-        let activations = fusion::activations(&mut self.nodes, &runs, &self.kept, fuse);
-        for (fused, activation) in fused.iter_mut().zip(activations) {
-            *fused = fused.or(activation);
-        }
-        for m in fused.iter().flatten() {
-            runs[*m] = false;
-        }
+        let fused = fusion::take_overs(&mut self.nodes, &mut runs, &self.kept, fuse);
         // A node writes the outputs of the last node in its chain of takeovers (a convolution
         // taking over a LOGISTIC that took over a MUL writes the MUL's).
         let last_taken = |mut n: usize| {
