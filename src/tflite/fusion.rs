@@ -43,7 +43,9 @@ pub(super) fn take_overs<N: Fusible>(
         }
     };
     // Pools and swishes in one pass: neither takes over a node the other would. Activations
-    // after, on the nodes still running, so that a swish's MUL is not a second reader.
+    // after, on the nodes still running, so that a swish's MUL is not a second reader. Within a
+    // pass no node both takes over and is taken over (the ops that take are never offered), so
+    // a taker's work covers its whole chain: a LOGISTIC's function includes its swish's MUL.
     let pools = take_sole_readers(nodes, (runs, kept, fuse), max_pool_offer, |op, pool| {
         op.pool_output(pool)
     });
