@@ -286,14 +286,15 @@ fn bench_tflite(path: &Path, runs: usize, per_op: bool) -> Result<()> {
             runner.run(&named)?;
         }
         let mut by_kind: Vec<(&str, f64, usize)> = Vec::new();
+        let times: Vec<(&str, f64)> = (interpreter.op_times().into_iter())
+            .map(|(name, time)| (name, time.as_secs_f64() * 1e3 / runs as f64))
+            .collect();
         println!("operator                        ms per run");
-        for (i, (name, time)) in interpreter.op_times().into_iter().enumerate() {
-            let ms = time.as_secs_f64() * 1e3 / runs as f64;
+        for (i, (name, ms)) in times.iter().enumerate() {
             println!("  {i:<4} {name:<24} {ms:.4}");
         }
         println!("by kind:");
-        for (name, time) in interpreter.op_times() {
-            let ms = time.as_secs_f64() * 1e3 / runs as f64;
+        for (name, ms) in times {
             match by_kind.iter_mut().find(|(n, _, _)| *n == name) {
                 Some(entry) => {
                     entry.1 += ms;

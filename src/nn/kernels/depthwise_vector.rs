@@ -85,7 +85,8 @@ unsafe fn rows_of<S: Simd, const K: usize>(d: &Depthwise, job: &Job) {
         true => S::zero(),
         false => S::load(job.bias.add(block)),
     };
-    let (lo, hi) = (S::splat(d.min), S::splat(d.max));
+    // A border pixel's (input, filter) pointers of each tap inside the image.
+    let mut taps = Vec::with_capacity(d.rows.window * d.cols.window);
     for r in 0..job.count {
         let (ky, iy0) = d.rows.taps(job.first + r);
         let row = Row {
@@ -98,17 +99,8 @@ unsafe fn rows_of<S: Simd, const K: usize>(d: &Depthwise, job: &Job) {
             true => (inside.start, inside.end),
             false => (out_w, out_w),
         };
-        if K > 0 {
-            for ox in (0..left).chain(right..out_w) {
-                clipped_pixel::<S, K>(d, &row, filter, job.bias, ox);
-            }
-        } else {
-            for block in channel_blocks::<S>(c) {
-                for ox in (0..left).chain(right..out_w) {
-                    let acc = any_taps::<S>(d, &row, filter, block_bias(block), ox, block);
-                    S::store(row.out.add(ox * c + block), S::clamp(acc, lo, hi));
-                }
-            }
+        for ox in (0..left).chain(right..out_w) {
+            clipped_pixel::<S>(d, &row, filter, job.bias, ox, &mut taps);
         }
         // A few pixels at a time, every channel block of them: the input is read pixel after
         // pixel, as it lies in memory, while each block's taps stay in registers for the few.
@@ -230,27 +222,26 @@ unsafe fn slide<S: Simd, const K: usize, const STRIDE: usize>(
     }
 }
 
-/// Every channel of one output pixel whose `K × K` window crosses the image's border: the taps
-/// inside the image found once, then each channel block summed over them.
+/// Every channel of one output pixel whose window crosses the image's border (or whose filter
+/// size has no registers kept, `K = 0`): the taps inside the image found once, in `taps`, then
+/// each channel block summed over them.
 #[inline(always)]
-unsafe fn clipped_pixel<S: Simd, const K: usize>(
+unsafe fn clipped_pixel<S: Simd>(
     d: &Depthwise,
     row: &Row,
     filter: *const f32,
     bias: *const f32,
     ox: usize,
+    taps: &mut Vec<(*const f32, *const f32)>,
 ) {
     let c = d.channels;
-    // (input, filter) of each tap inside; K is 3 or 5.
-    let mut taps = [(std::ptr::null::<f32>(), std::ptr::null::<f32>()); 25];
-    let mut count = 0;
     let (kx, ix0) = d.cols.taps(ox);
+    taps.clear();
     for (i, ky) in row.ky.clone().enumerate() {
         let line = row.x.add(i * d.rows.dilation * d.cols.input * c);
         for (j, kx) in kx.clone().enumerate() {
             let pixel = line.add((ix0 + j * d.cols.dilation) * c);
-            taps[count] = (pixel, filter.add((ky * K + kx) * c));
-            count += 1;
+            taps.push((pixel, filter.add((ky * d.cols.window + kx) * c)));
         }
     }
     let (lo, hi) = (S::splat(d.min), S::splat(d.max));
@@ -259,35 +250,11 @@ unsafe fn clipped_pixel<S: Simd, const K: usize>(
             true => S::zero(),
             false => S::load(bias.add(block)),
         };
-        for &(pixel, tap) in &taps[..count] {
+        for &(pixel, tap) in taps.iter() {
             acc = S::mul_add(S::load(pixel.add(block)), S::load(tap.add(block)), acc);
         }
         S::store(row.out.add(ox * c + block), S::clamp(acc, lo, hi));
     }
-}
-
-/// One output pixel's block from whichever taps fall inside the input.
-#[inline(always)]
-unsafe fn any_taps<S: Simd>(
-    d: &Depthwise,
-    row: &Row,
-    filter: *const f32,
-    bias: S::F,
-    ox: usize,
-    block: usize,
-) -> S::F {
-    let c = d.channels;
-    let (kx, ix0) = d.cols.taps(ox);
-    let mut acc = bias;
-    for (i, ky) in row.ky.clone().enumerate() {
-        let line = row.x.add(i * d.rows.dilation * d.cols.input * c);
-        for (j, kx) in kx.clone().enumerate() {
-            let pixel = line.add((ix0 + j * d.cols.dilation) * c + block);
-            let tap = filter.add((ky * d.cols.window + kx) * c + block);
-            acc = S::mul_add(S::load(pixel), S::load(tap), acc);
-        }
-    }
-    acc
 }
 
 /// The kernel compiled for one instruction set, so every [`Simd`] operation inlines to its

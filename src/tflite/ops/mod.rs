@@ -30,6 +30,11 @@ use super::tensor::{DType, Data, Tensor};
 /// it may apply to its output as it writes it (see `crate::tflite::fusion`).
 pub(crate) type InPlace = std::sync::Arc<dyn Fn(&mut [f32]) + Send + Sync>;
 
+/// The fused activation an op keeps, as its kernels take it.
+pub(crate) fn then_apply_of(then: &Option<InPlace>) -> crate::nn::kernels::ThenApply<'_> {
+    then.as_deref().map(|f| f as &(dyn Fn(&mut [f32]) + Sync))
+}
+
 /// Values one op may produce: larger outputs are errors, not allocation failures.
 pub(crate) const MAX_OUTPUT_VALUES: usize = 1 << 28;
 

@@ -9,7 +9,9 @@ mod quantized;
 
 use super::fused_activation::Fused;
 use super::padding::window_axis;
-use super::{checked, f32_in, f32_out, nhwc, options, InPlace, Inputs, Op, Out, TilingMaxPool};
+use super::{
+    checked, f32_in, f32_out, nhwc, options, then_apply_of, InPlace, Inputs, Op, Out, TilingMaxPool,
+};
 use crate::nn::kernels::conv::im2col::im2col;
 use crate::nn::kernels::packed_gemm::PackedB;
 use crate::nn::kernels::ThenApply;
@@ -144,10 +146,7 @@ impl Op for Conv {
         };
         match kernel {
             Kernel::Float(filter) => {
-                let then = self
-                    .then
-                    .as_deref()
-                    .map(|f| f as &(dyn Fn(&mut [f32]) + Sync));
+                let then = then_apply_of(&self.then);
                 float(g, filter, (self.activation, then), inputs, outputs)
             }
             Kernel::Quantized(q) => {
@@ -160,10 +159,7 @@ impl Op for Conv {
                 Ok(())
             }
             Kernel::Direct(d) => {
-                let then = self
-                    .then
-                    .as_deref()
-                    .map(|f| f as &(dyn Fn(&mut [f32]) + Sync));
+                let then = then_apply_of(&self.then);
                 let pooled = self.pool.is_some();
                 d.run(g, pooled, f32_in(inputs, 0)?, f32_out(outputs, 0)?, then);
                 Ok(())

@@ -5,7 +5,7 @@ mod quantized;
 
 use super::fused_activation::Fused;
 use super::padding::window_axis;
-use super::{checked, f32_in, f32_out, nhwc, options, InPlace, Inputs, Op, Out};
+use super::{checked, f32_in, f32_out, nhwc, options, then_apply_of, InPlace, Inputs, Op, Out};
 use crate::nn::kernels::depthwise::Depthwise;
 use crate::nn::kernels::ThenApply;
 use crate::nn::simd::Level;
@@ -105,10 +105,7 @@ impl Op for DepthwiseConv {
     fn eval(&mut self, inputs: &[Option<&Tensor>], outputs: &mut [Tensor]) -> Result<(), String> {
         match self.kernel.as_mut().ok_or("not prepared")? {
             Kernel::Float(d) => {
-                let then = self
-                    .then
-                    .as_deref()
-                    .map(|f| f as &(dyn Fn(&mut [f32]) + Sync));
+                let then = then_apply_of(&self.then);
                 float(d, then, inputs, outputs)
             }
             Kernel::Hybrid(h) => {
