@@ -152,6 +152,7 @@ pub enum Scaling {
 pub struct Multipliers {
     values: Vec<i32>,
     left_factors: Vec<i32>,
+    left_shifts: Vec<i32>,
     right_shifts: Vec<i32>,
     masks: Vec<i32>,
 }
@@ -162,6 +163,7 @@ impl Multipliers {
         Multipliers {
             values: multipliers.iter().map(|m| m.value).collect(),
             left_factors: multipliers.iter().map(|m| 1 << m.shift.max(0)).collect(),
+            left_shifts: multipliers.iter().map(|m| m.shift.max(0)).collect(),
             right_shifts: multipliers.iter().map(right).collect(),
             masks: multipliers
                 .iter()

@@ -66,11 +66,11 @@ pub(super) unsafe fn store_bytes(
 struct Group {
     lanes: usize,
     mask: __mmask16,
+    /// The left shifts, by which the sums are shifted every time: one instruction, cheaper
+    /// than the branch that would skip it for the convolutions that have none.
     left: __m512i,
-    /// Whether any channel's multiplier shifts left: most convolutions' do not, and the
-    /// multiplication by the factor is then skipped.
-    shifts_left: bool,
     value: __m512i,
+    /// The odd lanes' fractions in the even lanes, where `vpmuldq` reads them.
     odd_value: __m512i,
     even: Rounding,
     odd: Rounding,
@@ -85,7 +85,9 @@ struct Group {
 struct Rounding {
     /// `2^30 + 2^(30+s)`, or `2^30` when `s = 0`.
     add: __m512i,
-    /// `2^31` when `s ≥ 1`: taken off the products below `−2^30`.
+    /// `−2^31` when `s ≥ 1`: added for the negative products. The fractions are 0 or at
+    /// least 2^30, so a negative product is at most `−2^30`; at `−2^30` itself (a sum of −1
+    /// by the fraction 2^30) both readings of the condition give 0.
     below: __m512i,
     /// `31 + s`.
     shift: __m512i,
@@ -98,17 +100,18 @@ impl Rounding {
         let half = _mm512_set1_epi64(1 << 30);
         Rounding {
             add: _mm512_add_epi64(half, _mm512_maskz_sllv_epi64(shifting, half, right_shifts)),
-            below: _mm512_maskz_mov_epi64(shifting, _mm512_set1_epi64(1 << 31)),
+            below: _mm512_maskz_mov_epi64(shifting, _mm512_set1_epi64(-(1 << 31))),
             shift: _mm512_add_epi64(right_shifts, _mm512_set1_epi64(31)),
         }
     }
 
-    /// The rounded, shifted products, each in its 64-bit lane's low half.
+    /// The rounded, shifted products, each in its 64-bit lane's low half. The correction is
+    /// arithmetic rather than a masked subtraction: LLVM recomputes a loop-invariant mask
+    /// every time, and the compares crowd the shuffle port.
     #[inline(always)]
     unsafe fn apply(&self, products: __m512i) -> __m512i {
-        let below = _mm512_cmplt_epi64_mask(products, _mm512_set1_epi64(-(1 << 30)));
-        let sum = _mm512_add_epi64(products, self.add);
-        let sum = _mm512_mask_sub_epi64(sum, below, sum, self.below);
+        let below = _mm512_and_si512(_mm512_srai_epi64(products, 63), self.below);
+        let sum = _mm512_add_epi64(_mm512_add_epi64(products, self.add), below);
         _mm512_srav_epi64(sum, self.shift)
     }
 }
@@ -124,14 +127,12 @@ impl Group {
         let load = |v: &[i32]| _mm512_maskz_loadu_epi32(mask, v.as_ptr().add(first) as *const _);
         let value = load(&m.values);
         let right = load(&m.right_shifts);
-        let left = load(&m.left_factors);
         Group {
             lanes,
             mask,
-            left,
-            shifts_left: _mm512_mask_cmpneq_epi32_mask(mask, left, _mm512_set1_epi32(1)) != 0,
+            left: load(&m.left_shifts),
             value,
-            odd_value: _mm512_srli_epi64(value, 32),
+            odd_value: odd_to_even(value),
             even: Rounding::new(_mm512_srai_epi64(_mm512_slli_epi64(right, 32), 32)),
             odd: Rounding::new(_mm512_srai_epi64(right, 32)),
         }
@@ -153,14 +154,9 @@ impl Group {
     /// products of the even and odd lanes, both roundings in one shift ([`Rounding`]).
     #[inline(always)]
     unsafe fn scaled(&self, x: __m512i, zero_point: i32) -> __m512i {
-        let x = match self.shifts_left {
-            true => _mm512_mullo_epi32(x, self.left),
-            false => x,
-        };
-        let even = self.even.apply(_mm512_mul_epi32(x, self.value));
-        let odd = self
-            .odd
-            .apply(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), self.odd_value));
+        let x = _mm512_sllv_epi32(x, self.left);
+        let even = self.even.apply(products(x, self.value));
+        let odd = self.odd.apply(products(odd_to_even(x), self.odd_value));
         // Each odd result moves from its 64-bit lane's low half to the high one.
         let both = _mm512_mask_shuffle_epi32(even, 0xaaaa, odd, _MM_PERM_CCAA);
         _mm512_add_epi32(both, _mm512_set1_epi32(zero_point))
@@ -175,6 +171,30 @@ impl Group {
             _mm_mask_storeu_epi8(to as *mut _, self.mask, bytes);
         }
     }
+}
+
+/// Each 64-bit lane's odd 32-bit value copied to its even one.
+#[inline(always)]
+unsafe fn odd_to_even(v: __m512i) -> __m512i {
+    _mm512_shuffle_epi32(v, _MM_PERM_DDBB)
+}
+
+/// The 64-bit products of the even 32-bit lanes, signed: `vpmuldq`, written out because
+/// `_mm512_mul_epi32` reaches LLVM as a general 64-bit multiply of sign-extended values, which
+/// it may emulate with three unsigned multiplies when it no longer sees the extension (it did
+/// for the odd lanes, doubling the requantization's cost).
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn products(a: __m512i, b: __m512i) -> __m512i {
+    let p: __m512i;
+    std::arch::asm!(
+        "vpmuldq {p}, {a}, {b}",
+        p = lateout(zmm_reg) p,
+        a = in(zmm_reg) a,
+        b = in(zmm_reg) b,
+        options(pure, nomem, nostack, preserves_flags),
+    );
+    p
 }
 
 /// The output's range, applied to packed bytes.
