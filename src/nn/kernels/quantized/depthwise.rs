@@ -76,13 +76,56 @@ impl QuantizedDepthwise {
         let image = &x[..self.rows.input * self.cols.input * self.channels];
         let row_len = self.cols.output * oc;
         let out = &mut out[..self.rows.output * row_len];
+        let tiles = Tiles::for_kernel(self);
         for_each_band(out, row_len, |offset, band| {
             let mut sums = vec![0i32; row_len];
             for (r, line) in band.chunks_exact_mut(row_len).enumerate() {
-                T::depthwise_row(self, image, offset / row_len + r, &mut sums);
+                row_sums(self, image, offset / row_len + r, tiles, &mut sums);
                 finish(&sums, line);
             }
         });
+    }
+}
+
+/// How the inner pixels' sums are made: by the portable code at the selected level, or by
+/// AVX-512's 16-bit products.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Tiles {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx512 {
+        vnni: bool,
+    },
+}
+
+impl Tiles {
+    fn for_kernel(d: &QuantizedDepthwise) -> Tiles {
+        #[cfg(target_arch = "x86_64")]
+        if super::avx512bw() && d.filter.iter().all(|&w| i16::try_from(w).is_ok()) {
+            return Tiles::Avx512 {
+                vnni: std::is_x86_feature_detected!("avx512vnni"),
+            };
+        }
+        let _ = d;
+        Tiles::Portable
+    }
+}
+
+/// The sums (bias included) of every pixel of output row `oy`.
+pub(super) fn row_sums<T: Quantized>(
+    d: &QuantizedDepthwise,
+    image: &[T],
+    oy: usize,
+    tiles: Tiles,
+    sums: &mut [i32],
+) {
+    match tiles {
+        Tiles::Portable => T::depthwise_row(d, image, oy, sums),
+        // SAFETY: `Tiles::for_kernel` chose these only where the processor has them.
+        #[cfg(target_arch = "x86_64")]
+        Tiles::Avx512 { vnni: true } => unsafe { x86::row_sums_vnni(d, image, oy, sums) },
+        #[cfg(target_arch = "x86_64")]
+        Tiles::Avx512 { vnni: false } => unsafe { x86::row_sums_avx512bw(d, image, oy, sums) },
     }
 }
 
@@ -103,8 +146,54 @@ const TILE_CHANNELS: usize = 16;
 /// Output pixels per tile: each tap's weights are loaded once for all of them.
 const TILE_PIXELS: usize = 8;
 
+/// The sums of [`TILE_PIXELS`] pixels from `ox` and [`TILE_CHANNELS`] channels from `c0`
+/// (multiplier 1), every column tap inside the image and the row taps `rows`.
+trait Tile {
+    /// # Safety
+    /// The processor has what the implementation's instructions need.
+    unsafe fn sums<T: Quantized>(
+        d: &QuantizedDepthwise,
+        image: &[T],
+        oy: usize,
+        rows: std::ops::Range<usize>,
+        ox: usize,
+        c0: usize,
+        sums: &mut [i32],
+    );
+}
+
+struct PortableTile;
+
+impl Tile for PortableTile {
+    #[inline(always)]
+    unsafe fn sums<T: Quantized>(
+        d: &QuantizedDepthwise,
+        image: &[T],
+        oy: usize,
+        rows: std::ops::Range<usize>,
+        ox: usize,
+        c0: usize,
+        sums: &mut [i32],
+    ) {
+        tile_sums(d, image, oy, rows, ox, c0, sums)
+    }
+}
+
 #[inline(always)]
 fn row_sums_portable<T: Quantized>(
+    d: &QuantizedDepthwise,
+    image: &[T],
+    oy: usize,
+    sums: &mut [i32],
+) {
+    // SAFETY: the portable tile needs nothing of the processor.
+    unsafe { row_sums_with::<T, PortableTile>(d, image, oy, sums) }
+}
+
+/// # Safety
+/// The processor has what `K` needs.
+#[inline(always)]
+unsafe fn row_sums_with<T: Quantized, K: Tile>(
     d: &QuantizedDepthwise,
     image: &[T],
     oy: usize,
@@ -124,7 +213,7 @@ fn row_sums_portable<T: Quantized>(
         for ox in inner.clone().step_by(TILE_PIXELS) {
             for c0 in (0..oc).step_by(TILE_CHANNELS) {
                 // The last tile ends at the last inner column, redoing a few pixels.
-                tile_sums(d, image, oy, rows.clone(), ox.min(last), c0, sums);
+                K::sums(d, image, oy, rows.clone(), ox.min(last), c0, sums);
             }
         }
     }
@@ -172,10 +261,8 @@ fn pixel_sums<T: Quantized>(
     }
 }
 
-/// The sums of [`TILE_PIXELS`] pixels from `ox` and [`TILE_CHANNELS`] channels from `c0`
-/// (multiplier 1), every column tap inside the image and the row taps `rows`, kept in
-/// registers over the whole window. The input offset is not added to each value: its
-/// products, `offset × Σ w` over the taps used, start the sums instead.
+/// [`Tile::sums`], kept in registers over the whole window. The input offset is not added to
+/// each value: its products, `offset × Σ w` over the taps used, start the sums instead.
 #[inline(always)]
 fn tile_sums<T: Quantized>(
     d: &QuantizedDepthwise,
@@ -191,16 +278,7 @@ fn tile_sums<T: Quantized>(
         let v = &d.filter[at..][..TILE_CHANNELS];
         std::array::from_fn(|l| v[l])
     };
-    let mut start = load_bias(d, c0);
-    for ky in rows.clone() {
-        for kx in 0..cols.window {
-            let w = load((ky * cols.window + kx) * c + c0);
-            for l in 0..TILE_CHANNELS {
-                start[l] = start[l].wrapping_add(d.input_offset.wrapping_mul(w[l]));
-            }
-        }
-    }
-    let mut acc = [start; TILE_PIXELS];
+    let mut acc = [tile_start(d, rows.clone(), c0); TILE_PIXELS];
     let first_column = ox * cols.stride - cols.pad_before;
     // The tile's input: from its first column to past its last tap, on every row it reads.
     let span = (TILE_PIXELS - 1) * cols.stride + (cols.window - 1) * cols.dilation + 1;
@@ -222,10 +300,113 @@ fn tile_sums<T: Quantized>(
     }
 }
 
+/// What a tile's sums start from: the bias and the input offset's products over the row
+/// taps `rows`.
 #[inline(always)]
-fn load_bias(d: &QuantizedDepthwise, c0: usize) -> [i32; TILE_CHANNELS] {
-    let v = &d.bias[c0..][..TILE_CHANNELS];
-    std::array::from_fn(|l| v[l])
+fn tile_start(
+    d: &QuantizedDepthwise,
+    rows: std::ops::Range<usize>,
+    c0: usize,
+) -> [i32; TILE_CHANNELS] {
+    let (c, window) = (d.channels, d.cols.window);
+    let bias = &d.bias[c0..][..TILE_CHANNELS];
+    let mut start: [i32; TILE_CHANNELS] = std::array::from_fn(|l| bias[l]);
+    for ky in rows {
+        for kx in 0..window {
+            let w = &d.filter[(ky * window + kx) * c + c0..][..TILE_CHANNELS];
+            for l in 0..TILE_CHANNELS {
+                start[l] = start[l].wrapping_add(d.input_offset.wrapping_mul(w[l]));
+            }
+        }
+    }
+    start
+}
+
+/// Tiles whose products are 16-bit: each 32-bit lane holds an input value widened to it and a
+/// weight in its low half only, so `vpmaddwd` (one instruction, where `vpmulld` is two on
+/// most processors) gives their exact product, and VNNI's `vpdpwssd` adds it as well.
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::*;
+    use std::arch::x86_64::*;
+
+    /// # Safety
+    /// The processor has AVX-512F and BW.
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+    pub(super) unsafe fn row_sums_avx512bw<T: Quantized>(
+        d: &QuantizedDepthwise,
+        image: &[T],
+        oy: usize,
+        sums: &mut [i32],
+    ) {
+        row_sums_with::<T, Avx512Tile<false>>(d, image, oy, sums)
+    }
+
+    /// # Safety
+    /// The processor has AVX-512F, BW and VNNI.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+    pub(super) unsafe fn row_sums_vnni<T: Quantized>(
+        d: &QuantizedDepthwise,
+        image: &[T],
+        oy: usize,
+        sums: &mut [i32],
+    ) {
+        row_sums_with::<T, Avx512Tile<true>>(d, image, oy, sums)
+    }
+
+    struct Avx512Tile<const VNNI: bool>;
+
+    impl<const VNNI: bool> Tile for Avx512Tile<VNNI> {
+        #[inline(always)]
+        unsafe fn sums<T: Quantized>(
+            d: &QuantizedDepthwise,
+            image: &[T],
+            oy: usize,
+            rows: std::ops::Range<usize>,
+            ox: usize,
+            c0: usize,
+            sums: &mut [i32],
+        ) {
+            let (c, cols) = (d.channels, &d.cols);
+            let start = tile_start(d, rows.clone(), c0);
+            let mut acc = [_mm512_loadu_si512(start.as_ptr() as *const _); TILE_PIXELS];
+            let low_halves = _mm512_set1_epi32(0xffff);
+            let first_column = ox * cols.stride - cols.pad_before;
+            let span = (TILE_PIXELS - 1) * cols.stride + (cols.window - 1) * cols.dilation + 1;
+            for ky in rows {
+                let iy = oy * d.rows.stride + ky * d.rows.dilation - d.rows.pad_before;
+                // Bounds checked here for the whole span the pixels below read.
+                let line = image[(iy * cols.input + first_column) * c..][..span * c].as_ptr();
+                for kx in 0..cols.window {
+                    let taps = &d.filter[(ky * cols.window + kx) * c + c0..][..TILE_CHANNELS];
+                    let w =
+                        _mm512_and_si512(_mm512_loadu_si512(taps.as_ptr() as *const _), low_halves);
+                    for (p, acc) in acc.iter_mut().enumerate() {
+                        let at = (p * cols.stride + kx * cols.dilation) * c + c0;
+                        let x = widened(line.add(at));
+                        *acc = match VNNI {
+                            true => _mm512_dpwssd_epi32(*acc, x, w),
+                            false => _mm512_add_epi32(*acc, _mm512_madd_epi16(x, w)),
+                        };
+                    }
+                }
+            }
+            let sums = &mut sums[ox * c + c0..][..(TILE_PIXELS - 1) * c + TILE_CHANNELS];
+            for (p, acc) in acc.into_iter().enumerate() {
+                _mm512_storeu_si512(sums.as_mut_ptr().add(p * c) as *mut _, acc);
+            }
+        }
+    }
+
+    /// Sixteen stored values from `at`, each sign- or zero-extended to 32 bits as its type is.
+    #[inline(always)]
+    unsafe fn widened<T: Quantized>(at: *const T) -> __m512i {
+        let bytes = _mm_loadu_si128(at as *const __m128i);
+        match T::MIN < 0 {
+            true => _mm512_cvtepi8_epi32(bytes),
+            false => _mm512_cvtepu8_epi32(bytes),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -233,6 +414,52 @@ mod tests {
     use super::*;
     use crate::nn::kernels::quantized::{Multiplier, Scaling};
     use crate::nn::layers::Padding;
+
+    /// Every way of making the tiles this processor has gives the portable code's sums, for
+    /// int8 and uint8 images and negative weights.
+    #[test]
+    fn every_tile_kind_gives_the_portable_sums() {
+        let mut kinds = vec![Tiles::Portable];
+        #[cfg(target_arch = "x86_64")]
+        if super::super::avx512bw() {
+            kinds.push(Tiles::Avx512 { vnni: false });
+            if std::is_x86_feature_detected!("avx512vnni") {
+                kinds.push(Tiles::Avx512 { vnni: true });
+            }
+        }
+        for (size, window, stride, dilation, channels) in
+            [(21, 3, 1, 1, 32), (24, 3, 2, 1, 16), (27, 5, 1, 2, 48)]
+        {
+            let axis = Axis::dilated(size, window, stride, dilation, Padding::Same).unwrap();
+            let d = QuantizedDepthwise {
+                rows: axis,
+                cols: axis,
+                channels,
+                multiplier: 1,
+                filter: (0..window * window * channels)
+                    .map(|i| (i as i32 * 37) % 511 - 255)
+                    .collect(),
+                bias: (0..channels as i32).map(|c| c * 77 - 100).collect(),
+                input_offset: -7,
+            };
+            let bytes: Vec<u8> = (0..size * size * channels)
+                .map(|i| (i * 53 % 256) as u8)
+                .collect();
+            let signed: Vec<i8> = bytes.iter().map(|&v| v as i8).collect();
+            let row = axis.output * channels;
+            for oy in 0..axis.output {
+                let mut expected = (vec![0; row], vec![0; row]);
+                row_sums(&d, &bytes, oy, Tiles::Portable, &mut expected.0);
+                row_sums(&d, &signed, oy, Tiles::Portable, &mut expected.1);
+                for &kind in &kinds {
+                    let mut got = (vec![0; row], vec![0; row]);
+                    row_sums(&d, &bytes, oy, kind, &mut got.0);
+                    row_sums(&d, &signed, oy, kind, &mut got.1);
+                    assert_eq!(got, expected, "{kind:?}, row {oy} of {size}×{size}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn sums_equal_the_definition_with_padding_strides_and_multipliers() {

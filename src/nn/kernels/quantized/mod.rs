@@ -34,7 +34,8 @@ pub trait Quantized: Copy + Default + Send + Sync + 'static {
         sums: &[i32],
         out: &mut [Self],
     );
-    /// The depthwise sums of one output row, at the selected instruction set.
+    /// The depthwise sums of one output row, at the selected instruction set
+    /// ([`depthwise::row_sums`] picks the AVX-512 tiles before this).
     fn depthwise_row(
         d: &depthwise::QuantizedDepthwise,
         image: &[Self],
