@@ -40,6 +40,7 @@ pub trait Quantized: Copy + Default + Send + Sync + 'static {
         d: &depthwise::QuantizedDepthwise,
         image: &[Self],
         oy: usize,
+        starts: &depthwise::WindowStarts,
         sums: &mut [i32],
     );
 }
@@ -74,9 +75,10 @@ impl Quantized for i8 {
         d: &depthwise::QuantizedDepthwise,
         image: &[Self],
         oy: usize,
+        starts: &depthwise::WindowStarts,
         sums: &mut [i32],
     ) {
-        depthwise::row_sums_i8(d, image, oy, sums)
+        depthwise::row_sums_i8(d, image, oy, starts, sums)
     }
 }
 
@@ -108,9 +110,10 @@ impl Quantized for u8 {
         d: &depthwise::QuantizedDepthwise,
         image: &[Self],
         oy: usize,
+        starts: &depthwise::WindowStarts,
         sums: &mut [i32],
     ) {
-        depthwise::row_sums_u8(d, image, oy, sums)
+        depthwise::row_sums_u8(d, image, oy, starts, sums)
     }
 }
 
