@@ -22,6 +22,26 @@ pub(super) unsafe fn store_bytes(
     sums: &[i32],
     out: &mut [u8],
 ) {
+    // Unpooled rows, nearly all of them, get a loop without the pooling's: its per-row
+    // branches and address arithmetic cost as much as requantizing.
+    match pool > 1 {
+        true => store_rows::<true>(r, m, channels, pool, sums, out),
+        false => store_rows::<false>(r, m, channels, 1, sums, out),
+    }
+}
+
+/// [`store_bytes`], with rows pooled or not. (Its own target features, not `inline(always)`:
+/// closures take the features of the function they are written in.)
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn store_rows<const POOLED: bool>(
+    r: &Requantize,
+    m: &Multipliers,
+    channels: Range<usize>,
+    pool: usize,
+    sums: &[i32],
+    out: &mut [u8],
+) {
     let first = channels.start;
     let channels = channels
         .end
@@ -37,7 +57,10 @@ pub(super) unsafe fn store_bytes(
     while c < channels {
         let group = Group::new(m, first + c, (channels - c).min(16));
         let at = |row: usize| row * channels + c;
-        let pooled = |row: usize| group.load_max(sums, row * pool * channels + c, pool, channels);
+        let pooled = |row: usize| match POOLED {
+            true => group.load_max(sums, row * pool * channels + c, pool, channels),
+            false => group.load(sums, row * channels + c),
+        };
         let mut row = 0;
         while row + 4 <= rows {
             let v = [0, 1, 2, 3].map(|i| group.scaled(pooled(row + i), r.zero_point));
@@ -141,13 +164,17 @@ impl Group {
     /// The maxima of the group's sums at `sums[at..]` and the `pool − 1` rows of `step` after.
     #[inline(always)]
     unsafe fn load_max(&self, sums: &[i32], at: usize, pool: usize, step: usize) -> __m512i {
-        let load =
-            |at: usize| _mm512_maskz_loadu_epi32(self.mask, sums.as_ptr().add(at) as *const _);
-        let mut max = load(at);
+        let mut max = self.load(sums, at);
         for i in 1..pool {
-            max = _mm512_max_epi32(max, load(at + i * step));
+            max = _mm512_max_epi32(max, self.load(sums, at + i * step));
         }
         max
+    }
+
+    /// The group's sums at `sums[at..]`.
+    #[inline(always)]
+    unsafe fn load(&self, sums: &[i32], at: usize) -> __m512i {
+        _mm512_maskz_loadu_epi32(self.mask, sums.as_ptr().add(at) as *const _)
     }
 
     /// Sums scaled and moved to the zero point, as [`super::fixed_point::scale`]: 64-bit
