@@ -89,6 +89,14 @@ fn rows_of<T: Copy, R: Copy + Default>(
     fields: &mut [R],
     convert: impl Fn(T) -> R,
 ) {
+    if stride == depth {
+        // Unpadded rows are one run in both: one long loop, not one per short row.
+        let values = &x[rows.start * depth..rows.end * depth];
+        for (o, &v) in fields.iter_mut().zip(values) {
+            *o = convert(v);
+        }
+        return;
+    }
     for (r, out) in rows.zip(fields.chunks_exact_mut(stride)) {
         for (o, &v) in out.iter_mut().zip(&x[r * depth..][..depth]) {
             *o = convert(v);

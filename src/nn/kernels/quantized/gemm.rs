@@ -367,8 +367,10 @@ impl QuantizedWeights {
             let first = blocks * task / tasks * ROWS_PER_BLOCK;
             let last = (blocks * (task + 1) / tasks * ROWS_PER_BLOCK).min(rows);
             R::with_scratch(|fields, block_sums| {
-                fields.resize(ROWS_PER_BLOCK * stride, R::default());
-                block_sums.resize(ROWS_PER_BLOCK * self.filters, 0);
+                // Grown, never shrunk: every value read is written first, so refilling the
+                // scratch for each operator would only cost time.
+                grow(fields, ROWS_PER_BLOCK * stride);
+                grow(block_sums, ROWS_PER_BLOCK * self.filters);
                 for start in (first..last).step_by(ROWS_PER_BLOCK) {
                     let range = start..(start + ROWS_PER_BLOCK).min(last);
                     let count = range.len();
@@ -429,6 +431,13 @@ impl QuantizedWeights {
             });
         });
         R::with_scratch(|scratch, _| *scratch = fields);
+    }
+}
+
+/// `v` at least `len` long.
+fn grow<T: Copy + Default>(v: &mut Vec<T>, len: usize) {
+    if v.len() < len {
+        v.resize(len, T::default());
     }
 }
 
