@@ -260,23 +260,38 @@ struct Job<'a> {
 #[inline(always)]
 unsafe fn product_tiles<S: Simd, const V: usize, const R: usize>(job: &Job) {
     debug_assert_eq!(V * S::LANES, NR);
-    let rows = job.rows.clone();
-    let full = rows.start + rows.len() / R * R;
-    let row_starts = (rows.start..full).step_by(R).chain(full..rows.end);
-    let panels_outside = job.panels.len() * NR > rows.len();
+    let tiles = row_tiles::<R>(job.rows.clone());
+    let panels_outside = job.panels.len() * NR > job.rows.len();
     if panels_outside {
         for panels in panel_steps::<S>(job) {
-            for r in row_starts.clone() {
-                panel_tile::<S, V, R>(job, r, panels.clone(), r < full);
+            for (r, height) in tiles.clone() {
+                panel_tile::<S, V, R>(job, r, panels.clone(), height);
             }
         }
     } else {
-        for r in row_starts {
+        for (r, height) in tiles {
             for panels in panel_steps::<S>(job) {
-                panel_tile::<S, V, R>(job, r, panels, r < full);
+                panel_tile::<S, V, R>(job, r, panels, height);
             }
         }
     }
+}
+
+/// The tiles `rows` splits into, as (first row, height): of `R` rows, then what is left in
+/// tiles of 4, 2 and 1. Four rows keep as many multiply-adds in flight as the processor
+/// overlaps (two panels' worth each), where a leftover row alone ran at a quarter of that.
+fn row_tiles<const R: usize>(rows: Range<usize>) -> impl Iterator<Item = (usize, usize)> + Clone {
+    let full = rows.start + rows.len() / R * R;
+    let whole = (rows.start..full).step_by(R).map(|r| (r, R));
+    let left = [4, 2, 1]
+        .into_iter()
+        .filter(move |&h| h < R)
+        .scan(full, move |next, h| {
+            let tile = (*next + h <= rows.end).then_some((*next, h));
+            *next += tile.map_or(0, |(_, h)| h);
+            Some(tile)
+        });
+    whole.chain(left.flatten())
 }
 
 /// The job's panels in the groups one tile covers: two whole panels at a time where the
@@ -295,7 +310,7 @@ fn panel_steps<S: Simd>(job: &Job) -> impl Iterator<Item = Range<usize>> + Clone
         .chain(singles.map(|p| p..p + 1))
 }
 
-/// Rows `r…` of C (`R` of them when `whole`, else one) in `panels` (two whole ones, or one).
+/// Rows `r…` of C (`height` of them: `R`, 4, 2 or 1) in `panels` (two whole ones, or one).
 /// (A function, not a closure: closures do not inherit the caller's target features, and the
 /// Simd operations would not inline.)
 #[inline(always)]
@@ -303,11 +318,13 @@ unsafe fn panel_tile<S: Simd, const V: usize, const R: usize>(
     job: &Job,
     r: usize,
     panels: Range<usize>,
-    whole: bool,
+    height: usize,
 ) {
-    match whole {
-        true => panel_rows::<S, V, R>(job, r, panels),
-        false => panel_rows::<S, V, 1>(job, r, panels),
+    match height {
+        h if h == R => panel_rows::<S, V, R>(job, r, panels),
+        4 => panel_rows::<S, V, 4>(job, r, panels),
+        2 => panel_rows::<S, V, 2>(job, r, panels),
+        _ => panel_rows::<S, V, 1>(job, r, panels),
     }
 }
 
