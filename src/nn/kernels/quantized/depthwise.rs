@@ -485,6 +485,7 @@ mod tests {
     /// int8 and uint8 images and negative weights.
     #[test]
     fn every_tile_kind_gives_the_portable_sums() {
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
         let mut kinds = vec![Tiles::Portable];
         #[cfg(target_arch = "x86_64")]
         if super::super::avx512bw() {

@@ -25,6 +25,9 @@ pub trait Quantized: Copy + Default + Send + Sync + 'static {
     /// The stored values as bytes (two's complement for int8), for the AVX-512 byte kernels.
     #[cfg(target_arch = "x86_64")]
     fn bytes_mut(values: &mut [Self]) -> &mut [u8];
+    /// [`Quantized::bytes_mut`], read only.
+    #[cfg(target_arch = "x86_64")]
+    fn bytes(values: &[Self]) -> &[u8];
     /// Rows of sums of `channels` requantized by [`store_fixed_portable`] at the selected
     /// level.
     fn store_fixed(
@@ -62,6 +65,11 @@ impl Quantized for i8 {
         // for both.
         unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr() as *mut u8, values.len()) }
     }
+    #[cfg(target_arch = "x86_64")]
+    fn bytes(values: &[Self]) -> &[u8] {
+        // SAFETY: as for `bytes_mut`.
+        unsafe { std::slice::from_raw_parts(values.as_ptr() as *const u8, values.len()) }
+    }
     fn store_fixed(
         r: &Requantize,
         m: &Multipliers,
@@ -95,6 +103,10 @@ impl Quantized for u8 {
     }
     #[cfg(target_arch = "x86_64")]
     fn bytes_mut(values: &mut [Self]) -> &mut [u8] {
+        values
+    }
+    #[cfg(target_arch = "x86_64")]
+    fn bytes(values: &[Self]) -> &[u8] {
         values
     }
     fn store_fixed(

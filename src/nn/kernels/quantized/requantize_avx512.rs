@@ -2,9 +2,10 @@
 //! their portable forms where the compiler's own vectorisation spends twice the instructions:
 //! the fixed-point requantization of [`super::Requantize`] (64-bit products of the even and
 //! odd lanes, gemmlowp's rounding, then the rounding shift, as [`super::fixed_point::scale`]),
-//! and QUANTIZE's float rounding.
+//! and QUANTIZE's float rounding; and the element-wise arithmetic of two rows of stored
+//! values (quantized ADD, SUB and MUL) on the same fixed-point steps.
 
-use super::{Multipliers, Requantize};
+use super::{Multiplier, Multipliers, Requantize};
 use std::arch::x86_64::*;
 use std::ops::Range;
 
@@ -197,6 +198,78 @@ impl Group {
         } else {
             _mm_mask_storeu_epi8(to as *mut _, self.mask, bytes);
         }
+    }
+}
+
+/// One multiplier for every lane: [`Multiplier::apply`], sixteen values at a time.
+pub(crate) struct Uniform {
+    left: __m512i,
+    value: __m512i,
+    rounding: Rounding,
+}
+
+impl Uniform {
+    #[inline(always)]
+    pub(crate) unsafe fn new(m: Multiplier) -> Uniform {
+        Uniform {
+            left: _mm512_set1_epi32(m.shift.max(0)),
+            value: _mm512_set1_epi32(m.value),
+            rounding: Rounding::new(_mm512_set1_epi64((-m.shift).max(0) as i64)),
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) unsafe fn apply(&self, x: __m512i) -> __m512i {
+        let x = _mm512_sllv_epi32(x, self.left);
+        let even = self.rounding.apply(products(x, self.value));
+        let odd = self.rounding.apply(products(odd_to_even(x), self.value));
+        _mm512_mask_shuffle_epi32(even, 0xaaaa, odd, _MM_PERM_CCAA)
+    }
+}
+
+/// What [`combine_bytes`] does to each pair of values, widened to 32 bits: the result before
+/// the clamp. (A trait, not a closure: a closure written outside this module would not take
+/// its target features, and the intrinsics would not inline.)
+pub(crate) trait PairArithmetic {
+    /// # Safety
+    /// The processor has AVX-512F and BW.
+    unsafe fn combine(&self, x: __m512i, y: __m512i) -> __m512i;
+}
+
+/// `out[i] = clamp(f(a[i], b[i]), min, max)` for stored values (two's complement bytes for
+/// int8, `SIGNED`), sixteen at a time.
+///
+/// # Safety
+/// The processor must have AVX-512F, BW and VL.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(crate) unsafe fn combine_bytes<const SIGNED: bool, F: PairArithmetic>(
+    a: &[u8],
+    b: &[u8],
+    out: &mut [u8],
+    f: &F,
+    (min, max): (i32, i32),
+) {
+    let n = out.len().min(a.len()).min(b.len());
+    let (lo, hi) = (_mm512_set1_epi32(min), _mm512_set1_epi32(max));
+    let widened = |at: *const u8, k: __mmask16| {
+        let bytes = _mm_maskz_loadu_epi8(k, at as *const i8);
+        match SIGNED {
+            true => _mm512_cvtepi8_epi32(bytes),
+            false => _mm512_cvtepu8_epi32(bytes),
+        }
+    };
+    let mut i = 0;
+    while i < n {
+        let lanes = (n - i).min(16);
+        let k: __mmask16 = if lanes == 16 {
+            0xffff
+        } else {
+            (1u16 << lanes) - 1
+        };
+        let (x, y) = (widened(a.as_ptr().add(i), k), widened(b.as_ptr().add(i), k));
+        let v = _mm512_min_epi32(_mm512_max_epi32(f.combine(x, y), lo), hi);
+        _mm_mask_storeu_epi8(out.as_mut_ptr().add(i) as *mut i8, k, low_bytes(v));
+        i += lanes;
     }
 }
 
