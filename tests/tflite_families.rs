@@ -230,19 +230,26 @@ fn values(t: &Tensor) -> Vec<f64> {
 }
 
 /// The operators the interpreter fuses give the bits the unfused ones give: EfficientNet's
-/// swish (LOGISTIC then MUL) as one op, and activations (LOGISTIC, HARD_SWISH) applied by the
-/// convolution before them.
+/// swish (LOGISTIC then MUL) as one op, in float and int8, and activations (LOGISTIC,
+/// HARD_SWISH) applied by the convolution before them.
 #[test]
 fn fused_operators_give_the_unfused_values() {
-    let goldens = Goldens::read("families.json");
-    for (file, fused_away) in [
+    let (floats, quantized) = (Goldens::read("families.json"), Goldens::read("quantized.json"));
+    for (goldens, file, fused_away) in [
         (
+            &floats,
             "efficientnet_mini_float32.tflite",
             &[("MUL", 16), ("LOGISTIC", 21)][..],
         ),
         (
+            &floats,
             "mobilenet_v3s_float32.tflite",
             &[("HARD_SWISH", 19), ("MUL", 0)][..],
+        ),
+        (
+            &quantized,
+            "efficientnet_mini_int8.tflite",
+            &[("MUL", 16), ("LOGISTIC", 0)][..],
         ),
     ] {
         let path = Path::new(DIR).join(file);

@@ -5,15 +5,16 @@
 //!   float convolution pools its outputs as the pool would; a quantized one pools its 32-bit
 //!   sums, which gives the same stored values because requantization never decreases, and
 //!   requantizes a fraction of them;
-//! - a float LOGISTIC writes x·σ(x) when its only reader is a MUL of it by its own input (the
-//!   swish TensorFlow's converter writes as the two ops, 65 pairs in EfficientNetB0), the same
-//!   bits as the two ops;
+//! - a LOGISTIC writes x·σ(x) when its only reader is a MUL of it by its own input (the swish
+//!   TensorFlow's converter writes as the two ops, 65 pairs in EfficientNetB0), the same bits
+//!   as the two ops: in float, computing the product; quantized, by one table of the MUL's
+//!   stored output for each of the 256 stored inputs;
 //! - a float CONV_2D or DEPTHWISE_CONV_2D applies the element-wise activation that is its
 //!   output's only reader (HARD_SWISH in the MobileNetV3s, a swish in EfficientNet) to each
 //!   block of its output as it finishes it, while the block is in the core's cache, the same
 //!   bits as the activation running after it.
 
-use super::ops::{InPlace, Op, TilingMaxPool};
+use super::ops::{InPlace, InputProduct, Op, TilingMaxPool};
 
 /// What fusion needs of an operator: its op and the tensors it reads and writes.
 pub(super) trait Fusible {
@@ -50,7 +51,7 @@ pub(super) fn take_overs<N: Fusible>(
         op.pool_output(pool)
     });
     let swishes = take_sole_readers(nodes, (runs, kept, fuse), swish_offer, |op, product| {
-        op.multiply_by_input(product.is_some())
+        op.multiply_by_input(product)
     });
     merge(pools, runs);
     merge(swishes, runs);
@@ -74,8 +75,8 @@ fn max_pool_offer<N: Fusible>(
         .flatten()
 }
 
-/// Whether `m` is a plain float product of LOGISTIC `n`'s output `t` by `n`'s input.
-fn swish_offer<N: Fusible>(nodes: &mut [N], n: usize, t: usize, m: usize) -> Option<()> {
+/// The product `m` is of LOGISTIC `n`'s output `t` by `n`'s input, if it is one.
+fn swish_offer<N: Fusible>(nodes: &mut [N], n: usize, t: usize, m: usize) -> Option<InputProduct> {
     let &[Some(x)] = nodes[n].inputs() else {
         return None;
     };
@@ -83,8 +84,21 @@ fn swish_offer<N: Fusible>(nodes: &mut [N], n: usize, t: usize, m: usize) -> Opt
         &[Some(a), Some(b)] => [a, b],
         _ => return None,
     };
-    let product = x != t && (pair == [x, t] || pair == [t, x]);
-    (product && nodes[m].op().is_plain_float_product()).then_some(())
+    if x == t || !(pair == [x, t] || pair == [t, x]) {
+        return None;
+    }
+    let op = nodes[m].op();
+    if op.is_plain_float_product() {
+        return Some(InputProduct::Float);
+    }
+    let product = op.stored_product()?;
+    let input_first = pair == [x, t];
+    Some(InputProduct::Stored(std::sync::Arc::new(move |v, s| {
+        match input_first {
+            true => product(v, s),
+            false => product(s, v),
+        }
+    })))
 }
 
 /// The element-wise activation `m` of `t` alone, as a function in place.

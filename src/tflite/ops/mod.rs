@@ -30,6 +30,18 @@ use super::tensor::{DType, Data, Tensor};
 /// it may apply to its output as it writes it (see `crate::tflite::fusion`).
 pub(crate) type InPlace = std::sync::Arc<dyn Fn(&mut [f32]) + Send + Sync>;
 
+/// A quantized MUL as the function of its two stored inputs (in its operands' order) that
+/// gives its stored output, clamp included.
+pub(crate) type StoredProduct = std::sync::Arc<dyn Fn(i32, i32) -> i32 + Send + Sync>;
+
+/// The MUL of a LOGISTIC's output by its input that the LOGISTIC takes over (see
+/// `crate::tflite::fusion`): a float product, or a quantized one as the function of the stored
+/// input and the stored σ(x).
+pub(crate) enum InputProduct {
+    Float,
+    Stored(StoredProduct),
+}
+
 /// The fused activation an op keeps, as its kernels take it.
 pub(crate) fn then_apply_of(then: &Option<InPlace>) -> crate::nn::kernels::ThenApply<'_> {
     then.as_deref().map(|f| f as &(dyn Fn(&mut [f32]) + Sync))
@@ -60,10 +72,15 @@ pub(crate) trait Op: Send {
     fn is_plain_float_product(&self) -> bool {
         false
     }
-    /// Asks a FLOAT32 LOGISTIC, once prepared, to write x·σ(x) (swish, in the output tensor of
-    /// the MUL it takes over, which then does not run), or plainly σ(x) with `false`. Returns
-    /// whether it will multiply.
-    fn multiply_by_input(&mut self, _on: bool) -> bool {
+    /// The op, once prepared, as [`StoredProduct`] when it is a quantized MUL of two inputs of
+    /// one shape: one a LOGISTIC before it may do instead, by a table of its 256 inputs.
+    fn stored_product(&self) -> Option<StoredProduct> {
+        None
+    }
+    /// Asks a LOGISTIC, once prepared, to write x·σ(x) (swish, in the output tensor of the MUL
+    /// it takes over, which then does not run) as `product` computes it, or plainly σ(x) with
+    /// `None`. Returns whether it will multiply.
+    fn multiply_by_input(&mut self, _product: Option<InputProduct>) -> bool {
         false
     }
     /// The op, once prepared, as a function over its FLOAT32 values in place, when it is an

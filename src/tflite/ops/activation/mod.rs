@@ -4,7 +4,7 @@
 
 mod quantized;
 
-use super::{f32_in, f32_out, options, InPlace, Inputs, Op, Out};
+use super::{f32_in, f32_out, options, InPlace, InputProduct, Inputs, Op, Out};
 use crate::nn::kernels::elementwise;
 use crate::nn::thread_pool;
 use crate::tflite::schema::BuiltinOptions;
@@ -36,6 +36,7 @@ fn new(kind: Kind) -> Result<Box<dyn Op>, String> {
         kind,
         table: None,
         swish: false,
+        swish_table: None,
     }))
 }
 
@@ -79,6 +80,8 @@ struct Activation {
     table: Option<Table>,
     /// A LOGISTIC writing x·σ(x) for the MUL after it (see `crate::tflite::fusion`).
     swish: bool,
+    /// For int8 and uint8, that MUL's output for each stored input, when it does.
+    swish_table: Option<Table>,
 }
 
 fn gelu(x: f32, approximate: bool) -> f32 {
@@ -153,9 +156,16 @@ impl Op for Activation {
         Ok(vec![Out::new(x.dtype(), x.shape.clone())])
     }
 
-    fn multiply_by_input(&mut self, on: bool) -> bool {
-        self.swish = on && matches!(self.kind, Kind::Logistic) && self.table.is_none();
-        self.swish
+    fn multiply_by_input(&mut self, product: Option<InputProduct>) -> bool {
+        let logistic = matches!(self.kind, Kind::Logistic);
+        (self.swish, self.swish_table) = match (product, &self.table) {
+            (Some(InputProduct::Float), None) if logistic => (true, None),
+            (Some(InputProduct::Stored(f)), Some(table)) if logistic => {
+                (false, Some(table.then_with_input(|v, s| f(v, s))))
+            }
+            _ => (false, None),
+        };
+        self.swish || self.swish_table.is_some()
     }
 
     fn in_place(&self) -> Option<InPlace> {
@@ -165,7 +175,7 @@ impl Op for Activation {
     }
 
     fn eval(&mut self, inputs: &[Option<&Tensor>], outputs: &mut [Tensor]) -> Result<(), String> {
-        if let Some(table) = &self.table {
+        if let Some(table) = self.swish_table.as_ref().or(self.table.as_ref()) {
             let x = inputs[0].ok_or("the input is missing")?;
             return table.run(&x.data, &mut outputs[0].data);
         }

@@ -13,6 +13,8 @@ use crate::tflite::tensor::{Data, Tensor};
 pub(super) struct Table {
     /// Indexed by the stored input's bits (`value as u8`).
     outputs: [i32; 256],
+    /// The stored inputs' range.
+    range: (i32, i32),
 }
 
 impl Table {
@@ -53,7 +55,24 @@ impl Table {
         for v in lo..=hi {
             outputs[(v as u8) as usize] = f(v).clamp(lo, hi);
         }
-        Ok(Table { outputs })
+        Ok(Table {
+            outputs,
+            range: (lo, hi),
+        })
+    }
+
+    /// The table of `f(v, table(v))` for each stored input `v`.
+    pub fn then_with_input(&self, f: impl Fn(i32, i32) -> i32) -> Table {
+        let (lo, hi) = self.range;
+        let mut outputs = [0; 256];
+        for v in lo..=hi {
+            let at = (v as u8) as usize;
+            outputs[at] = f(v, self.outputs[at]);
+        }
+        Table {
+            outputs,
+            range: self.range,
+        }
     }
 
     pub fn run(&self, x: &Data, y: &mut Data) -> Result<(), String> {

@@ -5,7 +5,7 @@
 mod quantized;
 
 use super::fused_activation::Fused;
-use super::{checked, options, Inputs, Op, Out};
+use super::{checked, options, Inputs, Op, Out, StoredProduct};
 use crate::nn::kernels::clamp;
 use crate::nn::thread_pool;
 use crate::tflite::schema::{ActivationFunctionType, BuiltinOptions};
@@ -365,6 +365,12 @@ impl Op for Binary {
             dtype,
             checked(self.broadcast.out_dims.clone())?,
         )])
+    }
+
+    fn stored_product(&self) -> Option<StoredProduct> {
+        let q = *self.quantized.as_ref()?;
+        let one_shape = self.kind == Kind::Mul && self.broadcast.same_shape;
+        one_shape.then(|| std::sync::Arc::new(move |x, y| q.product_value(x, y)) as StoredProduct)
     }
 
     fn is_plain_float_product(&self) -> bool {

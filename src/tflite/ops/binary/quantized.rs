@@ -12,6 +12,7 @@ use crate::tflite::tensor::Tensor;
 /// The headroom ADD and SUB shift their inputs into (LiteRT's `left_shift` for 8-bit types).
 const LEFT_SHIFT: i32 = 20;
 
+#[derive(Clone, Copy)]
 pub(super) struct QuantizedBinary {
     arithmetic: Arithmetic,
     offsets: [i32; 2],
@@ -120,10 +121,17 @@ impl QuantizedBinary {
     /// MUL's stored output.
     #[inline(always)]
     fn product<T: Quantized>(&self, x: T, y: T) -> T {
+        T::narrow(self.product_value(x.get(), y.get()))
+    }
+
+    /// MUL's stored output as a number, of stored inputs as numbers (0 for another operator).
+    #[inline(always)]
+    pub(super) fn product_value(&self, x: i32, y: i32) -> i32 {
         let Arithmetic::Product(m) = self.arithmetic else {
-            return T::default();
+            return 0;
         };
-        self.finish(m.apply((x.get() + self.offsets[0]) * (y.get() + self.offsets[1])))
+        let scaled = m.apply((x + self.offsets[0]) * (y + self.offsets[1]));
+        (scaled + self.output_zero_point).clamp(self.min, self.max)
     }
 
     /// [`lines`] of inputs of one shape in AVX-512, each step the same integers as
