@@ -234,7 +234,10 @@ fn values(t: &Tensor) -> Vec<f64> {
 /// HARD_SWISH) applied by the convolution before them.
 #[test]
 fn fused_operators_give_the_unfused_values() {
-    let (floats, quantized) = (Goldens::read("families.json"), Goldens::read("quantized.json"));
+    let (floats, quantized) = (
+        Goldens::read("families.json"),
+        Goldens::read("quantized.json"),
+    );
     for (goldens, file, fused_away) in [
         (
             &floats,

@@ -93,12 +93,12 @@ fn swish_offer<N: Fusible>(nodes: &mut [N], n: usize, t: usize, m: usize) -> Opt
     }
     let product = op.stored_product()?;
     let input_first = pair == [x, t];
-    Some(InputProduct::Stored(std::sync::Arc::new(move |v, s| {
-        match input_first {
+    Some(InputProduct::Stored(std::sync::Arc::new(
+        move |v, s| match input_first {
             true => product(v, s),
             false => product(s, v),
-        }
-    })))
+        },
+    )))
 }
 
 /// The element-wise activation `m` of `t` alone, as a function in place.

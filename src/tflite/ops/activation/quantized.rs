@@ -13,6 +13,8 @@ use crate::tflite::tensor::{Data, Tensor};
 pub(super) struct Table {
     /// Indexed by the stored input's bits (`value as u8`).
     outputs: [i32; 256],
+    /// The same as stored bytes (two's complement for int8), for the AVX-512 lookup.
+    bytes: [u8; 256],
     /// The stored inputs' range.
     range: (i32, i32),
 }
@@ -55,10 +57,15 @@ impl Table {
         for v in lo..=hi {
             outputs[(v as u8) as usize] = f(v).clamp(lo, hi);
         }
-        Ok(Table {
+        Ok(Table::of(outputs, (lo, hi)))
+    }
+
+    fn of(outputs: [i32; 256], range: (i32, i32)) -> Table {
+        Table {
             outputs,
-            range: (lo, hi),
-        })
+            bytes: outputs.map(|v| v as u8),
+            range,
+        }
     }
 
     /// The table of `f(v, table(v))` for each stored input `v`.
@@ -69,10 +76,7 @@ impl Table {
             let at = (v as u8) as usize;
             outputs[at] = f(v, self.outputs[at]);
         }
-        Table {
-            outputs,
-            range: self.range,
-        }
+        Table::of(outputs, self.range)
     }
 
     pub fn run(&self, x: &Data, y: &mut Data) -> Result<(), String> {
@@ -85,11 +89,54 @@ impl Table {
     }
 
     fn map<T: Quantized>(&self, x: &[T], y: &mut [T]) {
-        for_each_band(y, 1, |first, y| {
-            for (y, v) in y.iter_mut().zip(&x[first..]) {
-                *y = T::narrow(self.outputs[(v.get() as u8) as usize]);
-            }
-        });
+        for_each_band(y, 1, |first, y| self.map_band(&x[first..], y));
+    }
+
+    fn map_band<T: Quantized>(&self, x: &[T], y: &mut [T]) {
+        #[cfg(target_arch = "x86_64")]
+        if vbmi() {
+            // SAFETY: the processor has AVX-512F, BW and VBMI, checked just now.
+            return unsafe { look_up_avx512(&self.bytes, T::bytes(x), T::bytes_mut(y)) };
+        }
+        for (y, v) in y.iter_mut().zip(x) {
+            *y = T::narrow(self.outputs[(v.get() as u8) as usize]);
+        }
+    }
+}
+
+/// Whether the selected level is AVX-512 and the processor also has VBMI's byte permutes.
+#[cfg(target_arch = "x86_64")]
+fn vbmi() -> bool {
+    static VBMI: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    crate::nn::kernels::quantized::avx512bw()
+        && *VBMI.get_or_init(|| std::is_x86_feature_detected!("avx512vbmi"))
+}
+
+/// `y[i] = table[x[i]]`, 64 bytes at a time: two two-register byte permutes (the table's
+/// halves, by the index's low seven bits) and a blend by its top bit.
+///
+/// # Safety
+/// The processor must have AVX-512F, BW and VBMI.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+unsafe fn look_up_avx512(table: &[u8; 256], x: &[u8], y: &mut [u8]) {
+    use std::arch::x86_64::*;
+    let quarter = |i: usize| _mm512_loadu_si512(table.as_ptr().add(64 * i) as *const _);
+    let (t0, t1, t2, t3) = (quarter(0), quarter(1), quarter(2), quarter(3));
+    let n = x.len().min(y.len());
+    let mut i = 0;
+    while i < n {
+        let lanes = (n - i).min(64);
+        let k: __mmask64 = match lanes {
+            64 => !0,
+            _ => (1u64 << lanes) - 1,
+        };
+        let index = _mm512_maskz_loadu_epi8(k, x.as_ptr().add(i) as *const i8);
+        let low = _mm512_permutex2var_epi8(t0, index, t1);
+        let high = _mm512_permutex2var_epi8(t2, index, t3);
+        let v = _mm512_mask_blend_epi8(_mm512_movepi8_mask(index), low, high);
+        _mm512_mask_storeu_epi8(y.as_mut_ptr().add(i) as *mut i8, k, v);
+        i += lanes;
     }
 }
 
@@ -206,5 +253,27 @@ mod tests {
             }
         }
         assert_eq!(type_range(DType::U8), Ok((0, 255)));
+    }
+
+    /// The lookup gives the table's values for every stored int8 and uint8 value, with a
+    /// ragged tail, whichever way the processor looks them up.
+    #[test]
+    fn lookups_give_the_table() {
+        let outputs: [i32; 256] = std::array::from_fn(|i| (i as i32 * 37 + 11) % 256 - 128);
+        let table = Table::of(outputs, (-128, 127));
+        let x: Vec<i8> = (0..1000).map(|i| (i * 7) as u8 as i8).collect();
+        let mut y = vec![0i8; x.len()];
+        table.map_band(&x, &mut y);
+        for (&v, &got) in x.iter().zip(&y) {
+            assert_eq!(got as i32, outputs[v as u8 as usize], "{v}");
+        }
+        let outputs: [i32; 256] = std::array::from_fn(|i| (i as i32 * 91) % 256);
+        let table = Table::of(outputs, (0, 255));
+        let x: Vec<u8> = (0..333).map(|i| (i * 5) as u8).collect();
+        let mut y = vec![0u8; x.len()];
+        table.map_band(&x, &mut y);
+        for (&v, &got) in x.iter().zip(&y) {
+            assert_eq!(got as i32, outputs[v as usize], "{v}");
+        }
     }
 }

@@ -270,9 +270,11 @@ mod tests {
         ];
         let pairs = 256 * 256 + 7;
         for arithmetic in arithmetics {
-            for (offsets, output_zero_point, min, max) in
-                [([5, -128], -3, -128, 127), ([0, 77], 130, 0, 255), ([-9, 3], 10, -20, 90)]
-            {
+            for (offsets, output_zero_point, min, max) in [
+                ([5, -128], -3, -128, 127),
+                ([0, 77], 130, 0, 255),
+                ([-9, 3], 10, -20, 90),
+            ] {
                 let q = QuantizedBinary {
                     arithmetic,
                     offsets,
