@@ -155,6 +155,46 @@ impl QuantizedBinary {
         }
     }
 
+    /// [`QuantizedBinary::lines_avx512`] from output value `start` on where input `repeated`
+    /// is one line of `inner` values (a squeeze-and-excite MUL's channel weights), as
+    /// `Broadcast::run_repeated` walks it.
+    ///
+    /// # Safety
+    /// The processor must have AVX-512F, BW and VL.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn repeated_avx512<T: Quantized>(
+        &self,
+        a: &[T],
+        b: &[T],
+        out: &mut [T],
+        start: usize,
+        inner: usize,
+        repeated: usize,
+    ) {
+        let (line, whole) = match repeated {
+            1 => (&b[..inner], a),
+            _ => (&a[..inner], b),
+        };
+        // Whole lines, at least 64 values: short lines would leave the vectors part empty.
+        let stretch: Vec<T> = line
+            .iter()
+            .copied()
+            .cycle()
+            .take(inner * 64usize.div_ceil(inner))
+            .collect();
+        let whole = &whole[start..][..out.len()];
+        for (out, whole) in out
+            .chunks_mut(stretch.len())
+            .zip(whole.chunks(stretch.len()))
+        {
+            let line = &stretch[..out.len()];
+            match repeated {
+                1 => self.lines_avx512(whole, line, out),
+                _ => self.lines_avx512(line, whole, out),
+            }
+        }
+    }
+
     /// The stored output of `scaled`, the operation's result at the output's scale.
     #[inline(always)]
     fn finish<T: Quantized>(&self, scaled: i32) -> T {
@@ -173,12 +213,18 @@ pub(super) fn lines<T: Quantized>(
     out: &mut [T],
     first: usize,
 ) {
-    if broadcast.same_shape {
-        #[cfg(target_arch = "x86_64")]
-        if crate::nn::kernels::quantized::avx512bw() {
-            // SAFETY: the processor has AVX-512F, BW and VL, checked just now.
+    #[cfg(target_arch = "x86_64")]
+    if crate::nn::kernels::quantized::avx512bw() {
+        // SAFETY: the processor has AVX-512F, BW and VL, checked just now.
+        if broadcast.same_shape {
             return unsafe { q.lines_avx512(&a[first..], &b[first..], out) };
         }
+        if let Some(repeated) = broadcast.repeated_line() {
+            let inner = broadcast.dims[broadcast.dims.len() - 1];
+            return unsafe { q.repeated_avx512(a, b, out, first * inner, inner, repeated) };
+        }
+    }
+    if broadcast.same_shape {
         let pairs = a[first..].iter().zip(&b[first..]);
         match q.arithmetic {
             Arithmetic::Sum { .. } => {
@@ -291,6 +337,49 @@ mod tests {
                     let b: Vec<u8> = (0..pairs).map(|i| (i / 256) as u8).collect();
                     check(&q, &a, &b);
                 }
+            }
+        }
+    }
+
+    /// A repeated line (a squeeze-and-excite MUL's weights) in either operand, from a line
+    /// part way in, gives the portable bytes.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx512_repeated_lines_give_the_portable_bytes() {
+        if !crate::nn::kernels::quantized::avx512bw() {
+            return;
+        }
+        let q = QuantizedBinary {
+            arithmetic: Arithmetic::Sum {
+                inputs: [Multiplier::new(0.3).unwrap(), Multiplier::new(0.5).unwrap()],
+                output: Multiplier::new(0.0007).unwrap(),
+                subtract: true,
+            },
+            offsets: [3, -20],
+            output_zero_point: 5,
+            min: -128,
+            max: 127,
+        };
+        for inner in [3, 40, 100] {
+            let whole: Vec<i8> = (0..inner * 9).map(|i| (i * 13) as i8).collect();
+            let line: Vec<i8> = (0..inner).map(|i| (i * 71 + 5) as i8).collect();
+            let start = 2 * inner;
+            for repeated in [0, 1] {
+                let pair = |i: usize| match repeated {
+                    1 => (whole[i], line[i % inner]),
+                    _ => (line[i % inner], whole[i]),
+                };
+                let expected: Vec<i8> = (start..whole.len())
+                    .map(|i| q.sum(pair(i).0, pair(i).1))
+                    .collect();
+                let (a, b) = match repeated {
+                    1 => (&whole, &line),
+                    _ => (&line, &whole),
+                };
+                let mut got = vec![0i8; expected.len()];
+                // SAFETY: checked the processor above.
+                unsafe { q.repeated_avx512(a, b, &mut got, start, inner, repeated) };
+                assert_eq!(got, expected, "line of {inner}, repeated {repeated}");
             }
         }
     }
