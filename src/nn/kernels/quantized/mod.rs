@@ -37,6 +37,9 @@ pub trait Quantized: Copy + Default + Send + Sync + 'static {
         sums: &[i32],
         out: &mut [Self],
     );
+    /// Adds each `sums.len()`-value line of `x` onto `sums` (a MEAN over all but the last
+    /// axis), at the selected instruction set.
+    fn column_sums(x: &[Self], sums: &mut [i32]);
     /// The depthwise sums of one output row, at the selected instruction set
     /// ([`depthwise::row_sums`] picks the AVX-512 tiles before this).
     fn depthwise_row(
@@ -88,6 +91,9 @@ impl Quantized for i8 {
     ) {
         depthwise::row_sums_i8(d, image, oy, starts, sums)
     }
+    fn column_sums(x: &[Self], sums: &mut [i32]) {
+        column_sums_i8(x, sums)
+    }
 }
 
 impl Quantized for u8 {
@@ -126,6 +132,9 @@ impl Quantized for u8 {
         sums: &mut [i32],
     ) {
         depthwise::row_sums_u8(d, image, oy, starts, sums)
+    }
+    fn column_sums(x: &[Self], sums: &mut [i32]) {
+        column_sums_u8(x, sums)
     }
 }
 
@@ -303,6 +312,23 @@ fn store_fixed_portable<T: Quantized>(
             *o = T::narrow(v.clamp(r.min, r.max));
         }
     }
+}
+
+#[inline(always)]
+fn column_sums_portable<T: Quantized>(x: &[T], sums: &mut [i32]) {
+    for line in x.chunks_exact(sums.len().max(1)) {
+        for (s, v) in sums.iter_mut().zip(line) {
+            *s = s.wrapping_add(v.get());
+        }
+    }
+}
+
+crate::nn::simd::compiled_per_level! {
+    fn column_sums_i8(x: &[i8], sums: &mut [i32]) = column_sums_portable
+}
+
+crate::nn::simd::compiled_per_level! {
+    fn column_sums_u8(x: &[u8], sums: &mut [i32]) = column_sums_portable
 }
 
 crate::nn::simd::compiled_per_level! {

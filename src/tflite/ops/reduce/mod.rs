@@ -57,6 +57,15 @@ struct Plan {
 }
 
 impl Plan {
+    /// The output's length when each of its values is one position of the last axis, summed
+    /// over all the others (a global average pool).
+    fn over_all_but_last(&self) -> Option<usize> {
+        let (&last, others) = self.out_strides.split_last()?;
+        let summed = |(&stride, &dim): (&usize, &usize)| stride == 0 || dim == 1;
+        (last == 1 && others.iter().zip(&self.dims).all(summed))
+            .then(|| self.dims[self.dims.len() - 1])
+    }
+
     /// Folds each input value into its output value with `combine`.
     fn reduce<T: Copy, A: Copy>(&self, x: &[T], y: &mut [A], combine: impl Fn(A, T) -> A) {
         let Plan {

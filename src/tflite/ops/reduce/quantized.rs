@@ -54,8 +54,12 @@ impl QuantizedMean {
 
     fn mean<T: Quantized, U: Quantized>(&self, plan: &Plan, x: &[T], y: &mut [U]) {
         let mut sums = vec![0i32; y.len()];
-        if !x.is_empty() {
-            plan.reduce(x, &mut sums, |acc: i32, v: T| acc.wrapping_add(v.get()));
+        match plan.over_all_but_last() {
+            Some(inner) if inner == sums.len() => T::column_sums(x, &mut sums),
+            _ if !x.is_empty() => {
+                plan.reduce(x, &mut sums, |acc: i32, v: T| acc.wrapping_add(v.get()))
+            }
+            _ => {}
         }
         let zero_share = self.input_zero_point as i64 * self.count;
         for (y, &sum) in y.iter_mut().zip(&sums) {
