@@ -189,6 +189,8 @@ trait Tile {
 
 struct PortableTile;
 
+/// The tile in plain code, for the compiler to vectorise at the selected level, its sums kept
+/// in registers over the whole window.
 impl Tile for PortableTile {
     #[inline(always)]
     unsafe fn sums<T: Quantized>(
@@ -201,7 +203,32 @@ impl Tile for PortableTile {
         start: &[i32; TILE_CHANNELS],
         sums: &mut [i32],
     ) {
-        tile_sums(d, image, oy, rows, ox, c0, start, sums)
+        let (c, cols) = (d.channels, &d.cols);
+        let load = |at: usize| -> [i32; TILE_CHANNELS] {
+            let v = &d.filter[at..][..TILE_CHANNELS];
+            std::array::from_fn(|l| v[l])
+        };
+        let mut acc = [*start; TILE_PIXELS];
+        let first_column = ox * cols.stride - cols.pad_before;
+        // The tile's input: from its first column to past its last tap, on every row it reads.
+        let span = (TILE_PIXELS - 1) * cols.stride + (cols.window - 1) * cols.dilation + 1;
+        for ky in rows {
+            let iy = oy * d.rows.stride + ky * d.rows.dilation - d.rows.pad_before;
+            let line = &image[(iy * cols.input + first_column) * c..][..span * c];
+            for kx in 0..cols.window {
+                let w = load((ky * cols.window + kx) * c + c0);
+                for (p, acc) in acc.iter_mut().enumerate() {
+                    let x =
+                        &line[(p * cols.stride + kx * cols.dilation) * c + c0..][..TILE_CHANNELS];
+                    for l in 0..TILE_CHANNELS {
+                        acc[l] = acc[l].wrapping_add(x[l].get().wrapping_mul(w[l]));
+                    }
+                }
+            }
+        }
+        for (p, acc) in acc.iter().enumerate() {
+            sums[(ox + p) * c + c0..][..TILE_CHANNELS].copy_from_slice(acc);
+        }
     }
 }
 
@@ -287,46 +314,6 @@ fn pixel_sums<T: Quantized>(
                 }
             }
         }
-    }
-}
-
-/// [`Tile::sums`], kept in registers over the whole window.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn tile_sums<T: Quantized>(
-    d: &QuantizedDepthwise,
-    image: &[T],
-    oy: usize,
-    rows: std::ops::Range<usize>,
-    ox: usize,
-    c0: usize,
-    start: &[i32; TILE_CHANNELS],
-    sums: &mut [i32],
-) {
-    let (c, cols) = (d.channels, &d.cols);
-    let load = |at: usize| -> [i32; TILE_CHANNELS] {
-        let v = &d.filter[at..][..TILE_CHANNELS];
-        std::array::from_fn(|l| v[l])
-    };
-    let mut acc = [*start; TILE_PIXELS];
-    let first_column = ox * cols.stride - cols.pad_before;
-    // The tile's input: from its first column to past its last tap, on every row it reads.
-    let span = (TILE_PIXELS - 1) * cols.stride + (cols.window - 1) * cols.dilation + 1;
-    for ky in rows {
-        let iy = oy * d.rows.stride + ky * d.rows.dilation - d.rows.pad_before;
-        let line = &image[(iy * cols.input + first_column) * c..][..span * c];
-        for kx in 0..cols.window {
-            let w = load((ky * cols.window + kx) * c + c0);
-            for (p, acc) in acc.iter_mut().enumerate() {
-                let x = &line[(p * cols.stride + kx * cols.dilation) * c + c0..][..TILE_CHANNELS];
-                for l in 0..TILE_CHANNELS {
-                    acc[l] = acc[l].wrapping_add(x[l].get().wrapping_mul(w[l]));
-                }
-            }
-        }
-    }
-    for (p, acc) in acc.iter().enumerate() {
-        sums[(ox + p) * c + c0..][..TILE_CHANNELS].copy_from_slice(acc);
     }
 }
 

@@ -143,11 +143,7 @@ impl Rounding {
 impl Group {
     #[inline(always)]
     unsafe fn new(m: &Multipliers, first: usize, lanes: usize) -> Self {
-        let mask: __mmask16 = if lanes == 16 {
-            0xffff
-        } else {
-            (1u16 << lanes) - 1
-        };
+        let mask = lane_mask(lanes);
         let load = |v: &[i32]| _mm512_maskz_loadu_epi32(mask, v.as_ptr().add(first) as *const _);
         let value = load(&m.values);
         let right = load(&m.right_shifts);
@@ -261,15 +257,20 @@ pub(crate) unsafe fn combine_bytes<const SIGNED: bool, F: PairArithmetic>(
     let mut i = 0;
     while i < n {
         let lanes = (n - i).min(16);
-        let k: __mmask16 = if lanes == 16 {
-            0xffff
-        } else {
-            (1u16 << lanes) - 1
-        };
+        let k = lane_mask(lanes);
         let (x, y) = (widened(a.as_ptr().add(i), k), widened(b.as_ptr().add(i), k));
         let v = _mm512_min_epi32(_mm512_max_epi32(f.combine(x, y), lo), hi);
         _mm_mask_storeu_epi8(out.as_mut_ptr().add(i) as *mut i8, k, low_bytes(v));
         i += lanes;
+    }
+}
+
+/// The first `lanes` (at most 16) lanes.
+#[inline(always)]
+fn lane_mask(lanes: usize) -> __mmask16 {
+    match lanes {
+        16.. => 0xffff,
+        _ => (1u16 << lanes) - 1,
     }
 }
 
@@ -380,11 +381,7 @@ pub(crate) unsafe fn bytes_from_float(
     let mut i = 0;
     while i < n {
         let lanes = (n - i).min(16);
-        let k: __mmask16 = if lanes == 16 {
-            0xffff
-        } else {
-            (1u16 << lanes) - 1
-        };
+        let k = lane_mask(lanes);
         let v = _mm512_div_ps(_mm512_maskz_loadu_ps(k, x.as_ptr().add(i)), scale);
         let v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), v);
         let whole = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);

@@ -189,6 +189,23 @@ impl Broadcast {
         repeated: usize,
         f: impl Fn(T, T) -> T,
     ) {
+        Self::repeated_stretches(a, b, out, (start, inner, repeated), |a, b, out| {
+            let pairs = out.iter_mut().zip(a.iter().zip(b));
+            pairs.for_each(|(o, (&x, &y))| *o = f(x, y));
+        });
+    }
+
+    /// [`Broadcast::run_repeated`]'s walk: `each(a, b, out)` over stretches of whole lines
+    /// (at least 64 values, so that short lines still fill vectors), the repeated input's
+    /// line laid out over each.
+    #[inline(always)]
+    fn repeated_stretches<T: Copy>(
+        a: &[T],
+        b: &[T],
+        out: &mut [T],
+        (start, inner, repeated): (usize, usize, usize),
+        mut each: impl FnMut(&[T], &[T], &mut [T]),
+    ) {
         let (line, whole) = match repeated {
             1 => (&b[..inner], a),
             _ => (&a[..inner], b),
@@ -204,10 +221,10 @@ impl Broadcast {
             .chunks_mut(stretch.len())
             .zip(whole.chunks(stretch.len()))
         {
-            let pairs = out.iter_mut().zip(whole.iter().zip(&stretch));
+            let line = &stretch[..out.len()];
             match repeated {
-                1 => pairs.for_each(|(o, (&x, &y))| *o = f(x, y)),
-                _ => pairs.for_each(|(o, (&y, &x))| *o = f(x, y)),
+                1 => each(whole, line, out),
+                _ => each(line, whole, out),
             }
         }
     }

@@ -171,28 +171,11 @@ impl QuantizedBinary {
         inner: usize,
         repeated: usize,
     ) {
-        let (line, whole) = match repeated {
-            1 => (&b[..inner], a),
-            _ => (&a[..inner], b),
-        };
-        // Whole lines, at least 64 values: short lines would leave the vectors part empty.
-        let stretch: Vec<T> = line
-            .iter()
-            .copied()
-            .cycle()
-            .take(inner * 64usize.div_ceil(inner))
-            .collect();
-        let whole = &whole[start..][..out.len()];
-        for (out, whole) in out
-            .chunks_mut(stretch.len())
-            .zip(whole.chunks(stretch.len()))
-        {
-            let line = &stretch[..out.len()];
-            match repeated {
-                1 => self.lines_avx512(whole, line, out),
-                _ => self.lines_avx512(line, whole, out),
-            }
-        }
+        let walk = (start, inner, repeated);
+        Broadcast::repeated_stretches(a, b, out, walk, |a, b, out| {
+            // SAFETY: the caller's promise.
+            unsafe { self.lines_avx512(a, b, out) }
+        });
     }
 
     /// The stored output of `scaled`, the operation's result at the output's scale.
