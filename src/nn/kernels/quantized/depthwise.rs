@@ -102,16 +102,18 @@ pub(crate) enum Tiles {
 impl Tiles {
     fn for_kernel(d: &QuantizedDepthwise) -> Tiles {
         #[cfg(target_arch = "x86_64")]
-        // A fold, not `all`: without the early exit it vectorises (this runs every call).
-        let narrow = || {
-            d.filter
-                .iter()
-                .fold(true, |n, &w| n & (w == w as i16 as i32))
-        };
-        if super::avx512bw() && narrow() {
-            return Tiles::Avx512 {
-                vnni: std::is_x86_feature_detected!("avx512vnni"),
+        {
+            // A fold, not `all`: without the early exit it vectorises (this runs every call).
+            let narrow = || {
+                d.filter
+                    .iter()
+                    .fold(true, |n, &w| n & (w == w as i16 as i32))
             };
+            if super::avx512bw() && narrow() {
+                return Tiles::Avx512 {
+                    vnni: std::is_x86_feature_detected!("avx512vnni"),
+                };
+            }
         }
         let _ = d;
         Tiles::Portable

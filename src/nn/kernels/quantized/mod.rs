@@ -177,6 +177,8 @@ pub enum Scaling {
 pub struct Multipliers {
     values: Vec<i32>,
     left_factors: Vec<i32>,
+    /// The left shifts themselves, for AVX-512's variable shift.
+    #[cfg(target_arch = "x86_64")]
     left_shifts: Vec<i32>,
     right_shifts: Vec<i32>,
     masks: Vec<i32>,
@@ -188,6 +190,7 @@ impl Multipliers {
         Multipliers {
             values: multipliers.iter().map(|m| m.value).collect(),
             left_factors: multipliers.iter().map(|m| 1 << m.shift.max(0)).collect(),
+            #[cfg(target_arch = "x86_64")]
             left_shifts: multipliers.iter().map(|m| m.shift.max(0)).collect(),
             right_shifts: multipliers.iter().map(right).collect(),
             masks: multipliers

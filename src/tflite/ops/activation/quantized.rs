@@ -14,6 +14,7 @@ pub(super) struct Table {
     /// Indexed by the stored input's bits (`value as u8`).
     outputs: [i32; 256],
     /// The same as stored bytes (two's complement for int8), for the AVX-512 lookup.
+    #[cfg(target_arch = "x86_64")]
     bytes: [u8; 256],
     /// The stored inputs' range.
     range: (i32, i32),
@@ -63,6 +64,7 @@ impl Table {
     fn of(outputs: [i32; 256], range: (i32, i32)) -> Table {
         Table {
             outputs,
+            #[cfg(target_arch = "x86_64")]
             bytes: outputs.map(|v| v as u8),
             range,
         }

@@ -269,14 +269,13 @@ impl crate::nn::kernels::quantized::requantize_avx512::PairArithmetic for Lanes<
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
 
     /// The AVX-512 lines give the portable arithmetic's bytes for every pair of int8 and of
     /// uint8 values (and a ragged tail), for ADD, SUB and MUL, multipliers that shift right
     /// and left, and narrow output ranges.
-    #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_avx512_lines_give_the_portable_bytes() {
         if !crate::nn::kernels::quantized::avx512bw() {
@@ -326,7 +325,6 @@ mod tests {
 
     /// A repeated line (a squeeze-and-excite MUL's weights) in either operand, from a line
     /// part way in, gives the portable bytes.
-    #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_avx512_repeated_lines_give_the_portable_bytes() {
         if !crate::nn::kernels::quantized::avx512bw() {
@@ -367,7 +365,6 @@ mod tests {
         }
     }
 
-    #[cfg(target_arch = "x86_64")]
     fn check<T: Quantized + PartialEq + std::fmt::Debug>(q: &QuantizedBinary, a: &[T], b: &[T]) {
         let expected: Vec<T> = a
             .iter()
