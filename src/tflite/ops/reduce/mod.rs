@@ -101,6 +101,20 @@ impl Plan {
     }
 }
 
+crate::nn::simd::compiled_per_level! {
+    /// Adds each `sums.len()`-value line of `x` onto `sums`, line after line.
+    fn column_sums(x: &[f32], sums: &mut [f32]) = column_sums_portable
+}
+
+#[inline(always)]
+fn column_sums_portable(x: &[f32], sums: &mut [f32]) {
+    for line in x.chunks_exact(sums.len().max(1)) {
+        for (s, v) in sums.iter_mut().zip(line) {
+            *s += v;
+        }
+    }
+}
+
 struct Reduce {
     kind: Kind,
     keep_dims: bool,
@@ -179,7 +193,11 @@ impl Op for Reduce {
             Kind::Min => acc.min(v),
             Kind::Prod => acc * v,
         };
-        self.plan.reduce(x, y, combine);
+        match (self.kind, self.plan.over_all_but_last()) {
+            // The same additions in the same order, in vectors of the selected level.
+            (Kind::Mean | Kind::Sum, Some(inner)) if inner == y.len() => column_sums(x, y),
+            _ => self.plan.reduce(x, y, combine),
+        }
         if let Kind::Mean = self.kind {
             let count = self.plan.per_output.max(1) as f32;
             y.iter_mut().for_each(|v| *v /= count);
