@@ -178,12 +178,9 @@ impl Group {
     /// products of the even and odd lanes, both roundings in one shift ([`Rounding`]).
     #[inline(always)]
     unsafe fn scaled(&self, x: __m512i, zero_point: i32) -> __m512i {
-        let x = _mm512_sllv_epi32(x, self.left);
-        let even = self.even.apply(products(x, self.value));
-        let odd = self.odd.apply(products(odd_to_even(x), self.odd_value));
-        // Each odd result moves from its 64-bit lane's low half to the high one.
-        let both = _mm512_mask_shuffle_epi32(even, 0xaaaa, odd, _MM_PERM_CCAA);
-        _mm512_add_epi32(both, _mm512_set1_epi32(zero_point))
+        let values = (self.value, self.odd_value);
+        let scaled = fixed_point(x, self.left, values, (&self.even, &self.odd));
+        _mm512_add_epi32(scaled, _mm512_set1_epi32(zero_point))
     }
 
     /// One row's bytes for this group's channels.
@@ -216,11 +213,26 @@ impl Uniform {
 
     #[inline(always)]
     pub(crate) unsafe fn apply(&self, x: __m512i) -> __m512i {
-        let x = _mm512_sllv_epi32(x, self.left);
-        let even = self.rounding.apply(products(x, self.value));
-        let odd = self.rounding.apply(products(odd_to_even(x), self.value));
-        _mm512_mask_shuffle_epi32(even, 0xaaaa, odd, _MM_PERM_CCAA)
+        let roundings = (&self.rounding, &self.rounding);
+        fixed_point(x, self.left, (self.value, self.value), roundings)
     }
+}
+
+/// `x` shifted left by `left`, then the 64-bit products of its even and odd lanes by the
+/// fractions `values` (the odd lanes' in even lanes, where `vpmuldq` reads them), each rounded
+/// and shifted by its [`Rounding`], back in 32-bit lanes.
+#[inline(always)]
+unsafe fn fixed_point(
+    x: __m512i,
+    left: __m512i,
+    (value, odd_value): (__m512i, __m512i),
+    (even, odd): (&Rounding, &Rounding),
+) -> __m512i {
+    let x = _mm512_sllv_epi32(x, left);
+    let even = even.apply(products(x, value));
+    let odd = odd.apply(products(odd_to_even(x), odd_value));
+    // Each odd result moves from its 64-bit lane's low half to the high one.
+    _mm512_mask_shuffle_epi32(even, 0xaaaa, odd, _MM_PERM_CCAA)
 }
 
 /// What [`combine_bytes`] does to each pair of values, widened to 32 bits: the result before

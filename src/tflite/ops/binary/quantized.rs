@@ -130,8 +130,7 @@ impl QuantizedBinary {
         let Arithmetic::Product(m) = self.arithmetic else {
             return 0;
         };
-        let scaled = m.apply((x + self.offsets[0]) * (y + self.offsets[1]));
-        (scaled + self.output_zero_point).clamp(self.min, self.max)
+        self.stored(m.apply((x + self.offsets[0]) * (y + self.offsets[1])))
     }
 
     /// [`lines`] of inputs of one shape in AVX-512, each step the same integers as
@@ -144,14 +143,10 @@ impl QuantizedBinary {
         use crate::nn::kernels::quantized::requantize_avx512::combine_bytes;
         let (a, b) = (T::bytes(a), T::bytes(b));
         let out = T::bytes_mut(out);
-        let lanes = Lanes {
-            binary: self,
-            arithmetic: self.arithmetic,
-        };
         let bounds = (self.min, self.max);
         match T::MIN < 0 {
-            true => combine_bytes::<true, _>(a, b, out, &lanes, bounds),
-            false => combine_bytes::<false, _>(a, b, out, &lanes, bounds),
+            true => combine_bytes::<true, _>(a, b, out, self, bounds),
+            false => combine_bytes::<false, _>(a, b, out, self, bounds),
         }
     }
 
@@ -181,7 +176,13 @@ impl QuantizedBinary {
     /// The stored output of `scaled`, the operation's result at the output's scale.
     #[inline(always)]
     fn finish<T: Quantized>(&self, scaled: i32) -> T {
-        T::narrow((scaled + self.output_zero_point).clamp(self.min, self.max))
+        T::narrow(self.stored(scaled))
+    }
+
+    /// [`QuantizedBinary::finish`] as a number.
+    #[inline(always)]
+    fn stored(&self, scaled: i32) -> i32 {
+        (scaled + self.output_zero_point).clamp(self.min, self.max)
     }
 }
 
@@ -229,15 +230,9 @@ pub(super) fn lines<T: Quantized>(
     }
 }
 
-/// [`QuantizedBinary`]'s arithmetic on sixteen lanes.
+/// The arithmetic on sixteen lanes.
 #[cfg(target_arch = "x86_64")]
-struct Lanes<'a> {
-    binary: &'a QuantizedBinary,
-    arithmetic: Arithmetic,
-}
-
-#[cfg(target_arch = "x86_64")]
-impl crate::nn::kernels::quantized::requantize_avx512::PairArithmetic for Lanes<'_> {
+impl crate::nn::kernels::quantized::requantize_avx512::PairArithmetic for QuantizedBinary {
     #[inline(always)]
     unsafe fn combine(
         &self,
@@ -246,7 +241,7 @@ impl crate::nn::kernels::quantized::requantize_avx512::PairArithmetic for Lanes<
     ) -> std::arch::x86_64::__m512i {
         use crate::nn::kernels::quantized::requantize_avx512::Uniform;
         use std::arch::x86_64::*;
-        let [oa, ob] = self.binary.offsets;
+        let [oa, ob] = self.offsets;
         let x = _mm512_add_epi32(x, _mm512_set1_epi32(oa));
         let y = _mm512_add_epi32(y, _mm512_set1_epi32(ob));
         let scaled = match self.arithmetic {
@@ -265,7 +260,7 @@ impl crate::nn::kernels::quantized::requantize_avx512::PairArithmetic for Lanes<
             }
             Arithmetic::Product(m) => Uniform::new(m).apply(_mm512_mullo_epi32(x, y)),
         };
-        _mm512_add_epi32(scaled, _mm512_set1_epi32(self.binary.output_zero_point))
+        _mm512_add_epi32(scaled, _mm512_set1_epi32(self.output_zero_point))
     }
 }
 
