@@ -7,7 +7,7 @@
 use super::padded::PaddedImage;
 use super::{Quantized, Requantize};
 use crate::nn::simd::Level;
-use crate::nn::thread_pool::{for_each_task, threads, SharedMut};
+use crate::nn::thread_pool::{for_each_part, for_each_task, threads, SharedMut};
 use std::cell::RefCell;
 use std::ops::Range;
 
@@ -361,11 +361,19 @@ impl QuantizedWeights {
         if shared && blocks < threads() && panels > 1 {
             return self.run_by_panels(make_rows, stride, rows, out, sums, finish);
         }
-        let tasks = if shared { blocks.min(threads() * 4) } else { 1 };
+        // Each thread takes its own fraction of the rows (see `for_each_part`), in up to four
+        // tasks of whole tiles, at least two a task where there are few: every task streams
+        // all the weights.
+        let tiles = rows.div_ceil(TILE_ROWS);
+        let threads = threads();
+        let tasks = match shared {
+            true => threads * (tiles / (2 * threads)).clamp(1, 4),
+            false => 1,
+        };
         let out = SharedMut(out.as_mut_ptr());
-        for_each_task(tasks, |task| {
-            let first = blocks * task / tasks * ROWS_PER_BLOCK;
-            let last = (blocks * (task + 1) / tasks * ROWS_PER_BLOCK).min(rows);
+        for_each_part(tiles, tasks, |task_tiles| {
+            let first = task_tiles.start * TILE_ROWS;
+            let last = (task_tiles.end * TILE_ROWS).min(rows);
             R::with_scratch(|fields, block_sums| {
                 // Grown, never shrunk: every value read is written first, so refilling the
                 // scratch for each operator would only cost time.

@@ -180,6 +180,13 @@ pub struct Multipliers {
     /// The left shifts themselves, for AVX-512's variable shift.
     #[cfg(target_arch = "x86_64")]
     left_shifts: Vec<i32>,
+    /// For AVX-512's single-precision first try: each multiplier's value, `fraction ×
+    /// 2^(shift − 31)`, rounded to single precision, and half its right shift's step,
+    /// `2^−(1 + right shift)` (0 without one).
+    #[cfg(target_arch = "x86_64")]
+    real_values: Vec<f32>,
+    #[cfg(target_arch = "x86_64")]
+    half_steps: Vec<f32>,
     right_shifts: Vec<i32>,
     masks: Vec<i32>,
 }
@@ -192,6 +199,19 @@ impl Multipliers {
             left_factors: multipliers.iter().map(|m| 1 << m.shift.max(0)).collect(),
             #[cfg(target_arch = "x86_64")]
             left_shifts: multipliers.iter().map(|m| m.shift.max(0)).collect(),
+            #[cfg(target_arch = "x86_64")]
+            real_values: multipliers
+                .iter()
+                .map(|m| (m.value as f64 * 2f64.powi(m.shift - 31)) as f32)
+                .collect(),
+            #[cfg(target_arch = "x86_64")]
+            half_steps: multipliers
+                .iter()
+                .map(|m| match right(m) {
+                    0 => 0.0,
+                    r => 2f32.powi(-1 - r),
+                })
+                .collect(),
             right_shifts: multipliers.iter().map(right).collect(),
             masks: multipliers
                 .iter()
@@ -417,6 +437,75 @@ mod tests {
                 assert_eq!(
                     g, e,
                     "sum {} of channel {c} ({:?})",
+                    sums[i], multipliers[c]
+                );
+            }
+        }
+    }
+
+    /// Sums at and around every rounding point of the stored range (where the single-precision
+    /// first try of AVX-512 must hand over to the fixed-point arithmetic), for multipliers of
+    /// every right shift and zero points at both ends of each type, equal the reference.
+    #[test]
+    fn stored_values_equal_the_reference_at_every_rounding_point() {
+        let multipliers: Vec<Multiplier> = (0..24)
+            .flat_map(|e| [0.5000001, 0.61803, 0.7071, 0.99999].map(|f| f * 2f64.powi(-e)))
+            .map(|r| Multiplier::new(r).unwrap())
+            .collect();
+        let channels = multipliers.len();
+        // Per channel, the sums nearest each point where the output steps, and their
+        // neighbours: output values −300…300, from both signs' rounding constants.
+        let steps_near = |m: &Multiplier, k: i64| -> Vec<i32> {
+            let q = 31 - m.shift.min(0);
+            let starts = match q {
+                31 => vec![1i64 << 30],
+                _ => vec![(1 << 30) + (1 << (q - 1)), (1 << (q - 1)) - (1 << 30)],
+            };
+            starts
+                .into_iter()
+                .flat_map(|b| {
+                    let x = ((k << q) - b) as f64 / m.value as f64;
+                    (-2..=2).map(move |d| (x.round() as i64 + d) as i32)
+                })
+                .collect()
+        };
+        let columns: Vec<Vec<i32>> = multipliers
+            .iter()
+            .map(|m| (-300..=300).flat_map(|k| steps_near(m, k)).collect())
+            .collect();
+        let rows = columns.iter().map(Vec::len).min().unwrap();
+        let sums: Vec<i32> = (0..rows)
+            .flat_map(|r| columns.iter().map(move |c| c[r]))
+            .collect();
+        for (zero_point, min, max) in [
+            (-128, -128, 127),
+            (127, -128, 127),
+            (0, 0, 255),
+            (255, 0, 255),
+        ] {
+            let stage = Requantize {
+                scaling: Scaling::fixed(&multipliers),
+                zero_point,
+                min,
+                max,
+            };
+            let expected: Vec<i32> = (0..sums.len())
+                .map(|i| stage.apply(sums[i], i % channels))
+                .collect();
+            let got: Vec<i32> = if min < 0 {
+                let mut out = vec![0i8; sums.len()];
+                stage.store_rows(0..channels, &sums, &mut out);
+                out.iter().map(|&v| v as i32).collect()
+            } else {
+                let mut out = vec![0u8; sums.len()];
+                stage.store_rows(0..channels, &sums, &mut out);
+                out.iter().map(|&v| v as i32).collect()
+            };
+            for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
+                let c = i % channels;
+                assert_eq!(
+                    g, e,
+                    "sum {} of channel {c} ({:?}), zero point {zero_point}",
                     sums[i], multipliers[c]
                 );
             }

@@ -56,7 +56,7 @@ unsafe fn store_rows<const POOLED: bool>(
     // independent chains the processor overlaps.
     let mut c = 0;
     while c < channels {
-        let group = Group::new(m, first + c, (channels - c).min(16));
+        let group = Group::new(m, first + c, (channels - c).min(16), r.zero_point);
         let at = |row: usize| row * channels + c;
         let pooled = |row: usize| match POOLED {
             true => group.load_max(sums, row * pool * channels + c, pool, channels),
@@ -64,7 +64,7 @@ unsafe fn store_rows<const POOLED: bool>(
         };
         let mut row = 0;
         while row + 4 <= rows {
-            let v = [0, 1, 2, 3].map(|i| group.scaled(pooled(row + i), r.zero_point));
+            let v = [0, 1, 2, 3].map(|i| group.requantized(pooled(row + i)));
             let packed = bounds.pack(v);
             if group.lanes == 16 && channels == 16 {
                 _mm512_storeu_si512(out.as_mut_ptr().add(at(row)) as *mut _, packed);
@@ -76,7 +76,7 @@ unsafe fn store_rows<const POOLED: bool>(
             row += 4;
         }
         for row in row..rows {
-            let v = group.scaled(pooled(row), r.zero_point);
+            let v = group.requantized(pooled(row));
             let [bytes, ..] = lanes_of(bounds.pack([v; 4]));
             group.store(bytes, out.as_mut_ptr().add(at(row)));
         }
@@ -98,6 +98,9 @@ struct Group {
     odd_value: __m512i,
     even: Rounding,
     odd: Rounding,
+    zero_point: __m512i,
+    /// Where every lane's left shift is 0 and the zero point within ±255.
+    single: Option<SinglePrecision>,
 }
 
 /// gemmlowp's two roundings (the doubling high multiply's, then the rounding right shift's)
@@ -142,20 +145,42 @@ impl Rounding {
 
 impl Group {
     #[inline(always)]
-    unsafe fn new(m: &Multipliers, first: usize, lanes: usize) -> Self {
+    unsafe fn new(m: &Multipliers, first: usize, lanes: usize, zero_point: i32) -> Self {
         let mask = lane_mask(lanes);
         let load = |v: &[i32]| _mm512_maskz_loadu_epi32(mask, v.as_ptr().add(first) as *const _);
+        let load_real = |v: &[f32]| _mm512_maskz_loadu_ps(mask, v.as_ptr().add(first));
         let value = load(&m.values);
         let right = load(&m.right_shifts);
+        let left = load(&m.left_shifts);
+        let unshifted = _mm512_test_epi32_mask(left, left) == 0;
         Group {
             lanes,
             mask,
-            left: load(&m.left_shifts),
+            left,
             value,
             odd_value: odd_to_even(value),
             even: Rounding::new(_mm512_srai_epi64(_mm512_slli_epi64(right, 32), 32)),
             odd: Rounding::new(_mm512_srai_epi64(right, 32)),
+            zero_point: _mm512_set1_epi32(zero_point),
+            single: (unshifted && zero_point.abs() <= 255).then(|| SinglePrecision {
+                value: load_real(&m.real_values),
+                half_step: load_real(&m.half_steps),
+                start: _mm512_set1_ps(zero_point as f32 + 0.5 - WINDOW),
+            }),
         }
+    }
+
+    /// The sums requantized and moved to the zero point: in single precision where that is
+    /// exact ([`SinglePrecision`]), else in fixed point.
+    #[inline(always)]
+    unsafe fn requantized(&self, x: __m512i) -> __m512i {
+        if let Some(single) = &self.single {
+            let (outputs, uncertain) = single.outputs(x);
+            if uncertain == 0 {
+                return outputs;
+            }
+        }
+        _mm512_add_epi32(self.scaled(x), self.zero_point)
     }
 
     /// The maxima of the group's sums at `sums[at..]` and the `pool − 1` rows of `step` after.
@@ -174,13 +199,12 @@ impl Group {
         _mm512_maskz_loadu_epi32(self.mask, sums.as_ptr().add(at) as *const _)
     }
 
-    /// Sums scaled and moved to the zero point, as [`super::fixed_point::scale`]: 64-bit
-    /// products of the even and odd lanes, both roundings in one shift ([`Rounding`]).
+    /// Sums scaled as [`super::fixed_point::scale`]: 64-bit products of the even and odd
+    /// lanes, both roundings in one shift ([`Rounding`]).
     #[inline(always)]
-    unsafe fn scaled(&self, x: __m512i, zero_point: i32) -> __m512i {
+    unsafe fn scaled(&self, x: __m512i) -> __m512i {
         let values = (self.value, self.odd_value);
-        let scaled = fixed_point(x, self.left, values, (&self.even, &self.odd));
-        _mm512_add_epi32(scaled, _mm512_set1_epi32(zero_point))
+        fixed_point(x, self.left, values, (&self.even, &self.odd))
     }
 
     /// One row's bytes for this group's channels.
@@ -191,6 +215,55 @@ impl Group {
         } else {
             _mm_mask_storeu_epi8(to as *mut _, self.mask, bytes);
         }
+    }
+}
+
+/// Half the width of the window around each rounding point within which
+/// [`SinglePrecision`] leaves a value to the fixed-point arithmetic.
+const WINDOW: f32 = 1.0 / 2048.0;
+
+/// The fixed-point requantization in single precision, where it is exact, for multipliers
+/// without a left shift: half the instructions.
+///
+/// With the right shift `s`, the product `f = x × fraction / 2^(31+s)` and `d = 2^−(1+s)`
+/// (0 when `s = 0`), the reference's two roundings give exactly `⌊f + ½ + d⌋` for `x ≥ 0` and
+/// `⌊f + ½ − d⌋` for `x < 0` (the fold in [`Rounding`], with `[p < 0] = [x < 0]` as the
+/// fraction is 0 or at least 2^30). With the zero point `z`, the output is `⌊v⌋` for
+/// `v = f + ½ ± d + z`.
+///
+/// Here `low` is `v − WINDOW` computed in single precision: `x` and the multiplier each
+/// rounded (relative error 2^−24), `½ − WINDOW + z ± d` rounded once, and one fused
+/// multiply-add. Where `|f| ≤ 2^10`, its error is below `2^−13 + 2^−16 + 2^−13.6 <
+/// WINDOW / 2`, so `low < v`; `high = low + 2 WINDOW` (one more rounding, below 2^−13) is
+/// above `v`. Where both round down to the same integer, so does `v`: that is the output.
+/// Where `|f| > 2^10`, the exact and the computed outputs both lie beyond any stored range
+/// from any zero point within ±255, and clamp alike. Values within about a window of a
+/// rounding point (about one lane in a thousand) fail the test and take the fixed-point path.
+struct SinglePrecision {
+    value: __m512,
+    half_step: __m512,
+    /// `z + ½ − WINDOW`, exact for `|z| ≤ 255`.
+    start: __m512,
+}
+
+impl SinglePrecision {
+    /// The outputs where the mask's lane is clear.
+    #[inline(always)]
+    unsafe fn outputs(&self, x: __m512i) -> (__m512i, __mmask16) {
+        const FLOOR: i32 = _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC;
+        let x = _mm512_cvtepi32_ps(x);
+        // `±d` with the sign of x: (x AND sign bit) OR d.
+        let signed_step = _mm512_castsi512_ps(_mm512_ternarylogic_epi32(
+            _mm512_castps_si512(x),
+            _mm512_set1_epi32(i32::MIN),
+            _mm512_castps_si512(self.half_step),
+            0xea,
+        ));
+        let low = _mm512_fmadd_ps(x, self.value, _mm512_add_ps(self.start, signed_step));
+        let high = _mm512_add_ps(low, _mm512_set1_ps(2.0 * WINDOW));
+        let floor = _mm512_cvt_roundps_epi32::<FLOOR>(low);
+        let uncertain = _mm512_cmpneq_epi32_mask(floor, _mm512_cvt_roundps_epi32::<FLOOR>(high));
+        (floor, uncertain)
     }
 }
 
