@@ -449,7 +449,7 @@ mod tests {
     #[test]
     fn stored_values_equal_the_reference_at_every_rounding_point() {
         let multipliers: Vec<Multiplier> = (0..24)
-            .flat_map(|e| [0.5000001, 0.61803, 0.7071, 0.99999].map(|f| f * 2f64.powi(-e)))
+            .flat_map(|e| [0.5000001, 0.61803, 0.7, 0.99999].map(|f| f * 2f64.powi(-e)))
             .map(|r| Multiplier::new(r).unwrap())
             .collect();
         let channels = multipliers.len();
