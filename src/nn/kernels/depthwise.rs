@@ -51,9 +51,8 @@ impl Depthwise {
         let threads = thread_pool::threads();
         if y.len() * taps >= PARALLEL_WORK && threads > 1 && self.rows.output > 1 {
             // About four tasks a thread, so a thread the system delays holds up little.
-            let rows_per_task = self.rows.output.div_ceil(threads * 4);
-            thread_pool::for_each_chunk(y, rows_per_task * row_len, |i, rows| {
-                self.rows_from(x, filter, bias, i * rows_per_task, rows);
+            thread_pool::for_each_band_of(y, row_len, threads * 4, |offset, rows| {
+                self.rows_from(x, filter, bias, offset / row_len, rows);
                 if let Some(then) = then {
                     then(rows);
                 }
