@@ -440,12 +440,21 @@ impl Binary {
     ) -> Result<(), String> {
         let q = self.quantized.as_ref().ok_or("not prepared")?;
         let (broadcast, line) = (&self.broadcast, self.broadcast.line_len());
-        thread_pool::for_each_band(out, line, |first, out| {
+        // Three fixed-point steps a value make these worth splitting from fewer values than
+        // the float operators (MobileNetV2's 14×14 residual ADDs: 0.009 ms on one thread).
+        let parts = match out.len() < QUANTIZED_PARALLEL_VALUES {
+            true => 1,
+            false => thread_pool::threads() * 4,
+        };
+        thread_pool::for_each_band_of(out, line, parts, |first, out| {
             lines(broadcast, q, a, b, out, first / line)
         });
         Ok(())
     }
 }
+
+/// Values from which a quantized element-wise operator is split over the threads.
+const QUANTIZED_PARALLEL_VALUES: usize = 1 << 12;
 
 type QuantizedLines<T> = fn(&Broadcast, &QuantizedBinary, &[T], &[T], &mut [T], usize);
 
