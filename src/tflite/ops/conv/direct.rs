@@ -7,7 +7,7 @@
 use super::Geometry;
 use crate::nn::kernels::conv::direct;
 use crate::nn::kernels::conv::pool::pool_pair;
-use crate::nn::kernels::ThenApply;
+use crate::nn::kernels::{clamp, ThenApply};
 use crate::nn::simd::Level;
 use crate::nn::thread_pool::{for_each_chunk, threads};
 use crate::tflite::ops::fused_activation::Fused;
@@ -21,6 +21,8 @@ pub(super) struct DirectConv {
     kernel: Vec<f32>,
     bias: Vec<f32>,
     relu: bool,
+    /// RELU6's upper bound, applied to each band as it is made (the kernels know only ReLU).
+    cap: Option<f32>,
 }
 
 thread_local! {
@@ -38,9 +40,10 @@ impl DirectConv {
         (filters, kh, kw, c): (usize, usize, usize, usize),
         activation: Fused,
     ) -> Option<Self> {
-        let relu = match activation.range() {
-            (f32::NEG_INFINITY, f32::INFINITY) => false,
-            (0.0, f32::INFINITY) => true,
+        let (relu, cap) = match activation.range() {
+            (f32::NEG_INFINITY, f32::INFINITY) => (false, None),
+            (0.0, f32::INFINITY) => (true, None),
+            (0.0, cap) => (true, Some(cap)),
             _ => return None,
         };
         let taps = kh * kw * c;
@@ -54,6 +57,7 @@ impl DirectConv {
             kernel,
             bias: bias.map_or_else(|| vec![0.0; filters], <[f32]>::to_vec),
             relu,
+            cap,
         })
     }
 
@@ -95,6 +99,10 @@ impl DirectConv {
                 if !pooled {
                     let rows = first..first + band.len() / row_len;
                     direct::forward(&k, padded, kernel, bias, self.relu, rows, band);
+                    if let Some(cap) = self.cap {
+                        band.iter_mut()
+                            .for_each(|v| *v = clamp(*v, f32::NEG_INFINITY, cap));
+                    }
                     if let Some(then) = then {
                         then(band);
                     }
@@ -106,6 +114,10 @@ impl DirectConv {
                 for (i, out) in band.chunks_exact_mut(row_len).enumerate() {
                     let rows = 2 * (first + i)..2 * (first + i) + 2;
                     direct::forward(&k, padded, kernel, bias, self.relu, rows, &mut pair);
+                    if let Some(cap) = self.cap {
+                        pair.iter_mut()
+                            .for_each(|v| *v = clamp(*v, f32::NEG_INFINITY, cap));
+                    }
                     pool_pair(&pair, k.out_w, k.filters, (out, &mut corners), k.level);
                 }
             });
