@@ -16,8 +16,10 @@ use std::ops::Range;
 /// sums (`vpmaddwd`).
 const PANEL: usize = 16;
 /// Rows one task makes and multiplies at a time: their fields stay in the level-1 cache while
-/// each panel of weights passes over them.
-const ROWS_PER_BLOCK: usize = 16;
+/// each panel of weights passes over them (up to a depth of 1024 bytes), and requantizing
+/// them pays each channel group's set-up once for 32 rows (1–3% faster than 16 on the
+/// MobileNets and ResNet50 here).
+const ROWS_PER_BLOCK: usize = 32;
 /// Products below which one thread does the whole operator: handing out tasks costs more.
 const PARALLEL_PRODUCTS: usize = 1 << 17;
 
