@@ -20,6 +20,9 @@ const PANEL: usize = 16;
 /// them pays each channel group's set-up once for 32 rows (1–3% faster than 16 on the
 /// MobileNets and ResNet50 here).
 const ROWS_PER_BLOCK: usize = 32;
+/// Output pixels up to which a convolution with many panels of weights splits the panels
+/// over the threads, not the rows (see `QuantizedWeights::few_pixels_for_the_weights`).
+const FEW_PIXELS: usize = 256;
 /// Products below which one thread does the whole operator: handing out tasks costs more.
 const PARALLEL_PRODUCTS: usize = 1 << 17;
 
@@ -172,10 +175,71 @@ impl QuantizedWeights {
         pool: (usize, usize),
     ) {
         assert!(stage.scaling.len() >= self.filters);
+        let unpooled = pool.0.max(1) == 1 && pool.1.max(1) == 1;
+        if unpooled && self.few_pixels_for_the_weights(image) {
+            return self.convolve_bytes_by_panels(image, offset, out, stage);
+        }
         let store = |sums: &[i32], out: &mut [T]| {
             stage.store_pooled_rows(0..self.filters, pool.1.max(1), sums, out)
         };
         self.convolve_bytes_then(image, offset, out, pool, store);
+    }
+
+    /// Whether the image has so few pixels that the rows' tasks would each stream all the
+    /// weights (ResNet50's 3×3 convolutions over 7×7 and 14×14: 2.4 MB of weights for 49
+    /// pixels), and there are enough panels to share instead.
+    fn few_pixels_for_the_weights(&self, image: &PaddedImage) -> bool {
+        let pixels = image.out_rows * image.out_cols;
+        pixels <= FEW_PIXELS && self.filters.div_ceil(PANEL) >= 4 * threads()
+    }
+
+    /// [`QuantizedWeights::convolve_bytes`] with the panels of weights, not the rows, split
+    /// over the threads: each streams its share of the weights once, for every pixel.
+    fn convolve_bytes_by_panels<T: Quantized>(
+        &self,
+        image: &PaddedImage,
+        offset: i32,
+        out: &mut [T],
+        stage: &Requantize,
+    ) {
+        let quads = self
+            .quads
+            .as_ref()
+            .expect("takes_bytes() checked by the caller");
+        let (filters, cols, rows) = (self.filters, image.out_cols, image.out_rows);
+        assert!(quads.quads.is_multiple_of(image.kernel_rows));
+        assert!(out.len() >= rows * cols * filters);
+        let bias = self.shifted_bias(quads, offset);
+        let segments: Vec<usize> = (0..image.kernel_rows)
+            .map(|ky| ky * image.row_len)
+            .collect();
+        // Whole pairs of panels to each task (see `convolve_row`), two tasks a thread.
+        let panel_count = filters.div_ceil(PANEL);
+        let pairs = panel_count.div_ceil(2);
+        let out = SharedMut(out.as_mut_ptr());
+        for_each_part(pairs, threads() * 2, |own| {
+            let panels = own.start * 2..(own.end * 2).min(panel_count);
+            let channels = panels.start * PANEL..(panels.end * PANEL).min(filters);
+            let width = channels.len();
+            u8::with_scratch(|_, sums| {
+                grow(sums, rows * cols * width);
+                for (oy, row) in sums.chunks_exact_mut(cols * width).take(rows).enumerate() {
+                    let panels = (panels.clone(), width);
+                    self.convolve_row(image, (quads, &segments), &bias, (oy, false), panels, row);
+                }
+                for (pixel, sums) in sums.chunks_exact(width).take(rows * cols).enumerate() {
+                    // SAFETY: these channels of this pixel of `out`, in bounds by the assert
+                    // above; tasks take disjoint channels.
+                    let out = unsafe {
+                        std::slice::from_raw_parts_mut(
+                            out.get().add(pixel * filters + channels.start),
+                            width,
+                        )
+                    };
+                    stage.store_rows(channels.clone(), sums, out);
+                }
+            });
+        });
     }
 
     /// As [`QuantizedWeights::convolve_bytes`], each output row made by `finish(sums, row)`
@@ -215,7 +279,8 @@ impl QuantizedWeights {
                     // as they are requantized.
                     for r in 0..pool_rows {
                         let row = (py * pool_rows + r, r > 0);
-                        self.convolve_row(image, (quads, &segments), &bias, row, sums);
+                        let panels = (0..filters.div_ceil(PANEL), filters);
+                        self.convolve_row(image, (quads, &segments), &bias, row, panels, sums);
                     }
                     // SAFETY: output row `py`, in bounds by the assert above; tasks take
                     // disjoint rows.
@@ -234,43 +299,48 @@ impl QuantizedWeights {
     /// The sums of output row `oy` of [`QuantizedWeights::convolve_bytes`], bias included.
     /// `segments` are where each kernel row starts, relative to the window's first byte. With
     /// `keep_max`, each sum is the larger of it and the one already in `sums`.
+    ///
+    /// Only the filters of `panels` are made; `sums` holds `stride` values for each pixel, the
+    /// first of them the panels' first filter's.
+    #[allow(clippy::too_many_arguments)]
     fn convolve_row(
         &self,
         image: &PaddedImage,
         (quads, segments): (&Quads, &[usize]),
         bias: &[i32],
         (oy, keep_max): (usize, bool),
+        (panels, stride): (Range<usize>, usize),
         sums: &mut [i32],
     ) {
         let (filters, cols, kernel_rows) = (self.filters, image.out_cols, image.kernel_rows);
         let per_row = quads.quads / kernel_rows;
-        let panel_count = filters.div_ceil(PANEL);
-        let panel_len = quads.values.len() / panel_count;
+        let panel_len = quads.values.len() / filters.div_ceil(PANEL);
+        let base = panels.start * PANEL;
         let mut tile = [[0i32; PANEL]; TILE_ROWS];
-        let mut p = 0;
-        while p < panel_count {
+        let mut p = panels.start;
+        while p < panels.end {
             let first = p * PANEL;
             let width = PANEL.min(filters - first);
             // Two whole panels at a time: each broadcast input quad then feeds two
             // multiply-adds, and the loads no longer outnumber them.
-            let pair = p + 1 < panel_count && filters - first >= 2 * PANEL;
-            let panels = (&quads.values[p * panel_len..], panel_len);
+            let pair = p + 1 < panels.end && filters - first >= 2 * PANEL;
+            let weights = (&quads.values[p * panel_len..], panel_len);
             for ox in (0..cols).step_by(TILE_ROWS) {
                 let count = TILE_ROWS.min(cols - ox);
                 let at = oy * image.line_step + ox * image.pixel_step;
                 let bytes = &image.bytes[at..];
                 let step = image.pixel_step;
-                let out = &mut sums[ox * filters + first..];
-                let (bias, rows) = (&bias[first..], (filters, count, keep_max));
+                let out = &mut sums[ox * stride + first - base..];
+                let (bias, rows) = (&bias[first..], (stride, count, keep_max));
                 if pair {
-                    tile_bytes_onto::<2>(bytes, segments, step, panels, per_row, bias, out, rows);
+                    tile_bytes_onto::<2>(bytes, segments, step, weights, per_row, bias, out, rows);
                 } else if width == PANEL {
-                    tile_bytes_onto::<1>(bytes, segments, step, panels, per_row, bias, out, rows);
+                    tile_bytes_onto::<1>(bytes, segments, step, weights, per_row, bias, out, rows);
                 } else {
                     let tile = &mut tile[..count];
-                    tile_bytes(bytes, segments, step, panels.0, per_row, tile);
+                    tile_bytes(bytes, segments, step, weights.0, per_row, tile);
                     for (r, t) in tile.iter().enumerate() {
-                        let sums = &mut out[r * filters..][..width];
+                        let sums = &mut out[r * stride..][..width];
                         for ((o, &t), &b) in sums.iter_mut().zip(t).zip(bias) {
                             let sum = b.wrapping_add(t);
                             *o = if keep_max { (*o).max(sum) } else { sum };
@@ -865,16 +935,21 @@ mod x86 {
         }
         let weights = (panels.as_ptr(), panel_len);
         let out = (out.as_mut_ptr(), out_stride, keep_max);
-        match rows {
-            8 => rows_vnni::<8, P>(bytes, segments, row_step, weights, quads, init, out),
-            n => {
-                for r in 0..n {
-                    let (bytes, out) = (
-                        &bytes[r * row_step..],
-                        (out.0.add(r * out_stride), out_stride, keep_max),
-                    );
-                    rows_vnni::<1, P>(bytes, segments, row_step, weights, quads, init, out);
+        // Fewer rows than a tile (7-wide images: every tile) in tiles of 4, 2 and 1: one row
+        // at a time loads two panels' weights for two multiply-adds, and 7×7 convolutions
+        // ran at a fifth of the speed of wider ones.
+        let mut r = 0;
+        for height in [8, 4, 2, 1] {
+            while r + height <= rows {
+                let bytes = &bytes[r * row_step..];
+                let out = (out.0.add(r * out_stride), out_stride, keep_max);
+                match height {
+                    8 => rows_vnni::<8, P>(bytes, segments, row_step, weights, quads, init, out),
+                    4 => rows_vnni::<4, P>(bytes, segments, row_step, weights, quads, init, out),
+                    2 => rows_vnni::<2, P>(bytes, segments, row_step, weights, quads, init, out),
+                    _ => rows_vnni::<1, P>(bytes, segments, row_step, weights, quads, init, out),
                 }
+                r += height;
             }
         }
     }

@@ -190,6 +190,9 @@ mod tests {
             // Panels taken two at a time, then a partial one.
             (6, 7, 8, 37, 3, 1, Padding::Same),
             (5, 6, 4, 64, 3, 2, Padding::Valid),
+            // Few pixels for many panels (on up to 4 threads): the panels go to the threads.
+            (7, 7, 8, 300, 3, 1, Padding::Same),
+            (9, 8, 4, 270, 3, 2, Padding::Same),
         ];
         for (h, w, c, filters, k, stride, padding) in shapes {
             let rows = Axis::new(h, k, stride, padding).unwrap();
