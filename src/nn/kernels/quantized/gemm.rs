@@ -788,6 +788,21 @@ fn tile_bytes_onto<const P: usize>(
 /// Rows per tile: each keeps [`PANEL`] sums in registers (one AVX-512 vector, two AVX2 ones).
 const TILE_ROWS: usize = 8;
 
+/// `rows` (at most [`TILE_ROWS`]) as tiles of 8, 4, 2 and 1: (first row, height). One row at
+/// a time loads each panel's weights for one multiply-add, and 7-wide images (all their
+/// tiles short) ran at a fifth of the speed of wider ones.
+#[cfg(target_arch = "x86_64")]
+fn row_tiles(rows: usize) -> impl Iterator<Item = (usize, usize)> {
+    [8, 4, 2, 1]
+        .into_iter()
+        .filter(move |&height| rows & height != 0)
+        .scan(0, |r, height| {
+            let first = *r;
+            *r += height;
+            Some((first, height))
+        })
+}
+
 /// The sums of `tile.len()` rows of `fields` (at most [`TILE_ROWS`]) with one panel.
 fn tile_sums(
     level: Level,
@@ -850,18 +865,13 @@ mod x86 {
         pairs: usize,
         tile: &mut [[i32; PANEL]],
     ) {
-        match tile.len() {
-            8 => rows_avx512::<8>(fields, stride, panel, pairs, tile),
-            n => {
-                for r in 0..n {
-                    rows_avx512::<1>(
-                        &fields[r * stride..],
-                        stride,
-                        panel,
-                        pairs,
-                        &mut tile[r..r + 1],
-                    );
-                }
+        for (r, height) in super::row_tiles(tile.len()) {
+            let (fields, tile) = (&fields[r * stride..], &mut tile[r..r + height]);
+            match height {
+                8 => rows_avx512::<8>(fields, stride, panel, pairs, tile),
+                4 => rows_avx512::<4>(fields, stride, panel, pairs, tile),
+                2 => rows_avx512::<2>(fields, stride, panel, pairs, tile),
+                _ => rows_avx512::<1>(fields, stride, panel, pairs, tile),
             }
         }
     }
@@ -935,21 +945,14 @@ mod x86 {
         }
         let weights = (panels.as_ptr(), panel_len);
         let out = (out.as_mut_ptr(), out_stride, keep_max);
-        // Fewer rows than a tile (7-wide images: every tile) in tiles of 4, 2 and 1: one row
-        // at a time loads two panels' weights for two multiply-adds, and 7×7 convolutions
-        // ran at a fifth of the speed of wider ones.
-        let mut r = 0;
-        for height in [8, 4, 2, 1] {
-            while r + height <= rows {
-                let bytes = &bytes[r * row_step..];
-                let out = (out.0.add(r * out_stride), out_stride, keep_max);
-                match height {
-                    8 => rows_vnni::<8, P>(bytes, segments, row_step, weights, quads, init, out),
-                    4 => rows_vnni::<4, P>(bytes, segments, row_step, weights, quads, init, out),
-                    2 => rows_vnni::<2, P>(bytes, segments, row_step, weights, quads, init, out),
-                    _ => rows_vnni::<1, P>(bytes, segments, row_step, weights, quads, init, out),
-                }
-                r += height;
+        for (r, height) in super::row_tiles(rows) {
+            let bytes = &bytes[r * row_step..];
+            let out = (out.0.add(r * out_stride), out_stride, keep_max);
+            match height {
+                8 => rows_vnni::<8, P>(bytes, segments, row_step, weights, quads, init, out),
+                4 => rows_vnni::<4, P>(bytes, segments, row_step, weights, quads, init, out),
+                2 => rows_vnni::<2, P>(bytes, segments, row_step, weights, quads, init, out),
+                _ => rows_vnni::<1, P>(bytes, segments, row_step, weights, quads, init, out),
             }
         }
     }
@@ -967,30 +970,15 @@ mod x86 {
         out: *mut i32,
         out_stride: usize,
     ) {
-        let weights = (panel.as_ptr(), 0);
-        match rows {
-            8 => rows_vnni::<8, 1>(
-                bytes,
-                segments,
-                row_step,
-                weights,
-                quads,
-                [init],
-                (out, out_stride, false),
-            ),
-            n => {
-                for r in 0..n {
-                    let (bytes, out) = (&bytes[r * row_step..], out.add(r * out_stride));
-                    rows_vnni::<1, 1>(
-                        bytes,
-                        segments,
-                        row_step,
-                        weights,
-                        quads,
-                        [init],
-                        (out, out_stride, false),
-                    );
-                }
+        let (weights, init) = ((panel.as_ptr(), 0), [init]);
+        for (r, height) in super::row_tiles(rows) {
+            let bytes = &bytes[r * row_step..];
+            let out = (out.add(r * out_stride), out_stride, false);
+            match height {
+                8 => rows_vnni::<8, 1>(bytes, segments, row_step, weights, quads, init, out),
+                4 => rows_vnni::<4, 1>(bytes, segments, row_step, weights, quads, init, out),
+                2 => rows_vnni::<2, 1>(bytes, segments, row_step, weights, quads, init, out),
+                _ => rows_vnni::<1, 1>(bytes, segments, row_step, weights, quads, init, out),
             }
         }
     }
