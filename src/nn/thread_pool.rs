@@ -79,13 +79,14 @@ pub fn for_each_band_of<T: Send>(
     parts: usize,
     task: impl Fn(usize, &mut [T]) + Sync,
 ) {
-    let unit = unit.max(1);
+    let (unit, len) = (unit.max(1), out.len());
     let base = SharedMut(out.as_mut_ptr());
-    for_each_part(out.len() / unit, parts, |units| {
-        let (start, len) = (units.start * unit, units.len() * unit);
-        // SAFETY: the parts are disjoint ranges of whole units within `out`, which this call
-        // borrows mutably, and each runs once.
-        let band = unsafe { std::slice::from_raw_parts_mut(base.get().add(start), len) };
+    // A last, partial unit goes with the last band.
+    for_each_part(len.div_ceil(unit), parts, |units| {
+        let (start, end) = (units.start * unit, len.min(units.end * unit));
+        // SAFETY: the parts are disjoint ranges within `out`, which this call borrows
+        // mutably, and each runs once.
+        let band = unsafe { std::slice::from_raw_parts_mut(base.get().add(start), end - start) };
         task(start, band)
     });
 }
@@ -301,6 +302,28 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Bands cover every value once, start on whole units (a partial unit ends the last),
+    /// and part `i` of `n` starts at unit `units × i / n`, so threads split alike.
+    #[test]
+    fn bands_cover_every_value_once_in_whole_units() {
+        for (len, unit, parts) in [(0, 3, 4), (10, 3, 4), (12, 3, 4), (100, 7, 8), (5, 10, 3)] {
+            let mut out = vec![0u32; len];
+            let starts = Mutex::new(Vec::new());
+            for_each_band_of(&mut out, unit, parts, |start, band| {
+                starts.lock().unwrap().push((start, band.len()));
+                band.iter_mut().for_each(|v| *v += 1);
+            });
+            assert!(out.iter().all(|&v| v == 1), "{len} by {unit} in {parts}");
+            let mut starts = starts.into_inner().unwrap();
+            starts.sort();
+            let units = len.div_ceil(unit);
+            let parts = parts.clamp(1, units.max(1));
+            let expected: Vec<usize> = (0..parts).map(|i| units * i / parts * unit).collect();
+            let got: Vec<usize> = starts.iter().map(|&(start, _)| start).collect();
+            assert_eq!(got, expected, "{len} by {unit} in {parts}");
+        }
+    }
 
     #[test]
     fn every_task_runs_once_including_nested_and_concurrent_jobs() {
