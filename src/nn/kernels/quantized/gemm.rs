@@ -113,6 +113,13 @@ impl QuantizedWeights {
         }
     }
 
+    /// The weights as bytes, where `takes_bytes()`.
+    fn byte_quads(&self) -> &Quads {
+        self.quads
+            .as_ref()
+            .expect("takes_bytes() checked by the caller")
+    }
+
     /// Whether [`QuantizedWeights::multiply_bytes`] applies (AVX-512 VNNI and int8 weights).
     pub fn takes_bytes(&self) -> bool {
         self.quads.is_some()
@@ -134,10 +141,7 @@ impl QuantizedWeights {
         out: &mut [T],
         stage: &Requantize,
     ) {
-        let quads = self
-            .quads
-            .as_ref()
-            .expect("takes_bytes() checked by the caller");
+        let quads = self.byte_quads();
         assert!(stage.scaling.len() >= self.filters);
         let bias = self.shifted_bias(quads, offset);
         let sums = |fields: &[u8], panels: Range<usize>, sums: &mut [i32]| {
@@ -202,17 +206,12 @@ impl QuantizedWeights {
         out: &mut [T],
         stage: &Requantize,
     ) {
-        let quads = self
-            .quads
-            .as_ref()
-            .expect("takes_bytes() checked by the caller");
+        let quads = self.byte_quads();
         let (filters, cols, rows) = (self.filters, image.out_cols, image.out_rows);
         assert!(quads.quads.is_multiple_of(image.kernel_rows));
         assert!(out.len() >= rows * cols * filters);
         let bias = self.shifted_bias(quads, offset);
-        let segments: Vec<usize> = (0..image.kernel_rows)
-            .map(|ky| ky * image.row_len)
-            .collect();
+        let segments = image.kernel_row_starts();
         // Whole pairs of panels to each task (see `convolve_row`), two tasks a thread.
         let panel_count = filters.div_ceil(PANEL);
         let pairs = panel_count.div_ceil(2);
@@ -253,17 +252,14 @@ impl QuantizedWeights {
         pool: (usize, usize),
         finish: impl Fn(&[i32], &mut [O]) + Sync,
     ) {
-        let quads = self
-            .quads
-            .as_ref()
-            .expect("takes_bytes() checked by the caller");
+        let quads = self.byte_quads();
         let (filters, cols, kernel_rows) = (self.filters, image.out_cols, image.kernel_rows);
         let (pool_rows, pool_cols) = (pool.0.max(1), pool.1.max(1));
         let (out_rows, out_cols) = (image.out_rows / pool_rows, cols / pool_cols);
         assert!(quads.quads.is_multiple_of(kernel_rows));
         assert!(out.len() >= out_rows * out_cols * filters);
         let bias = self.shifted_bias(quads, offset);
-        let segments: Vec<usize> = (0..kernel_rows).map(|ky| ky * image.row_len).collect();
+        let segments = image.kernel_row_starts();
         let products = image.out_rows * cols * filters * quads.quads * 4;
         let tasks = match products < PARALLEL_PRODUCTS {
             true => 1,
@@ -397,10 +393,7 @@ impl QuantizedWeights {
         out: &mut [O],
         finish: impl Fn(usize, Range<usize>, &[i32], &mut [O]) + Sync,
     ) {
-        let quads = self
-            .quads
-            .as_ref()
-            .expect("takes_bytes() checked by the caller");
+        let quads = self.byte_quads();
         let zeros = vec![0; self.filters];
         let sums = |fields: &[u8], panels: Range<usize>, sums: &mut [i32]| {
             self.byte_sums(quads, &zeros, fields, panels, sums)

@@ -413,33 +413,42 @@ mod tests {
                 _ => random(),
             })
             .collect();
-        for (zero_point, min, max) in [(-3, -128, 127), (17, 0, 255)] {
-            let stage = Requantize {
-                scaling: Scaling::fixed(&multipliers),
-                zero_point,
-                min,
-                max,
-            };
-            let expected: Vec<i32> = (0..channels * rows)
-                .map(|i| stage.apply(sums[i], i % channels))
-                .collect();
-            let got: Vec<i32> = if min < 0 {
-                let mut out = vec![0i8; channels * rows];
-                stage.store_rows(0..channels, &sums, &mut out);
-                out.iter().map(|&v| v as i32).collect()
-            } else {
-                let mut out = vec![0u8; channels * rows];
-                stage.store_rows(0..channels, &sums, &mut out);
-                out.iter().map(|&v| v as i32).collect()
-            };
-            for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
-                let c = i % channels;
-                assert_eq!(
-                    g, e,
-                    "sum {} of channel {c} ({:?})",
-                    sums[i], multipliers[c]
-                );
-            }
+        for output in [(-3, -128, 127), (17, 0, 255)] {
+            assert_stored_as_the_reference(&multipliers, &sums, output);
+        }
+    }
+
+    /// Rows of `sums` (one per multiplier) stored with the `(zero point, min, max)` of int8 or
+    /// uint8 equal [`Requantize::apply`]'s values, whichever path stores them.
+    fn assert_stored_as_the_reference(
+        multipliers: &[Multiplier],
+        sums: &[i32],
+        (zero_point, min, max): (i32, i32, i32),
+    ) {
+        let stage = Requantize {
+            scaling: Scaling::fixed(multipliers),
+            zero_point,
+            min,
+            max,
+        };
+        let channels = multipliers.len();
+        let got: Vec<i32> = if min < 0 {
+            let mut out = vec![0i8; sums.len()];
+            stage.store_rows(0..channels, sums, &mut out);
+            out.iter().map(|&v| v as i32).collect()
+        } else {
+            let mut out = vec![0u8; sums.len()];
+            stage.store_rows(0..channels, sums, &mut out);
+            out.iter().map(|&v| v as i32).collect()
+        };
+        for (i, (&sum, got)) in sums.iter().zip(got).enumerate() {
+            let c = i % channels;
+            assert_eq!(
+                got,
+                stage.apply(sum, c),
+                "sum {sum} of channel {c} ({:?}), zero point {zero_point}",
+                multipliers[c]
+            );
         }
     }
 
@@ -452,7 +461,6 @@ mod tests {
             .flat_map(|e| [0.5000001, 0.61803, 0.7, 0.99999].map(|f| f * 2f64.powi(-e)))
             .map(|r| Multiplier::new(r).unwrap())
             .collect();
-        let channels = multipliers.len();
         // Per channel, the sums nearest each point where the output steps, and their
         // neighbours: output values −300…300, from both signs' rounding constants.
         let steps_near = |m: &Multiplier, k: i64| -> Vec<i32> {
@@ -477,38 +485,13 @@ mod tests {
         let sums: Vec<i32> = (0..rows)
             .flat_map(|r| columns.iter().map(move |c| c[r]))
             .collect();
-        for (zero_point, min, max) in [
+        for output in [
             (-128, -128, 127),
             (127, -128, 127),
             (0, 0, 255),
             (255, 0, 255),
         ] {
-            let stage = Requantize {
-                scaling: Scaling::fixed(&multipliers),
-                zero_point,
-                min,
-                max,
-            };
-            let expected: Vec<i32> = (0..sums.len())
-                .map(|i| stage.apply(sums[i], i % channels))
-                .collect();
-            let got: Vec<i32> = if min < 0 {
-                let mut out = vec![0i8; sums.len()];
-                stage.store_rows(0..channels, &sums, &mut out);
-                out.iter().map(|&v| v as i32).collect()
-            } else {
-                let mut out = vec![0u8; sums.len()];
-                stage.store_rows(0..channels, &sums, &mut out);
-                out.iter().map(|&v| v as i32).collect()
-            };
-            for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
-                let c = i % channels;
-                assert_eq!(
-                    g, e,
-                    "sum {} of channel {c} ({:?}), zero point {zero_point}",
-                    sums[i], multipliers[c]
-                );
-            }
+            assert_stored_as_the_reference(&multipliers, &sums, output);
         }
     }
 

@@ -88,6 +88,11 @@ impl PaddedImage {
             kernel_rows: rows.window,
         }
     }
+
+    /// Where each kernel row starts, relative to a window's first byte.
+    pub fn kernel_row_starts(&self) -> Vec<usize> {
+        (0..self.kernel_rows).map(|ky| ky * self.row_len).collect()
+    }
 }
 
 impl Drop for PaddedImage {
