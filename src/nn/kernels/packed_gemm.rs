@@ -280,7 +280,10 @@ unsafe fn product_tiles<S: Simd, const V: usize, const R: usize>(job: &Job) {
 /// The tiles `rows` splits into, as (first row, height): of `R` rows, then what is left in
 /// tiles of 4, 2 and 1. Four rows keep as many multiply-adds in flight as the processor
 /// overlaps (two panels' worth each), where a leftover row alone ran at a quarter of that.
-fn row_tiles<const R: usize>(rows: Range<usize>) -> impl Iterator<Item = (usize, usize)> + Clone {
+/// The quantized products split their short tiles the same way.
+pub(crate) fn row_tiles<const R: usize>(
+    rows: Range<usize>,
+) -> impl Iterator<Item = (usize, usize)> + Clone {
     let full = rows.start + rows.len() / R * R;
     let whole = (rows.start..full).step_by(R).map(|r| (r, R));
     let left = [4, 2, 1]

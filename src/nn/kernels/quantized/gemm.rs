@@ -781,21 +781,6 @@ fn tile_bytes_onto<const P: usize>(
 /// Rows per tile: each keeps [`PANEL`] sums in registers (one AVX-512 vector, two AVX2 ones).
 const TILE_ROWS: usize = 8;
 
-/// `rows` (at most [`TILE_ROWS`]) as tiles of 8, 4, 2 and 1: (first row, height). One row at
-/// a time loads each panel's weights for one multiply-add, and 7-wide images (all their
-/// tiles short) ran at a fifth of the speed of wider ones.
-#[cfg(target_arch = "x86_64")]
-fn row_tiles(rows: usize) -> impl Iterator<Item = (usize, usize)> {
-    [8, 4, 2, 1]
-        .into_iter()
-        .filter(move |&height| rows & height != 0)
-        .scan(0, |r, height| {
-            let first = *r;
-            *r += height;
-            Some((first, height))
-        })
-}
-
 /// The sums of `tile.len()` rows of `fields` (at most [`TILE_ROWS`]) with one panel.
 fn tile_sums(
     level: Level,
@@ -845,7 +830,8 @@ fn tile_portable(
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::PANEL;
+    use super::{PANEL, TILE_ROWS};
+    use crate::nn::kernels::packed_gemm::row_tiles;
     use std::arch::x86_64::*;
 
     /// Up to 8 rows, one 16-lane vector of sums each: per pair of depth values, the pair
@@ -858,7 +844,7 @@ mod x86 {
         pairs: usize,
         tile: &mut [[i32; PANEL]],
     ) {
-        for (r, height) in super::row_tiles(tile.len()) {
+        for (r, height) in row_tiles::<TILE_ROWS>(0..tile.len()) {
             let (fields, tile) = (&fields[r * stride..], &mut tile[r..r + height]);
             match height {
                 8 => rows_avx512::<8>(fields, stride, panel, pairs, tile),
@@ -938,7 +924,9 @@ mod x86 {
         }
         let weights = (panels.as_ptr(), panel_len);
         let out = (out.as_mut_ptr(), out_stride, keep_max);
-        for (r, height) in super::row_tiles(rows) {
+        // Short tiles (all of a 7-wide image's) in 4, 2 and 1 rows: one row at a time loads the
+        // panels' weights for each, and ran at a fifth of the speed.
+        for (r, height) in row_tiles::<TILE_ROWS>(0..rows) {
             let bytes = &bytes[r * row_step..];
             let out = (out.0.add(r * out_stride), out_stride, keep_max);
             match height {
@@ -964,7 +952,7 @@ mod x86 {
         out_stride: usize,
     ) {
         let (weights, init) = ((panel.as_ptr(), 0), [init]);
-        for (r, height) in super::row_tiles(rows) {
+        for (r, height) in row_tiles::<TILE_ROWS>(0..rows) {
             let bytes = &bytes[r * row_step..];
             let out = (out.add(r * out_stride), out_stride, false);
             match height {
