@@ -14,7 +14,7 @@
 //!   block of its output as it finishes it, while the block is in the core's cache, the same
 //!   bits as the activation running after it.
 
-use super::ops::{InPlace, InputProduct, Op, TilingMaxPool};
+use super::ops::{DepthwiseStage, InPlace, InputProduct, Op, TilingMaxPool};
 
 /// What fusion needs of an operator: its op and the tensors it reads and writes.
 pub(super) trait Fusible {
@@ -59,7 +59,24 @@ pub(super) fn take_overs<N: Fusible>(
         op.then_apply(f)
     });
     merge(activations, runs);
+    // Last, so that a depthwise convolution comes with the activation it took over, and a
+    // convolution that took over one is not offered a depthwise one.
+    let depthwise = take_sole_readers(nodes, (runs, kept, fuse), depthwise_offer, |op, stage| {
+        op.expand_into(stage)
+    });
+    merge(depthwise, runs);
     fused
+}
+
+/// The float depthwise convolution `m` of `t`, if it is one.
+fn depthwise_offer<N: Fusible>(
+    nodes: &mut [N],
+    _: usize,
+    t: usize,
+    m: usize,
+) -> Option<DepthwiseStage> {
+    let reads_first = nodes[m].inputs().first() == Some(&Some(t));
+    reads_first.then(|| nodes[m].op().depthwise_stage()).flatten()
 }
 
 /// The max-pool `m` that reads `t` (first), when its windows tile it.

@@ -5,9 +5,11 @@ use super::ThenApply;
 use crate::nn::layers::window::Axis;
 use crate::nn::simd::Level;
 use crate::nn::thread_pool;
+use std::ops::Range;
 
 /// The shape of one depthwise convolution: input channel `c` makes output channels
 /// `c·multiplier … c·multiplier + multiplier − 1`, as TensorFlow's DepthwiseConv2D.
+#[derive(Clone)]
 pub(crate) struct Depthwise {
     pub rows: Axis,
     pub cols: Axis,
@@ -52,32 +54,46 @@ impl Depthwise {
         if y.len() * taps >= PARALLEL_WORK && threads > 1 && self.rows.output > 1 {
             // About four tasks a thread, so a thread the system delays holds up little.
             thread_pool::for_each_band_of(y, row_len, threads * 4, |offset, rows| {
-                self.rows_from(x, filter, bias, offset / row_len, rows);
+                self.rows_from((x, 0), filter, bias, offset / row_len, rows);
                 if let Some(then) = then {
                     then(rows);
                 }
             });
         } else {
-            self.rows_from(x, filter, bias, 0, y);
+            self.rows_from((x, 0), filter, bias, 0, y);
             if let Some(then) = then {
                 then(y);
             }
         }
     }
 
-    fn rows_from(
+    /// Output rows `first…` (as many as `y` holds) on this thread, from `x`: the input's rows
+    /// from `x_first` on, at least those the output rows read. For a caller that makes the
+    /// input a band of rows at a time and splits the work itself.
+    pub fn rows_from(
         &self,
-        x: &[f32],
+        (x, x_first): (&[f32], usize),
         filter: &[f32],
         bias: Option<&[f32]>,
         first: usize,
         y: &mut [f32],
     ) {
-        let vectorised =
-            self.multiplier == 1 && super::depthwise_vector::rows(self, x, filter, bias, first, y);
+        let vectorised = self.multiplier == 1
+            && super::depthwise_vector::rows(self, (x, x_first), filter, bias, first, y);
         if !vectorised {
-            depthwise_rows(self, x, filter, bias, first, y)
+            depthwise_rows(self, (x, x_first), filter, bias, first, y)
         }
+    }
+
+    /// The input rows that output rows `rows` read (within the image).
+    pub fn input_rows(&self, rows: Range<usize>) -> Range<usize> {
+        if rows.is_empty() {
+            return 0..0;
+        }
+        let (_, first) = self.rows.taps(rows.start);
+        let (taps, last) = self.rows.taps(rows.end - 1);
+        let end = last + taps.len().saturating_sub(1) * self.rows.dilation + 1;
+        first.min(self.rows.input)..end.min(self.rows.input)
     }
 }
 
@@ -85,7 +101,7 @@ crate::nn::simd::compiled_per_level! {
     /// Output rows `first…` of a depthwise convolution, as many as `y` holds.
     fn depthwise_rows(
         d: &Depthwise,
-        x: &[f32],
+        x: (&[f32], usize),
         filter: &[f32],
         bias: Option<&[f32]>,
         first: usize,
@@ -96,7 +112,7 @@ crate::nn::simd::compiled_per_level! {
 #[inline(always)]
 fn depthwise_rows_portable(
     d: &Depthwise,
-    x: &[f32],
+    (x, x_first): (&[f32], usize),
     filter: &[f32],
     bias: Option<&[f32]>,
     first: usize,
@@ -117,6 +133,7 @@ fn depthwise_rows_portable(
     let mut taps: Vec<(usize, usize)> = Vec::with_capacity(all_taps.len());
     for (r, row) in y.chunks_exact_mut(row_len).enumerate() {
         let (ky_range, first_iy) = d.rows.taps(first + r);
+        let first_iy = first_iy.saturating_sub(x_first);
         for (ox, out) in row.chunks_exact_mut(out_channels).enumerate() {
             let (kx_range, first_ix) = d.cols.taps(ox);
             let corner = first_iy * line_len + first_ix * d.channels;

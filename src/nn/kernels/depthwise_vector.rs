@@ -9,11 +9,12 @@ use super::depthwise::Depthwise;
 use crate::nn::simd::{Level, Simd};
 use std::ops::Range;
 
-/// Output rows `first…` of `d` (as many as `y` holds), when its level's vectors are no wider than
-/// the channels; `false` (nothing written) otherwise, for the general kernel to do.
+/// Output rows `first…` of `d` (as many as `y` holds) from `x`, the input's rows from `x_first`
+/// on, when its level's vectors are no wider than the channels; `false` (nothing written)
+/// otherwise, for the general kernel to do.
 pub(super) fn rows(
     d: &Depthwise,
-    x: &[f32],
+    (x, x_first): (&[f32], usize),
     filter: &[f32],
     bias: Option<&[f32]>,
     first: usize,
@@ -21,16 +22,19 @@ pub(super) fn rows(
 ) -> bool {
     let (c, out_w) = (d.channels, d.cols.output);
     let count = y.len() / (out_w * c).max(1);
+    let read = d.input_rows(first..first + count);
     assert!(
         d.multiplier == 1
             && d.level.is_available()
             && first + count <= d.rows.output
-            && x.len() >= d.rows.input * d.cols.input * c
+            && x_first <= read.start
+            && x.len() >= (read.end - x_first) * d.cols.input * c
             && filter.len() >= d.rows.window * d.cols.window * c
             && bias.is_none_or(|b| b.len() >= c)
     );
     let job = Job {
         x: x.as_ptr(),
+        x_first,
         filter: filter.as_ptr(),
         bias: bias.map_or(std::ptr::null(), <[f32]>::as_ptr),
         first,
@@ -54,10 +58,11 @@ pub(super) fn rows(
     true
 }
 
-/// Output rows `first…first + count` of one image: its input `x`, the filter, the bias (null
-/// for none) and the rows' output `y`.
+/// Output rows `first…first + count` of one image: its input `x` from row `x_first` on, the
+/// filter, the bias (null for none) and the rows' output `y`.
 struct Job {
     x: *const f32,
+    x_first: usize,
     filter: *const f32,
     bias: *const f32,
     first: usize,
@@ -90,7 +95,7 @@ unsafe fn rows_of<S: Simd, const K: usize>(d: &Depthwise, job: &Job) {
     for r in 0..job.count {
         let (ky, iy0) = d.rows.taps(job.first + r);
         let row = Row {
-            x: x.add(iy0 * d.cols.input * c),
+            x: x.add(iy0.saturating_sub(job.x_first) * d.cols.input * c),
             ky,
             out: y.add(r * out_w * c),
         };

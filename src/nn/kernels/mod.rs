@@ -5,6 +5,7 @@
 pub(crate) mod conv;
 pub(crate) mod depthwise;
 mod depthwise_vector;
+pub(crate) mod expanded_depthwise;
 pub(crate) mod elementwise;
 pub mod gemm;
 pub(crate) mod packed_gemm;

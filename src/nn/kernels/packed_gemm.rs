@@ -74,6 +74,25 @@ impl PackedB {
         });
     }
 
+    /// [`PackedB::multiply`] on this thread alone (no `then`), for a caller that splits the
+    /// work itself.
+    pub fn multiply_here(&self, a: &[f32], m: usize, c: &mut [f32], range: (f32, f32)) {
+        assert!(a.len() >= m * self.k && c.len() >= m * self.n);
+        let panels = 0..self.n.div_ceil(NR);
+        // SAFETY: `c` holds the `m` rows, borrowed mutably for the call.
+        unsafe { product(self, &a[..m * self.k], 0..m, panels, SharedMut(c.as_mut_ptr()), range) }
+    }
+
+    /// The columns of B (the output channels).
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// The rows of B (the input channels).
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
     /// [`PackedB::multiply`] with A's rows made as they are needed: `make_rows(rows, a)` writes
     /// rows `rows` of A into `a` (`rows.len() × k` values). For a convolution's receptive
     /// fields, this keeps the few rows being multiplied in the core's cache instead of laying
@@ -154,28 +173,16 @@ impl PackedB {
         if m * n * k < PARALLEL_WORK || threads == 1 {
             return multiply(0..m, 0..panels, out);
         }
-        // About four tasks a thread, so a thread the system delays holds up little: blocks of
-        // whole tiles of rows, and when there are few rows (a dense layer), of panels too.
-        // When B is the larger operand, only its panels are split, so that it is read once.
-        let tile_rows = self.level_tile_rows();
-        let row_tiles = m.div_ceil(tile_rows);
-        let tasks = threads * TASKS_PER_THREAD;
-        let row_tasks = match n > m {
-            true => 1,
-            false => row_tiles.min(tasks),
-        };
-        let panel_tasks = (tasks / row_tasks).clamp(1, panels);
-        let rows_per_task = row_tiles.div_ceil(row_tasks) * tile_rows;
         // Whole pairs of panels where tiles take two (`panel_steps`: AVX-512's 16-lane vectors).
-        let panels_per_tile = match self.level {
+        let panels_per_step = match self.level {
             Level::Avx512 => 2,
             _ => 1,
         };
-        let panels_per_task = panels
-            .div_ceil(panel_tasks)
-            .next_multiple_of(panels_per_tile);
-        let (row_tasks, panel_tasks) =
-            (m.div_ceil(rows_per_task), panels.div_ceil(panels_per_task));
+        let tile_rows = self.level_tile_rows();
+        let (row_tiles, steps) = (m.div_ceil(tile_rows), panels.div_ceil(panels_per_step));
+        let (row_tasks, panel_tasks) = split(row_tiles, steps, threads, n > m);
+        let rows_per_task = row_tiles.div_ceil(row_tasks) * tile_rows;
+        let panels_per_task = steps.div_ceil(panel_tasks) * panels_per_step;
         thread_pool::for_each_task(row_tasks * panel_tasks, |t| {
             let (row_task, panel_task) = (t / panel_tasks, t % panel_tasks);
             let rows = row_task * rows_per_task..m.min((row_task + 1) * rows_per_task);
@@ -194,6 +201,23 @@ impl PackedB {
             Level::Scalar => 4,
         }
     }
+}
+
+/// How many blocks of rows and of panels to split a product of `row_tiles` × `steps` tiles
+/// into, about [`TASKS_PER_THREAD`] a thread, so that a thread the system delays holds up
+/// little. By rows, which each thread then reads in the part the operator before wrote, from
+/// its own cache; when B is the larger operand (`b_larger`), by panels, so that each is read
+/// once, and by rows as well if there are too few panels. (A 7×7 image against 160 filters
+/// split by its 5 pairs of panels alone left one thread 3 of them and the other 2; splitting
+/// panels where the rows were too few was slower, the threads reading each other's writes.)
+fn split(row_tiles: usize, steps: usize, threads: usize, b_larger: bool) -> (usize, usize) {
+    let tasks = TASKS_PER_THREAD * threads;
+    let blocks = |tiles: usize, parts: usize| tiles.div_ceil(tiles.div_ceil(parts));
+    if !b_larger {
+        return (blocks(row_tiles, tasks), 1);
+    }
+    let panel_tasks = blocks(steps, tasks);
+    (blocks(row_tiles, tasks.div_ceil(panel_tasks)), panel_tasks)
 }
 
 /// Runs the product of `rows` of C (`a` holds just those rows of A) and `panels` of B at the

@@ -42,6 +42,17 @@ pub(crate) enum InputProduct {
     Stored(StoredProduct),
 }
 
+/// A float DEPTHWISE_CONV_2D that the 1×1 CONV_2D making its input may do instead, a band of
+/// rows at a time (see `crate::tflite::fusion`): its geometry, filter and bias, and the
+/// activation after it that it applies.
+#[derive(Clone)]
+pub(crate) struct DepthwiseStage {
+    pub depthwise: crate::nn::kernels::depthwise::Depthwise,
+    pub filter: std::sync::Arc<[f32]>,
+    pub bias: Option<std::sync::Arc<[f32]>>,
+    pub then: Option<InPlace>,
+}
+
 /// The fused activation an op keeps, as its kernels take it.
 pub(crate) fn then_apply_of(then: &Option<InPlace>) -> crate::nn::kernels::ThenApply<'_> {
     then.as_deref().map(|f| f as &(dyn Fn(&mut [f32]) + Sync))
@@ -92,6 +103,16 @@ pub(crate) trait Op: Send {
     /// activation after it, in that op's output tensor; the activation then does not run), or
     /// nothing more with `None`. Returns whether it will.
     fn then_apply(&mut self, _then: Option<InPlace>) -> bool {
+        false
+    }
+    /// The op, once prepared, as [`DepthwiseStage`] when it is a float depthwise convolution.
+    fn depthwise_stage(&self) -> Option<DepthwiseStage> {
+        None
+    }
+    /// Asks a convolution, once prepared, to write the depthwise convolution `stage` of its
+    /// output (in that op's output tensor, the depthwise convolution then not running), or
+    /// plainly its own output with `None`. Returns whether it will.
+    fn expand_into(&mut self, _stage: Option<DepthwiseStage>) -> bool {
         false
     }
 }

@@ -10,9 +10,11 @@ mod quantized;
 use super::fused_activation::Fused;
 use super::padding::window_axis;
 use super::{
-    checked, f32_in, f32_out, nhwc, options, then_apply_of, InPlace, Inputs, Op, Out, TilingMaxPool,
+    checked, f32_in, f32_out, nhwc, options, then_apply_of, DepthwiseStage, InPlace, Inputs, Op,
+    Out, TilingMaxPool,
 };
 use crate::nn::kernels::conv::im2col::im2col;
+use crate::nn::kernels::expanded_depthwise::ExpandedDepthwise;
 use crate::nn::kernels::packed_gemm::PackedB;
 use crate::nn::kernels::ThenApply;
 use crate::nn::layers::window::Axis;
@@ -31,6 +33,7 @@ pub(super) fn build(options: Option<&BuiltinOptions>) -> Result<Box<dyn Op>, Str
         kernel: None,
         pool: None,
         then: None,
+        depthwise: None,
     }))
 }
 
@@ -71,6 +74,8 @@ struct Conv {
     pool: Option<TilingMaxPool>,
     /// The activation after it, which it applies as it writes (float only).
     then: Option<InPlace>,
+    /// The depthwise convolution after it, which it does instead (float 1×1 only).
+    depthwise: Option<DepthwiseStage>,
 }
 
 impl Op for Conv {
@@ -145,10 +150,13 @@ impl Op for Conv {
             return Err("not prepared".into());
         };
         match kernel {
-            Kernel::Float(filter) => {
-                let then = then_apply_of(&self.then);
-                float(g, filter, (self.activation, then), inputs, outputs)
-            }
+            Kernel::Float(filter) => match &self.depthwise {
+                Some(stage) => expanded_depthwise(g, filter, self.activation, stage, inputs, outputs),
+                None => {
+                    let then = then_apply_of(&self.then);
+                    float(g, filter, (self.activation, then), inputs, outputs)
+                }
+            },
             Kernel::Quantized(q) => {
                 let x = inputs[0].ok_or("the input is missing")?;
                 let pool = self.pool.map_or((1, 1), |p| (p.rows, p.cols));
@@ -186,6 +194,21 @@ impl Op for Conv {
         self.then = then.filter(|_| can);
         self.then.is_some()
     }
+
+    fn expand_into(&mut self, stage: Option<DepthwiseStage>) -> bool {
+        let can = |stage: &DepthwiseStage| match (&self.kernel, &self.geometry) {
+            (Some(Kernel::Float(_)), Some(g)) => {
+                let d = &stage.depthwise;
+                g.pointwise
+                    && self.then.is_none()
+                    && d.multiplier == 1
+                    && ExpandedDepthwise::pays_for(g.pixels() * g.filters)
+            }
+            _ => false,
+        };
+        self.depthwise = stage.filter(can);
+        self.depthwise.is_some()
+    }
 }
 
 /// The direct kernels where they take the convolution, else the filter packed for the
@@ -205,6 +228,34 @@ fn float_kernel(
         Some(direct) => Kernel::Direct(direct),
         None => Kernel::Float(PackedB::new(filter, g.filters, kh * kw * c, bias)),
     })
+}
+
+/// The depthwise convolution `stage` of the 1×1 convolution's output, into the depthwise
+/// convolution's output tensor.
+fn expanded_depthwise(
+    g: &Geometry,
+    filter: &PackedB,
+    activation: Fused,
+    stage: &DepthwiseStage,
+    inputs: &[Option<&Tensor>],
+    outputs: &mut [Tensor],
+) -> Result<(), String> {
+    let x = f32_in(inputs, 0)?;
+    let y = f32_out(outputs, 0)?;
+    let d = &stage.depthwise;
+    let fused = ExpandedDepthwise {
+        expand: filter,
+        expand_range: activation.range(),
+        depthwise: d,
+        filter: &stage.filter,
+        bias: stage.bias.as_deref(),
+    };
+    let out_len = d.rows.output * d.cols.output * d.out_channels();
+    let then = then_apply_of(&stage.then);
+    for (x, y) in x.chunks_exact(g.image_len()).zip(y.chunks_exact_mut(out_len)) {
+        fused.run(x, y, then);
+    }
+    Ok(())
 }
 
 fn float(

@@ -5,13 +5,17 @@ mod quantized;
 
 use super::fused_activation::Fused;
 use super::padding::window_axis;
-use super::{checked, f32_in, f32_out, nhwc, options, then_apply_of, InPlace, Inputs, Op, Out};
+use super::{
+    checked, f32_in, f32_out, nhwc, options, then_apply_of, DepthwiseStage, InPlace, Inputs, Op,
+    Out,
+};
 use crate::nn::kernels::depthwise::Depthwise;
 use crate::nn::kernels::ThenApply;
 use crate::nn::simd::Level;
 use crate::tflite::schema::{BuiltinOptions, DepthwiseConv2DOptions};
 use crate::tflite::tensor::{DType, Tensor};
 use hybrid::HybridDepthwiseConv;
+use std::sync::Arc;
 use quantized::QuantizedDepthwiseConv;
 
 pub(super) fn build(options: Option<&BuiltinOptions>) -> Result<Box<dyn Op>, String> {
@@ -26,7 +30,9 @@ pub(super) fn build(options: Option<&BuiltinOptions>) -> Result<Box<dyn Op>, Str
 }
 
 enum Kernel {
-    Float(Depthwise),
+    /// The geometry, the filter and the bias (copies of the constants, which a 1×1
+    /// convolution before it may take over with it).
+    Float(Depthwise, Arc<[f32]>, Option<Arc<[f32]>>),
     Quantized(QuantizedDepthwiseConv),
     Hybrid(HybridDepthwiseConv),
 }
@@ -73,10 +79,10 @@ impl Op for DepthwiseConv {
                 self.activation,
             )?),
             (DType::F32, _) => {
-                inputs.f32_bias(2, out_channels)?;
-                inputs.f32_constant(1, "filter")?;
+                let bias = inputs.f32_bias(2, out_channels)?.map(Arc::from);
+                let (filter, _) = inputs.f32_constant(1, "filter")?;
                 let (min, max) = self.activation.range();
-                Kernel::Float(Depthwise {
+                let geometry = Depthwise {
                     rows,
                     cols,
                     channels: c,
@@ -84,7 +90,8 @@ impl Op for DepthwiseConv {
                     min,
                     max,
                     level: Level::selected(),
-                })
+                };
+                Kernel::Float(geometry, Arc::from(filter), bias)
             }
             (DType::I8 | DType::U8, _) => Kernel::Quantized(QuantizedDepthwiseConv::new(
                 inputs,
@@ -104,9 +111,9 @@ impl Op for DepthwiseConv {
 
     fn eval(&mut self, inputs: &[Option<&Tensor>], outputs: &mut [Tensor]) -> Result<(), String> {
         match self.kernel.as_mut().ok_or("not prepared")? {
-            Kernel::Float(d) => {
+            Kernel::Float(d, filter, bias) => {
                 let then = then_apply_of(&self.then);
-                float(d, then, inputs, outputs)
+                float((d, filter, bias.as_deref()), then, inputs, outputs)
             }
             Kernel::Hybrid(h) => {
                 h.run(f32_in(inputs, 0)?, f32_out(outputs, 0)?);
@@ -120,20 +127,31 @@ impl Op for DepthwiseConv {
     }
 
     fn then_apply(&mut self, then: Option<InPlace>) -> bool {
-        let can = matches!(self.kernel, Some(Kernel::Float(_)));
+        let can = matches!(self.kernel, Some(Kernel::Float(..)));
         self.then = then.filter(|_| can);
         self.then.is_some()
+    }
+
+    fn depthwise_stage(&self) -> Option<DepthwiseStage> {
+        match &self.kernel {
+            Some(Kernel::Float(d, filter, bias)) => Some(DepthwiseStage {
+                depthwise: d.clone(),
+                filter: filter.clone(),
+                bias: bias.clone(),
+                then: self.then.clone(),
+            }),
+            _ => None,
+        }
     }
 }
 
 fn float(
-    d: &Depthwise,
+    (d, filter, bias): (&Depthwise, &[f32], Option<&[f32]>),
     then: ThenApply,
     inputs: &[Option<&Tensor>],
     outputs: &mut [Tensor],
 ) -> Result<(), String> {
-    let (x, filter) = (f32_in(inputs, 0)?, f32_in(inputs, 1)?);
-    let bias = inputs.get(2).copied().flatten().and_then(Tensor::as_f32);
+    let x = f32_in(inputs, 0)?;
     let y = f32_out(outputs, 0)?;
     let image_len = d.rows.input * d.cols.input * d.channels;
     let out_len = d.rows.output * d.cols.output * d.out_channels();
