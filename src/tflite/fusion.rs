@@ -12,7 +12,11 @@
 //! - a float CONV_2D or DEPTHWISE_CONV_2D applies the element-wise activation that is its
 //!   output's only reader (HARD_SWISH in the MobileNetV3s, a swish in EfficientNet) to each
 //!   block of its output as it finishes it, while the block is in the core's cache, the same
-//!   bits as the activation running after it.
+//!   bits as the activation running after it;
+//! - a float 1×1 CONV_2D whose output only a DEPTHWISE_CONV_2D reads, and would not stay in a
+//!   core's cache (MobileNetV2's first expansions, 1.8–4.8 MB), makes it a band of rows at a
+//!   time for the depthwise convolution to read at once (`kernels::expanded_depthwise`), the
+//!   same bits as the two ops.
 
 use super::ops::{DepthwiseStage, InPlace, InputProduct, Op, TilingMaxPool};
 
@@ -154,4 +158,80 @@ fn take_sole_readers<N: Fusible, T>(
         }
     }
     fused
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::export::graph::Graph;
+    use crate::tflite::schema::{
+        ActivationFunctionType, BuiltinOperator, BuiltinOptions, Conv2DOptions,
+        DepthwiseConv2DOptions, Padding, TensorType,
+    };
+    use crate::tflite::{Interpreter, Tensor};
+
+    /// A 1×1 convolution expanding 8 channels to 96 over 112×112 pixels (4.8 MB: made a band at
+    /// a time), a 3×3 depthwise convolution of it at stride 2, then a 1×1 projection, as in
+    /// MobileNetV2: fused, the bits of the ops one after the other, and the depthwise
+    /// convolution does not run on its own.
+    #[test]
+    fn an_expansion_makes_its_depthwise_convolutions_input_a_band_at_a_time() {
+        let value = |i: usize| ((i * 7919) % 37) as f32 / 20.0 - 0.9;
+        let values = |n: usize, seed: usize| (0..n).map(|i| value(i + seed)).collect::<Vec<_>>();
+        let mut g = Graph::default();
+        let x = g.activation("x".into(), &[112, 112, 8]);
+        let conv = |g: &mut Graph, x: i32, (from, to): (usize, usize), size: i32, name: &str| {
+            let w = g.constant_f32(format!("{name}/w"), &[to, 1, 1, from], &values(to * from, 3));
+            let b = g.constant_f32(format!("{name}/b"), &[to], &values(to, 5));
+            let y = g.activation(name.into(), &[size, size, to as i32]);
+            let options = Conv2DOptions {
+                padding: Padding::Same,
+                stride_w: 1,
+                stride_h: 1,
+                fused_activation_function: ActivationFunctionType::Relu6,
+                dilation_w_factor: 1,
+                dilation_h_factor: 1,
+                quantized_bias_type: TensorType::Float32,
+            };
+            let options = Some(BuiltinOptions::Conv2DOptions(Box::new(options)));
+            g.op(BuiltinOperator::Conv2d, vec![x, w, b], y, options);
+            y
+        };
+        let expanded = conv(&mut g, x, (8, 96), 112, "expand");
+        let w = g.constant_f32("depthwise/w".into(), &[1, 3, 3, 96], &values(9 * 96, 7));
+        let b = g.constant_f32("depthwise/b".into(), &[96], &values(96, 11));
+        let filtered = g.activation("depthwise".into(), &[56, 56, 96]);
+        let options = DepthwiseConv2DOptions {
+            padding: Padding::Same,
+            stride_w: 2,
+            stride_h: 2,
+            depth_multiplier: 1,
+            fused_activation_function: ActivationFunctionType::Relu6,
+            dilation_w_factor: 1,
+            dilation_h_factor: 1,
+        };
+        let options = Some(BuiltinOptions::DepthwiseConv2DOptions(Box::new(options)));
+        g.op(BuiltinOperator::DepthwiseConv2d, vec![expanded, w, b], filtered, options);
+        g.output = conv(&mut g, filtered, (96, 8), 56, "project");
+        g.input = x;
+        let model = g.serialise();
+        let image = Tensor::f32(vec![1, 112, 112, 8], values(112 * 112 * 8, 1));
+        let run = |fused: bool| {
+            let mut interpreter = Interpreter::from_bytes(&model, "expansion").unwrap();
+            interpreter.preserve_all_tensors(!fused);
+            interpreter.profile(true);
+            let signature = interpreter.signature_list().remove(0);
+            let outputs = (interpreter.signature_runner(&signature.key).unwrap())
+                .run(&[(&signature.inputs[0].name, &image)])
+                .unwrap();
+            let output = outputs.into_values().next().unwrap();
+            let bits: Vec<u32> = output.as_f32().unwrap().iter().map(|v| v.to_bits()).collect();
+            let ran: Vec<bool> = (interpreter.op_times().into_iter())
+                .map(|(_, time)| !time.is_zero())
+                .collect();
+            (bits, ran)
+        };
+        let ((fused, ran), (plain, plain_ran)) = (run(true), run(false));
+        assert_eq!(fused, plain);
+        assert_eq!((ran, plain_ran), (vec![true, false, true], vec![true; 3]));
+    }
 }

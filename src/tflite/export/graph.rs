@@ -25,7 +25,7 @@ pub(super) struct Op {
 }
 
 #[derive(Default)]
-pub(super) struct Graph {
+pub(in crate::tflite) struct Graph {
     pub tensors: Vec<schema::Tensor>,
     /// In execution order.
     pub ops: Vec<Op>,

@@ -6,7 +6,7 @@
 mod calibration;
 mod dynamic_range;
 mod float16;
-mod graph;
+pub(super) mod graph;
 mod int8;
 mod scales;
 mod sequential;
