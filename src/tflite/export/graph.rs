@@ -14,7 +14,7 @@ use crate::tflite::schema::{self, BuiltinOperator, BuiltinOptions, TensorType};
 
 const DATA_ALIGNMENT: usize = 64;
 
-pub(super) struct Op {
+pub(in crate::tflite) struct Op {
     pub code: BuiltinOperator,
     /// The version TensorFlow's converter gives an operator of these types; the file's operator
     /// code takes the largest of its operators'.
