@@ -406,7 +406,8 @@ impl Op for Binary {
             (Data::F32(a), Data::F32(b), Data::F32(out)) => {
                 let (min, max) = self.activation.range();
                 let (broadcast, line) = (&self.broadcast, self.broadcast.line_len());
-                thread_pool::for_each_band(out, line, |first, out| {
+                let parts = parts(out.len());
+                thread_pool::for_each_band_of(out, line, parts, |first, out| {
                     f32_lines(broadcast, kind, min, max, a, b, out, first / line)
                 });
             }
@@ -440,12 +441,7 @@ impl Binary {
     ) -> Result<(), String> {
         let q = self.quantized.as_ref().ok_or("not prepared")?;
         let (broadcast, line) = (&self.broadcast, self.broadcast.line_len());
-        // Three fixed-point steps a value make these worth splitting from fewer values than
-        // the float operators (MobileNetV2's 14×14 residual ADDs: 0.009 ms on one thread).
-        let parts = match out.len() < QUANTIZED_PARALLEL_VALUES {
-            true => 1,
-            false => thread_pool::threads() * 4,
-        };
+        let parts = parts(out.len());
         thread_pool::for_each_band_of(out, line, parts, |first, out| {
             lines(broadcast, q, a, b, out, first / line)
         });
@@ -453,8 +449,21 @@ impl Binary {
     }
 }
 
-/// Values from which a quantized element-wise operator is split over the threads.
-const QUANTIZED_PARALLEL_VALUES: usize = 1 << 12;
+/// The bands an element-wise operator of `values` outputs runs in: about four a thread from
+/// [`PARALLEL_VALUES`] values, fewer than `thread_pool::PARALLEL_VALUES` because the threads
+/// then each read the part of the inputs that the operators before wrote from their own cache:
+/// MobileNetV2's residual ADDs at 14×14 (12,544 values) read the other core's half when one
+/// thread ran them, and took 3× as long as on one thread alone. The quantized ones compute three
+/// fixed-point steps a value besides.
+fn parts(values: usize) -> usize {
+    match values < PARALLEL_VALUES {
+        true => 1,
+        false => thread_pool::threads() * 4,
+    }
+}
+
+/// Values from which an element-wise operator is split over the threads.
+const PARALLEL_VALUES: usize = 1 << 12;
 
 type QuantizedLines<T> = fn(&Broadcast, &QuantizedBinary, &[T], &[T], &mut [T], usize);
 
