@@ -90,10 +90,24 @@ pub(crate) fn pad_image(
     (ph, pw): (usize, usize),
     padded: &mut [f32],
 ) {
+    assert!(padded.len() >= ph * pw * c);
+    pad_rows(image, (h, w, c), (top, left), pw, 0, &mut padded[..ph * pw * c]);
+}
+
+/// [`pad_image`] of the padded rows from `first` on (`pw`-wide, as many as `rows` holds), for
+/// callers that pad an image in parts.
+pub(crate) fn pad_rows(
+    image: &[f32],
+    (h, w, c): (usize, usize, usize),
+    (top, left): (usize, usize),
+    pw: usize,
+    first: usize,
+    rows: &mut [f32],
+) {
     let line = pw * c;
-    assert!(image.len() >= h * w * c && padded.len() >= ph * line);
+    assert!(image.len() >= h * w * c && line > 0 && rows.len() % line == 0);
     let copied = w.min(pw.saturating_sub(left));
-    for (py, out) in padded[..ph * line].chunks_exact_mut(line).enumerate() {
+    for (py, out) in (first..).zip(rows.chunks_exact_mut(line)) {
         let Some(y) = py.checked_sub(top).filter(|&y| y < h) else {
             out.fill(0.0);
             continue;
