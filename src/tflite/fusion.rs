@@ -80,7 +80,9 @@ fn depthwise_offer<N: Fusible>(
     m: usize,
 ) -> Option<DepthwiseStage> {
     let reads_first = nodes[m].inputs().first() == Some(&Some(t));
-    reads_first.then(|| nodes[m].op().depthwise_stage()).flatten()
+    reads_first
+        .then(|| nodes[m].op().depthwise_stage())
+        .flatten()
 }
 
 /// The max-pool `m` that reads `t` (first), when its windows tile it.
@@ -180,7 +182,11 @@ mod tests {
         let mut g = Graph::default();
         let x = g.activation("x".into(), &[112, 112, 8]);
         let conv = |g: &mut Graph, x: i32, (from, to): (usize, usize), size: i32, name: &str| {
-            let w = g.constant_f32(format!("{name}/w"), &[to, 1, 1, from], &values(to * from, 3));
+            let w = g.constant_f32(
+                format!("{name}/w"),
+                &[to, 1, 1, from],
+                &values(to * from, 3),
+            );
             let b = g.constant_f32(format!("{name}/b"), &[to], &values(to, 5));
             let y = g.activation(name.into(), &[size, size, to as i32]);
             let options = Conv2DOptions {
@@ -210,7 +216,12 @@ mod tests {
             dilation_h_factor: 1,
         };
         let options = Some(BuiltinOptions::DepthwiseConv2DOptions(Box::new(options)));
-        g.op(BuiltinOperator::DepthwiseConv2d, vec![expanded, w, b], filtered, options);
+        g.op(
+            BuiltinOperator::DepthwiseConv2d,
+            vec![expanded, w, b],
+            filtered,
+            options,
+        );
         g.output = conv(&mut g, filtered, (96, 8), 56, "project");
         g.input = x;
         let model = g.serialise();
@@ -224,7 +235,12 @@ mod tests {
                 .run(&[(&signature.inputs[0].name, &image)])
                 .unwrap();
             let output = outputs.into_values().next().unwrap();
-            let bits: Vec<u32> = output.as_f32().unwrap().iter().map(|v| v.to_bits()).collect();
+            let bits: Vec<u32> = output
+                .as_f32()
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect();
             let ran: Vec<bool> = (interpreter.op_times().into_iter())
                 .map(|(_, time)| !time.is_zero())
                 .collect();

@@ -103,7 +103,13 @@ impl ExpandedDepthwise<'_> {
                 );
                 let band = &buffer[..needed.len() * expanded_row];
                 let out = &mut y[(rows.start - first) * row_len..(rows.end - first) * row_len];
-                d.rows_from((band, needed.start), self.filter, self.bias, rows.start, out);
+                d.rows_from(
+                    (band, needed.start),
+                    self.filter,
+                    self.bias,
+                    rows.start,
+                    out,
+                );
                 held = needed;
             }
         })

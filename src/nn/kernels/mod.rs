@@ -5,8 +5,8 @@
 pub(crate) mod conv;
 pub(crate) mod depthwise;
 mod depthwise_vector;
-pub(crate) mod expanded_depthwise;
 pub(crate) mod elementwise;
+pub(crate) mod expanded_depthwise;
 pub mod gemm;
 pub(crate) mod packed_gemm;
 pub(crate) mod quantized;

@@ -80,7 +80,16 @@ impl PackedB {
         assert!(a.len() >= m * self.k && c.len() >= m * self.n);
         let panels = 0..self.n.div_ceil(NR);
         // SAFETY: `c` holds the `m` rows, borrowed mutably for the call.
-        unsafe { product(self, &a[..m * self.k], 0..m, panels, SharedMut(c.as_mut_ptr()), range) }
+        unsafe {
+            product(
+                self,
+                &a[..m * self.k],
+                0..m,
+                panels,
+                SharedMut(c.as_mut_ptr()),
+                range,
+            )
+        }
     }
 
     /// The columns of B (the output channels).

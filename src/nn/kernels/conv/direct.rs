@@ -91,7 +91,14 @@ pub(crate) fn pad_image(
     padded: &mut [f32],
 ) {
     assert!(padded.len() >= ph * pw * c);
-    pad_rows(image, (h, w, c), (top, left), pw, 0, &mut padded[..ph * pw * c]);
+    pad_rows(
+        image,
+        (h, w, c),
+        (top, left),
+        pw,
+        0,
+        &mut padded[..ph * pw * c],
+    );
 }
 
 /// [`pad_image`] of the padded rows from `first` on (`pw`-wide, as many as `rows` holds), for
@@ -191,11 +198,22 @@ unsafe fn forward_row(
     vectors: usize,
     out: *mut f32,
 ) {
-    // Constant channel counts for the tutorial's layers and their input gradients.
-    let channels = if g.sx == 1 { g.channels } else { 0 };
+    // Constant channel counts for the tutorial's layers and their input gradients, and for
+    // RGB first layers at stride 2 (the MobileNets', EfficientNets' and ResNets').
+    let (channels, stride) = match (g.sx, g.channels) {
+        (1, c) => (c, 1),
+        (2, 3) => (3, 2),
+        _ => (0, 1),
+    };
     macro_rules! go {
+        ($set:ident, $v:literal, $p:literal, 3) => {
+            match stride {
+                2 => tiles::$set::forward_row::<$v, $p, 3, 2>(g, x, w, bias, relu, oy, f0, out),
+                _ => tiles::$set::forward_row::<$v, $p, 3, 1>(g, x, w, bias, relu, oy, f0, out),
+            }
+        };
         ($set:ident, $v:literal, $p:literal, $c:literal) => {
-            tiles::$set::forward_row::<$v, $p, $c>(g, x, w, bias, relu, oy, f0, out)
+            tiles::$set::forward_row::<$v, $p, $c, 1>(g, x, w, bias, relu, oy, f0, out)
         };
     }
     macro_rules! two_vectors {
@@ -214,6 +232,7 @@ unsafe fn forward_row(
         #[cfg(target_arch = "x86_64")]
         Level::Avx512 => match (vectors, channels) {
             (1, 3) => go!(avx512, 1, 12, 3),
+            (2, 3) => go!(avx512, 2, 12, 3),
             (1, 16) => go!(avx512, 1, 12, 16),
             (1, 32) => go!(avx512, 1, 12, 32),
             (1, 64) => go!(avx512, 1, 12, 64),
@@ -223,6 +242,7 @@ unsafe fn forward_row(
             (2, 64) => go!(avx512, 2, 12, 64),
             (2, _) => go!(avx512, 2, 12, 0),
             (3, _) => go!(avx512, 3, 8, 0),
+            (_, 3) => go!(avx512, 4, 6, 3),
             (_, 32) => go!(avx512, 4, 6, 32),
             (_, 64) => go!(avx512, 4, 6, 64),
             _ => go!(avx512, 4, 6, 0),

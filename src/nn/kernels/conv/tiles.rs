@@ -12,10 +12,10 @@ use crate::nn::simd::Simd;
 /// One output row, filters `f0 .. f0 + LANES·V`: `out` points at the row's first pixel. Tiles of
 /// `P` pixels; the last tile is moved left to end at the row's end (recomputing a few pixels)
 /// rather than run a narrower, slower tile. `C` is 0, or the input channels when the column
-/// stride is 1: then every tap's offset is a constant and no pointer has to leave a register.
+/// stride is `SX`: then every tap's offset is a constant and no pointer has to leave a register.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn forward_row<S: Simd, const V: usize, const P: usize, const C: usize>(
+unsafe fn forward_row<S: Simd, const V: usize, const P: usize, const C: usize, const SX: usize>(
     g: &Geometry,
     x: *const f32,
     w: *const f32,
@@ -27,23 +27,23 @@ unsafe fn forward_row<S: Simd, const V: usize, const P: usize, const C: usize>(
 ) {
     if g.out_w < P {
         for ox in 0..g.out_w {
-            forward_tile::<S, V, 1, 0>(g, x, w, bias, relu, oy, ox, f0, out);
+            forward_tile::<S, V, 1, 0, 1>(g, x, w, bias, relu, oy, ox, f0, out);
         }
         return;
     }
     let mut ox = 0;
     while ox + P <= g.out_w {
-        forward_tile::<S, V, P, C>(g, x, w, bias, relu, oy, ox, f0, out);
+        forward_tile::<S, V, P, C, SX>(g, x, w, bias, relu, oy, ox, f0, out);
         ox += P;
     }
     if ox < g.out_w {
-        forward_tile::<S, V, P, C>(g, x, w, bias, relu, oy, g.out_w - P, f0, out);
+        forward_tile::<S, V, P, C, SX>(g, x, w, bias, relu, oy, g.out_w - P, f0, out);
     }
 }
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
-unsafe fn forward_tile<S: Simd, const V: usize, const P: usize, const C: usize>(
+unsafe fn forward_tile<S: Simd, const V: usize, const P: usize, const C: usize, const SX: usize>(
     g: &Geometry,
     x: *const f32,
     w: *const f32,
@@ -55,7 +55,7 @@ unsafe fn forward_tile<S: Simd, const V: usize, const P: usize, const C: usize>(
     out: *mut f32,
 ) {
     let c_in = if C > 0 { C } else { g.channels };
-    let pixel_step = if C > 0 { C } else { g.sx * c_in };
+    let pixel_step = if C > 0 { SX * C } else { g.sx * c_in };
     let mut acc = [[S::zero(); V]; P];
     for v in 0..V {
         let b = S::load(bias.add(f0 + S::LANES * v));
@@ -215,7 +215,7 @@ macro_rules! instruction_set {
 
             $(#[target_feature(enable = $features)])?
             #[allow(clippy::too_many_arguments)]
-            pub unsafe fn forward_row<const V: usize, const P: usize, const C: usize>(
+            pub unsafe fn forward_row<const V: usize, const P: usize, const C: usize, const SX: usize>(
                 g: &Geometry,
                 x: *const f32,
                 w: *const f32,
@@ -225,7 +225,7 @@ macro_rules! instruction_set {
                 f0: usize,
                 out: *mut f32,
             ) {
-                super::forward_row::<$simd, V, P, C>(g, x, w, bias, relu, oy, f0, out)
+                super::forward_row::<$simd, V, P, C, SX>(g, x, w, bias, relu, oy, f0, out)
             }
 
             $(#[target_feature(enable = $features)])?

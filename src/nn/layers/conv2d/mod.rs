@@ -484,6 +484,10 @@ mod tests {
             ((5, 14, 16), 80, (3, 3), (1, 1), Same, Relu, true),
             ((12, 30, 16), 32, (5, 5), (1, 1), Same, Relu, true),
             ((11, 17, 3), 16, (3, 3), (2, 1), Valid, Linear, true),
+            // RGB at stride 2, the channels' and the stride's offsets constants.
+            ((13, 15, 3), 32, (3, 3), (2, 2), Same, Relu, true),
+            ((9, 11, 3), 16, (3, 3), (2, 2), Valid, Linear, true),
+            ((12, 17, 3), 64, (7, 7), (2, 2), Same, Relu, true),
         ];
         let mut direct_ran = false;
         for (input, filters, kernel, strides, padding, activation, use_bias) in cases {

@@ -151,7 +151,9 @@ impl Op for Conv {
         };
         match kernel {
             Kernel::Float(filter) => match &self.depthwise {
-                Some(stage) => expanded_depthwise(g, filter, self.activation, stage, inputs, outputs),
+                Some(stage) => {
+                    expanded_depthwise(g, filter, self.activation, stage, inputs, outputs)
+                }
                 None => {
                     let then = then_apply_of(&self.then);
                     float(g, filter, (self.activation, then), inputs, outputs)
@@ -252,7 +254,10 @@ fn expanded_depthwise(
     };
     let out_len = d.rows.output * d.cols.output * d.out_channels();
     let then = then_apply_of(&stage.then);
-    for (x, y) in x.chunks_exact(g.image_len()).zip(y.chunks_exact_mut(out_len)) {
+    for (x, y) in x
+        .chunks_exact(g.image_len())
+        .zip(y.chunks_exact_mut(out_len))
+    {
         fused.run(x, y, then);
     }
     Ok(())

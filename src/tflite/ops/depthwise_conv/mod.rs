@@ -15,8 +15,8 @@ use crate::nn::simd::Level;
 use crate::tflite::schema::{BuiltinOptions, DepthwiseConv2DOptions};
 use crate::tflite::tensor::{DType, Tensor};
 use hybrid::HybridDepthwiseConv;
-use std::sync::Arc;
 use quantized::QuantizedDepthwiseConv;
+use std::sync::Arc;
 
 pub(super) fn build(options: Option<&BuiltinOptions>) -> Result<Box<dyn Op>, String> {
     let o = options!(options, DepthwiseConv2DOptions)
