@@ -455,7 +455,7 @@ unsafe fn tile<S: Simd, const V: usize, const R: usize, const P: usize>(
     let (lo, hi) = (S::splat(min), S::splat(max));
     for r in 0..R {
         let out = c.add(r * ldc);
-        if P > 1 || width == NR {
+        if P > 1 || width == V * S::LANES {
             for q in 0..P {
                 for v in 0..V {
                     let at = out.add(q * NR + v * S::LANES);
