@@ -112,7 +112,7 @@ pub(crate) fn pad_rows(
     rows: &mut [f32],
 ) {
     let line = pw * c;
-    assert!(image.len() >= h * w * c && line > 0 && rows.len() % line == 0);
+    assert!(image.len() >= h * w * c && line > 0 && rows.len().is_multiple_of(line));
     let copied = w.min(pw.saturating_sub(left));
     for (py, out) in (first..).zip(rows.chunks_exact_mut(line)) {
         let Some(y) = py.checked_sub(top).filter(|&y| y < h) else {
