@@ -123,18 +123,36 @@ impl Clone for Data {
     /// and a new allocation that large costs page faults each time.
     fn clone_from(&mut self, source: &Self) {
         match (self, source) {
-            (Data::F32(a), Data::F32(b)) => a.clone_from(b),
-            (Data::F16(a), Data::F16(b)) => a.clone_from(b),
-            (Data::I8(a), Data::I8(b)) => a.clone_from(b),
-            (Data::U8(a), Data::U8(b)) => a.clone_from(b),
-            (Data::I16(a), Data::I16(b)) => a.clone_from(b),
-            (Data::I32(a), Data::I32(b)) => a.clone_from(b),
-            (Data::I64(a), Data::I64(b)) => a.clone_from(b),
-            (Data::Bool(a), Data::Bool(b)) => a.clone_from(b),
+            (Data::F32(a), Data::F32(b)) => copy_in_parts(a, b),
+            (Data::F16(a), Data::F16(b)) => copy_in_parts(a, b),
+            (Data::I8(a), Data::I8(b)) => copy_in_parts(a, b),
+            (Data::U8(a), Data::U8(b)) => copy_in_parts(a, b),
+            (Data::I16(a), Data::I16(b)) => copy_in_parts(a, b),
+            (Data::I32(a), Data::I32(b)) => copy_in_parts(a, b),
+            (Data::I64(a), Data::I64(b)) => copy_in_parts(a, b),
+            (Data::Bool(a), Data::Bool(b)) => copy_in_parts(a, b),
             (this, source) => *this = source.clone(),
         }
     }
 }
+
+/// `to.clone_from(from)`, a large one split over the threads: each copies the part the first
+/// operator then reads on it, from its own cache (a 224×224 RGB image, 600 KB, took 0.02 ms
+/// on one thread, and the other then read its half from that thread's cache).
+fn copy_in_parts<T: Copy + Send + Sync>(to: &mut Vec<T>, from: &[T]) {
+    if to.len() == from.len() && std::mem::size_of_val(from) >= COPIED_IN_PARTS_BYTES {
+        let part = from.len().div_ceil(crate::nn::thread_pool::threads());
+        crate::nn::thread_pool::for_each_chunk(to, part, |i, to| {
+            to.copy_from_slice(&from[i * part..i * part + to.len()])
+        });
+    } else {
+        to.clear();
+        to.extend_from_slice(from);
+    }
+}
+
+/// Bytes from which [`copy_in_parts`] splits a copy.
+const COPIED_IN_PARTS_BYTES: usize = 1 << 17;
 
 impl Data {
     pub fn dtype(&self) -> DType {
@@ -328,5 +346,26 @@ impl Tensor {
     /// The number of values `shape` calls for, if it does not overflow.
     pub fn elements(shape: &[usize]) -> Option<usize> {
         shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An input set again, large (copied in parts) or small, of the same length or not, holds
+    /// exactly the new values.
+    #[test]
+    fn data_cloned_from_holds_the_source() {
+        for (old, new) in [(200_001, 200_001), (100, 100), (5, 300_000), (300_000, 7)] {
+            let mut data = Data::F32(vec![-1.0; old]);
+            let source = Data::F32((0..new).map(|i| i as f32).collect());
+            data.clone_from(&source);
+            assert!(matches!((&data, &source), (Data::F32(a), Data::F32(b)) if a == b));
+            let mut bytes = Data::U8(vec![9; new]);
+            let source = Data::U8((0..new).map(|i| (i % 251) as u8).collect());
+            bytes.clone_from(&source);
+            assert!(matches!((&bytes, &source), (Data::U8(a), Data::U8(b)) if a == b));
+        }
     }
 }
