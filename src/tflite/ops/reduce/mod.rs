@@ -5,6 +5,7 @@
 mod quantized;
 
 use super::{axis, f32_in, f32_out, options, Inputs, Op, Out};
+use crate::nn::thread_pool::{self, PARALLEL_VALUES};
 use crate::tflite::schema::BuiltinOptions;
 use crate::tflite::tensor::{DType, Tensor};
 use quantized::QuantizedMean;
@@ -102,14 +103,15 @@ impl Plan {
 }
 
 crate::nn::simd::compiled_per_level! {
-    /// Adds each `sums.len()`-value line of `x` onto `sums`, line after line.
-    fn column_sums(x: &[f32], sums: &mut [f32]) = column_sums_portable
+    /// Adds values `first…first + sums.len()` of each `line`-value line of `x` onto `sums`,
+    /// line after line.
+    fn column_sums(x: &[f32], line: usize, first: usize, sums: &mut [f32]) = column_sums_portable
 }
 
 #[inline(always)]
-fn column_sums_portable(x: &[f32], sums: &mut [f32]) {
-    for line in x.chunks_exact(sums.len().max(1)) {
-        for (s, v) in sums.iter_mut().zip(line) {
+fn column_sums_portable(x: &[f32], line: usize, first: usize, sums: &mut [f32]) {
+    for line in x.chunks_exact(line.max(1)) {
+        for (s, v) in sums.iter_mut().zip(&line[first..]) {
             *s += v;
         }
     }
@@ -195,7 +197,18 @@ impl Op for Reduce {
         };
         match (self.kind, self.plan.over_all_but_last()) {
             // The same additions in the same order, in vectors of the selected level.
-            (Kind::Mean | Kind::Sum, Some(inner)) if inner == y.len() => column_sums(x, y),
+            // In parts of the channels on the threads when large: each thread sums those
+            // the convolution before wrote on it (MobileNetV2's 7×7×1280 MEAN read the other
+            // core's half, and took longer on two threads than on one).
+            (Kind::Mean | Kind::Sum, Some(inner)) if inner == y.len() => {
+                let parts = match x.len() < PARALLEL_VALUES {
+                    true => 1,
+                    false => thread_pool::threads(),
+                };
+                thread_pool::for_each_band_of(y, 16, parts, |first, sums| {
+                    column_sums(x, inner, first, sums)
+                })
+            }
             _ => self.plan.reduce(x, y, combine),
         }
         if let Kind::Mean = self.kind {
@@ -231,5 +244,23 @@ mod tests {
         .unwrap();
         assert_eq!(max.shape, [2, 2]);
         assert_eq!(max.as_f32().unwrap(), [4.0, 5.0, 10.0, 11.0]);
+    }
+
+    /// A global average pool large enough to split its channels over the threads (7×7×1300,
+    /// the parts not whole vectors at the end) gives the sums of each channel in pixel order.
+    #[test]
+    fn a_large_mean_over_the_pixels_sums_each_channel_in_order() {
+        let (pixels, channels) = (49, 1300);
+        let values: Vec<f32> = (0..pixels * channels)
+            .map(|i| ((i * 7919) % 101) as f32 / 9.0 - 5.0)
+            .collect();
+        let x = Tensor::f32(vec![1, 7, 7, channels], values.clone());
+        let axes = Tensor::i32(vec![2], vec![1, 2]);
+        let mean = run_single(build_mean(None).unwrap(), &[&x, &axes]).unwrap();
+        assert_eq!(mean.shape, [1, channels]);
+        let want: Vec<f32> = (0..channels)
+            .map(|c| (0..pixels).fold(0.0, |s, p| s + values[p * channels + c]) / pixels as f32)
+            .collect();
+        assert_eq!(mean.as_f32().unwrap(), want);
     }
 }
