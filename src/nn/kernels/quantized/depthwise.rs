@@ -3,7 +3,10 @@
 
 use super::{Quantized, Requantize};
 use crate::nn::layers::window::Axis;
-use crate::nn::thread_pool::for_each_band;
+use crate::nn::thread_pool::{for_each_band_of, threads};
+
+/// Outputs from which a depthwise convolution splits its rows over the threads.
+const PARALLEL_OUTPUTS: usize = 1 << 12;
 
 pub(crate) struct QuantizedDepthwise {
     pub rows: Axis,
@@ -78,7 +81,13 @@ impl QuantizedDepthwise {
         let out = &mut out[..self.rows.output * row_len];
         let tiles = Tiles::for_kernel(self);
         let starts = WindowStarts::new(self);
-        for_each_band(out, row_len, |offset, band| {
+        // Split from fewer values than element-wise operators: a thread alone read the other
+        // core's half of its input (MobileNetV2's 7×7×576 layer took longer on two threads).
+        let parts = match out.len() < PARALLEL_OUTPUTS {
+            true => 1,
+            false => threads() * 4,
+        };
+        for_each_band_of(out, row_len, parts, |offset, band| {
             let mut sums = vec![0i32; row_len];
             for (r, line) in band.chunks_exact_mut(row_len).enumerate() {
                 row_sums(self, image, offset / row_len + r, tiles, &starts, &mut sums);
