@@ -72,7 +72,7 @@ impl ExpandedDepthwise<'_> {
         let expanded_row = width * self.expand.n();
         let row_len = d.cols.output * d.out_channels();
         let window = (d.rows.window - 1) * d.rows.dilation + 1;
-        let fit = (band_bytes / (4 * expanded_row)).max(window);
+        let fit = (band_bytes / (4 * expanded_row).max(1)).max(window);
         let step = (fit - window) / d.rows.stride + 1;
         let most_rows = (step - 1) * d.rows.stride + window;
         let count = y.len() / row_len;
