@@ -65,11 +65,15 @@ pub fn for_each_chunk<T: Send>(
 /// thread, split as [`for_each_part`] splits. For element-wise operators, whose outputs the
 /// next operator reads in the same halves.
 pub fn for_each_band<T: Send>(out: &mut [T], unit: usize, task: impl Fn(usize, &mut [T]) + Sync) {
-    let parts = match out.len() < PARALLEL_VALUES {
+    for_each_band_of(out, unit, bands(out.len(), PARALLEL_VALUES), task)
+}
+
+/// The bands for an operator of `values`: one below `from`, else about four per thread.
+pub fn bands(values: usize, from: usize) -> usize {
+    match values < from {
         true => 1,
         false => threads() * 4,
-    };
-    for_each_band_of(out, unit, parts, task)
+    }
 }
 
 /// [`for_each_band`] in `parts` bands, whatever the size of `out`.

@@ -3,7 +3,7 @@
 
 use super::{Quantized, Requantize};
 use crate::nn::layers::window::Axis;
-use crate::nn::thread_pool::{for_each_band_of, threads};
+use crate::nn::thread_pool::{bands, for_each_band_of};
 
 /// Outputs from which a depthwise convolution splits its rows over the threads.
 const PARALLEL_OUTPUTS: usize = 1 << 12;
@@ -83,10 +83,7 @@ impl QuantizedDepthwise {
         let starts = WindowStarts::new(self);
         // Split from fewer values than element-wise operators: a thread alone read the other
         // core's half of its input (MobileNetV2's 7×7×576 layer took longer on two threads).
-        let parts = match out.len() < PARALLEL_OUTPUTS {
-            true => 1,
-            false => threads() * 4,
-        };
+        let parts = bands(out.len(), PARALLEL_OUTPUTS);
         for_each_band_of(out, row_len, parts, |offset, band| {
             let mut sums = vec![0i32; row_len];
             for (r, line) in band.chunks_exact_mut(row_len).enumerate() {

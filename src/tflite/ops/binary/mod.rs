@@ -406,7 +406,7 @@ impl Op for Binary {
             (Data::F32(a), Data::F32(b), Data::F32(out)) => {
                 let (min, max) = self.activation.range();
                 let (broadcast, line) = (&self.broadcast, self.broadcast.line_len());
-                let parts = parts(out.len());
+                let parts = thread_pool::bands(out.len(), PARALLEL_VALUES);
                 thread_pool::for_each_band_of(out, line, parts, |first, out| {
                     f32_lines(broadcast, kind, min, max, a, b, out, first / line)
                 });
@@ -441,7 +441,7 @@ impl Binary {
     ) -> Result<(), String> {
         let q = self.quantized.as_ref().ok_or("not prepared")?;
         let (broadcast, line) = (&self.broadcast, self.broadcast.line_len());
-        let parts = parts(out.len());
+        let parts = thread_pool::bands(out.len(), PARALLEL_VALUES);
         thread_pool::for_each_band_of(out, line, parts, |first, out| {
             lines(broadcast, q, a, b, out, first / line)
         });
@@ -449,20 +449,11 @@ impl Binary {
     }
 }
 
-/// The bands an element-wise operator of `values` outputs runs in: about four a thread from
-/// [`PARALLEL_VALUES`] values, fewer than `thread_pool::PARALLEL_VALUES` because the threads
-/// then each read the part of the inputs that the operators before wrote from their own cache:
-/// MobileNetV2's residual ADDs at 14×14 (12,544 values) read the other core's half when one
-/// thread ran them, and took 3× as long as on one thread alone. The quantized ones compute three
-/// fixed-point steps a value besides.
-fn parts(values: usize) -> usize {
-    match values < PARALLEL_VALUES {
-        true => 1,
-        false => thread_pool::threads() * 4,
-    }
-}
-
-/// Values from which an element-wise operator is split over the threads.
+/// Values from which an element-wise operator is split over the threads: fewer than
+/// `thread_pool::PARALLEL_VALUES`, because the threads then each read the part of the inputs
+/// that the operators before wrote, from their own cache. MobileNetV2's residual ADDs at 14×14
+/// (12,544 values) read the other core's half when one thread ran them, and took 3× as long as
+/// on one thread alone. The quantized ones compute three fixed-point steps a value besides.
 const PARALLEL_VALUES: usize = 1 << 12;
 
 type QuantizedLines<T> = fn(&Broadcast, &QuantizedBinary, &[T], &[T], &mut [T], usize);

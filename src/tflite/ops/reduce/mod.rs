@@ -201,10 +201,7 @@ impl Op for Reduce {
             // the convolution before wrote on it (MobileNetV2's 7×7×1280 MEAN read the other
             // core's half, and took longer on two threads than on one).
             (Kind::Mean | Kind::Sum, Some(inner)) if inner == y.len() => {
-                let parts = match x.len() < PARALLEL_VALUES {
-                    true => 1,
-                    false => thread_pool::threads(),
-                };
+                let parts = thread_pool::bands(x.len(), PARALLEL_VALUES);
                 thread_pool::for_each_band_of(y, 16, parts, |first, sums| {
                     column_sums(x, inner, first, sums)
                 })
