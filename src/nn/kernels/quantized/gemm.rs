@@ -5,6 +5,8 @@
 //! product is `(x − x_zero) × (w − w_zero)` as LiteRT's reference kernels form it.
 
 use super::padded::PaddedImage;
+#[cfg(target_arch = "x86_64")]
+use super::requantize_avx512::InRegisters;
 use super::{Quantized, Requantize};
 use crate::nn::simd::Level;
 use crate::nn::thread_pool::{for_each_part, for_each_task, threads, SharedMut};
@@ -149,7 +151,79 @@ impl QuantizedWeights {
         };
         let finish =
             |_, channels, sums: &[i32], out: &mut [T]| stage.store_rows(channels, sums, out);
-        self.run(make_bytes, quads.quads * 4, rows, out, sums, finish);
+        #[cfg(target_arch = "x86_64")]
+        if let Some(registers) = InRegisters::new(stage) {
+            let outputs = |fields: &[u8], out: &mut [T]| {
+                self.byte_outputs(quads, &bias, fields, &registers, T::bytes_mut(out))
+            };
+            let direct: Option<&Direct<u8, T>> = Some(&outputs);
+            return self.run(
+                make_bytes,
+                (quads.quads * 4, rows),
+                out,
+                sums,
+                finish,
+                direct,
+            );
+        }
+        self.run(make_bytes, (quads.quads * 4, rows), out, sums, finish, None);
+    }
+
+    /// The outputs of byte rows `fields` requantized by `stage` straight from the product's
+    /// registers: whole panels two at a time, as in [`QuantizedWeights::byte_sums`].
+    #[cfg(target_arch = "x86_64")]
+    fn byte_outputs(
+        &self,
+        quads: &Quads,
+        bias: &[i32],
+        fields: &[u8],
+        stage: &InRegisters,
+        out: &mut [u8],
+    ) {
+        let (filters, stride) = (self.filters, quads.quads * 4);
+        let rows = fields.len() / stride;
+        let (panels, panel_len) = (filters.div_ceil(PANEL), quads.quads * PANEL * 4);
+        assert!(
+            out.len() >= rows * filters
+                && bias.len() >= filters
+                && quads.values.len() >= panels * panel_len
+        );
+        let mut p = 0;
+        while p < panels {
+            let pair = p + 2 <= panels;
+            let weights = (&quads.values[p * panel_len..], panel_len);
+            let (bias, channels) = (&bias[p * PANEL..], (p * PANEL, filters));
+            let out = (out[p * PANEL..].as_mut_ptr(), filters, rows);
+            // SAFETY: `Quads` exist only where `vnni()` found the features, and `InRegisters`
+            // only with AVX-512 BW and VL; the tiles read the rows of `fields`, the pair's
+            // panels and their filters' biases, and write those filters of each row of `out`,
+            // all in bounds by the assert above.
+            unsafe {
+                match pair {
+                    true => x86::tile_vnni_requantized::<2>(
+                        fields,
+                        stride,
+                        weights,
+                        quads.quads,
+                        bias,
+                        stage,
+                        channels,
+                        out,
+                    ),
+                    false => x86::tile_vnni_requantized::<1>(
+                        fields,
+                        stride,
+                        weights,
+                        quads.quads,
+                        bias,
+                        stage,
+                        channels,
+                        out,
+                    ),
+                }
+            }
+            p += if pair { 2 } else { 1 };
+        }
     }
 
     /// The bias less what the inputs' shift to unsigned bytes adds: `offset` (the shift plus
@@ -366,7 +440,7 @@ impl QuantizedWeights {
         let sums = |fields: &[i16], panels, sums: &mut [i32]| self.sums(fields, panels, sums);
         let finish =
             |_, channels, sums: &[i32], out: &mut [T]| stage.store_rows(channels, sums, out);
-        self.run(make_rows, self.stride(), rows, out, sums, finish);
+        self.run(make_rows, (self.stride(), rows), out, sums, finish, None);
     }
 
     /// As [`QuantizedWeights::multiply`], each row's sums (bias included) turned into its
@@ -379,7 +453,14 @@ impl QuantizedWeights {
         finish: impl Fn(usize, Range<usize>, &[i32], &mut [O]) + Sync,
     ) {
         let sums = |fields: &[i16], panels, sums: &mut [i32]| self.sums(fields, panels, sums);
-        self.run(make_rows, self.stride(), rows, out, sums, by_row(finish));
+        self.run(
+            make_rows,
+            (self.stride(), rows),
+            out,
+            sums,
+            by_row(finish),
+            None,
+        );
     }
 
     /// As [`QuantizedWeights::multiply_then`] on rows of unsigned bytes (`make_bytes` as for
@@ -398,7 +479,14 @@ impl QuantizedWeights {
         let sums = |fields: &[u8], panels: Range<usize>, sums: &mut [i32]| {
             self.byte_sums(quads, &zeros, fields, panels, sums)
         };
-        self.run(make_bytes, quads.quads * 4, rows, out, sums, by_row(finish));
+        self.run(
+            make_bytes,
+            (quads.quads * 4, rows),
+            out,
+            sums,
+            by_row(finish),
+            None,
+        );
     }
 
     /// Each filter's sum of weights, where `takes_bytes()`.
@@ -408,16 +496,16 @@ impl QuantizedWeights {
 
     /// Splits the rows over the threads in blocks: each block's rows made, multiplied by
     /// `sums(rows, panels, sums)`, and finished by `finish(first row, channels, the block's
-    /// sums, its outputs)`. Too few rows to share (a batch-1 FULLY_CONNECTED) split the
-    /// panels instead.
+    /// sums, its outputs)`, or with `direct` made into outputs at once. Too few rows to share
+    /// (a batch-1 FULLY_CONNECTED) split the panels instead.
     fn run<R: Row, O: Send>(
         &self,
         make_rows: impl Fn(Range<usize>, &mut [R]) + Sync,
-        stride: usize,
-        rows: usize,
+        (stride, rows): (usize, usize),
         out: &mut [O],
         sums: impl Fn(&[R], Range<usize>, &mut [i32]) + Sync,
         finish: impl Fn(usize, Range<usize>, &[i32], &mut [O]) + Sync,
+        direct: Option<&Direct<R, O>>,
     ) {
         assert!(out.len() >= rows * self.filters);
         let blocks = rows.div_ceil(ROWS_PER_BLOCK);
@@ -449,8 +537,6 @@ impl QuantizedWeights {
                     let count = range.len();
                     let fields = &mut fields[..count * stride];
                     make_rows(range, fields);
-                    let block_sums = &mut block_sums[..count * self.filters];
-                    sums(fields, 0..panels, block_sums);
                     // SAFETY: rows `start..start + count` of `out`, which the assert above
                     // showed in bounds; tasks take disjoint rows.
                     let out = unsafe {
@@ -459,6 +545,12 @@ impl QuantizedWeights {
                             count * self.filters,
                         )
                     };
+                    if let Some(direct) = direct {
+                        direct(fields, out);
+                        continue;
+                    }
+                    let block_sums = &mut block_sums[..count * self.filters];
+                    sums(fields, 0..panels, block_sums);
                     finish(start, 0..self.filters, block_sums, out);
                 }
             });
@@ -506,6 +598,9 @@ impl QuantizedWeights {
         R::with_scratch(|scratch, _| *scratch = fields);
     }
 }
+
+/// Outputs made from a block of rows without stored sums: `direct(rows, outputs)`.
+type Direct<'a, R, O> = dyn Fn(&[R], &mut [O]) + Sync + 'a;
 
 /// `v` at least `len` long.
 fn grow<T: Copy + Default>(v: &mut Vec<T>, len: usize) {
@@ -832,6 +927,9 @@ fn tile_portable(
 mod x86 {
     use super::{PANEL, TILE_ROWS};
     use crate::nn::kernels::packed_gemm::row_tiles;
+    use crate::nn::kernels::quantized::requantize_avx512::{
+        row_bytes, InRegisters, RegisterChannels,
+    };
     use std::arch::x86_64::*;
 
     /// Up to 8 rows, one 16-lane vector of sums each: per pair of depth values, the pair
@@ -976,6 +1074,29 @@ mod x86 {
         init: [__m512i; P],
         (out, out_stride, keep_max): (*mut i32, usize, bool),
     ) {
+        let acc = accumulated::<R, P>(bytes, segments, row_step, (panels, panel_len), quads, init);
+        for (r, acc) in acc.into_iter().enumerate() {
+            for (p, acc) in acc.into_iter().enumerate() {
+                let to = out.add(r * out_stride + p * PANEL) as *mut __m512i;
+                let acc = match keep_max {
+                    true => _mm512_max_epi32(_mm512_loadu_si512(to as *const _), acc),
+                    false => acc,
+                };
+                _mm512_storeu_si512(to as *mut _, acc);
+            }
+        }
+    }
+
+    /// `R` rows by `P` panels of sums, each starting from `init`.
+    #[inline(always)]
+    unsafe fn accumulated<const R: usize, const P: usize>(
+        bytes: &[u8],
+        segments: &[usize],
+        row_step: usize,
+        (panels, panel_len): (*const i8, usize),
+        quads: usize,
+        init: [__m512i; P],
+    ) -> [[__m512i; P]; R] {
         let mut acc = [init; R];
         for (s, &segment) in segments.iter().enumerate() {
             let a = bytes.as_ptr().add(segment);
@@ -995,14 +1116,95 @@ mod x86 {
                 }
             }
         }
-        for (r, acc) in acc.into_iter().enumerate() {
-            for (p, acc) in acc.into_iter().enumerate() {
-                let to = out.add(r * out_stride + p * PANEL) as *mut __m512i;
-                let acc = match keep_max {
-                    true => _mm512_max_epi32(_mm512_loadu_si512(to as *const _), acc),
-                    false => acc,
-                };
-                _mm512_storeu_si512(to as *mut _, acc);
+        acc
+    }
+
+    /// As [`tile_vnni_onto`] for one run of `quads` quads a row, the sums requantized by
+    /// `stage` while still in registers and stored as bytes: `rows` rows of `out`,
+    /// `out_stride` apart, each the `P × 16` channels from `first` (the last panel's only
+    /// those below `filters`).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn tile_vnni_requantized<const P: usize>(
+        bytes: &[u8],
+        row_step: usize,
+        (panels, panel_len): (&[i8], usize),
+        quads: usize,
+        bias: &[i32],
+        stage: &InRegisters,
+        (first, filters): (usize, usize),
+        (out, out_stride, rows): (*mut u8, usize, usize),
+    ) {
+        let lanes = |p: usize| (filters - first - p * PANEL).min(PANEL);
+        let mut init = [_mm512_setzero_si512(); P];
+        for (p, init) in init.iter_mut().enumerate() {
+            let mask = ((1u32 << lanes(p)) - 1) as __mmask16;
+            *init = _mm512_maskz_loadu_epi32(mask, bias.as_ptr().add(p * PANEL) as *const _);
+        }
+        let mut channels = [stage.channels(first, lanes(0)); P];
+        for (p, channels) in channels.iter_mut().enumerate().skip(1) {
+            *channels = stage.channels(first + p * PANEL, lanes(p));
+        }
+        let weights = (panels.as_ptr(), panel_len);
+        for (r, height) in row_tiles::<TILE_ROWS>(0..rows) {
+            let bytes = &bytes[r * row_step..];
+            let out = (out.add(r * out_stride), out_stride);
+            macro_rules! rows {
+                ($r:literal) => {{
+                    let acc = accumulated::<$r, P>(bytes, &[0], row_step, weights, quads, init);
+                    store_requantized(acc, stage, &channels, out)
+                }};
+            }
+            match height {
+                8 => rows!(8),
+                4 => rows!(4),
+                2 => rows!(2),
+                _ => rows!(1),
+            }
+        }
+    }
+
+    /// `R` rows by `P` panels of sums requantized and stored as bytes at `out + r × stride +
+    /// p × 16`: two panels of two rows at a time (each row's 32 bytes then stored at once),
+    /// or four rows of one panel (fewer rows padded with the last).
+    #[inline(always)]
+    unsafe fn store_requantized<const R: usize, const P: usize>(
+        acc: [[__m512i; P]; R],
+        stage: &InRegisters,
+        channels: &[RegisterChannels; P],
+        (out, out_stride): (*mut u8, usize),
+    ) {
+        if P == 2 {
+            let (a, b) = (&channels[0], &channels[P - 1]);
+            for first in (0..R).step_by(2) {
+                let second = (first + 1).min(R - 1);
+                let sums = [
+                    acc[first][0],
+                    acc[first][P - 1],
+                    acc[second][0],
+                    acc[second][P - 1],
+                ];
+                let packed = stage.bytes([a, b, a, b], sums);
+                let to = out.add(first * out_stride);
+                stage.store_two(b, _mm512_castsi512_si256(packed), to);
+                if second > first {
+                    let high = _mm512_extracti64x4_epi64::<1>(packed);
+                    stage.store_two(b, high, to.add(out_stride));
+                }
+            }
+            return;
+        }
+        for (p, channels) in channels.iter().enumerate() {
+            for first in (0..R).step_by(4) {
+                let mut four = [acc[first][p]; 4];
+                for (i, row) in four.iter_mut().enumerate().skip(1) {
+                    *row = acc[(first + i).min(R - 1)][p];
+                }
+                let packed = row_bytes(stage.bytes([channels; 4], four));
+                for (i, &bytes) in packed.iter().enumerate().take(R - first) {
+                    let to = out.add((first + i) * out_stride + p * PANEL);
+                    stage.store(channels, bytes, to);
+                }
             }
         }
     }
@@ -1087,6 +1289,81 @@ mod tests {
         ] {
             products_equal_the_definition_for(rows, filters, depth);
         }
+    }
+
+    /// Sums over every integer of ±16 000 (each row's two inputs weighted 1 and 127), so
+    /// every rounding point of outputs within ±300 for multipliers of several right shifts,
+    /// requantized by the byte product in int8 and uint8 (on AVX-512 VNNI, in the product's
+    /// registers, whose single-precision first try must hand over to fixed point there),
+    /// equal the reference; 40 filters take a pair of panels and a partial one.
+    #[test]
+    fn byte_products_requantize_as_the_reference_at_every_rounding_point() {
+        let (filters, depth, x_zero) = (40, 2, 128);
+        let rows = 256 * 256 - 3;
+        let x: Vec<u8> = (0..rows).flat_map(|r| [r as u8, (r >> 8) as u8]).collect();
+        let w: Vec<i8> = (0..filters)
+            .flat_map(|f| [1, 127 - (f % 2) as i8])
+            .collect();
+        let bias: Vec<i32> = (0..filters as i32).map(|f| f * 37 - 700).collect();
+        let multipliers: Vec<Multiplier> = (0..filters)
+            .map(|f| 2f64.powi(-6 - (f % 6) as i32) * (0.5 + f as f64 / 80.0))
+            .map(|r| Multiplier::new(r).unwrap())
+            .collect();
+        let sum = |r: usize, f: usize| {
+            let products =
+                (0..depth).map(|k| (x[r * depth + k] as i32 - x_zero) * w[f * depth + k] as i32);
+            products.sum::<i32>() + bias[f]
+        };
+        let weights = QuantizedWeights::new(&w, filters, depth, &[0], Some(&bias));
+        let stride = weights.byte_stride().max(weights.stride());
+        for (zero_point, min, max) in [
+            (-128, -128, 127),
+            (100, -128, 127),
+            (0, 0, 255),
+            (255, 0, 255),
+        ] {
+            let stage = Requantize {
+                scaling: Scaling::fixed(&multipliers),
+                zero_point,
+                min,
+                max,
+            };
+            let got: Vec<i32> = match min < 0 {
+                true => multiply_any::<i8>(&weights, &x, depth, x_zero, stride, &stage),
+                false => multiply_any::<u8>(&weights, &x, depth, x_zero, stride, &stage),
+            };
+            for (i, got) in got.into_iter().enumerate() {
+                let (r, f) = (i / filters, i % filters);
+                assert_eq!(
+                    got,
+                    stage.apply(sum(r, f), f),
+                    "row {r} filter {f} zero point {zero_point}"
+                );
+            }
+        }
+    }
+
+    /// `weights` times the rows of `x` (`depth` values each, zero point `x_zero`), requantized
+    /// by `stage`: by the byte product where it applies.
+    fn multiply_any<T: Quantized>(
+        weights: &QuantizedWeights,
+        x: &[u8],
+        depth: usize,
+        x_zero: i32,
+        stride: usize,
+        stage: &Requantize,
+    ) -> Vec<i32> {
+        let rows = x.len() / depth;
+        let mut out = vec![T::default(); rows * weights.filters];
+        if weights.takes_bytes() {
+            let make = |range, fields: &mut [u8]| byte_rows(x, depth, range, 0, stride, fields);
+            weights.multiply_bytes(make, rows, x_zero, &mut out, stage);
+        } else {
+            let make =
+                |range, fields: &mut [i16]| widened_rows(x, depth, range, -x_zero, stride, fields);
+            weights.multiply(make, rows, &mut out, stage);
+        }
+        out.into_iter().map(T::get).collect()
     }
 
     fn products_equal_the_definition_for(rows: usize, filters: usize, depth: usize) {

@@ -84,6 +84,130 @@ unsafe fn store_rows<const POOLED: bool>(
     }
 }
 
+/// The requantization of sums a product still holds in registers, for a [`Requantize`] whose
+/// every channel takes the single-precision path ([`SinglePrecision`]): no left shifts, the
+/// zero point within ±255. The rare uncertain lanes go through the fixed-point arithmetic.
+pub(crate) struct InRegisters<'a> {
+    m: &'a Multipliers,
+    zero_point: i32,
+    bounds: Bounds,
+    start: __m512,
+}
+
+/// Up to 16 channels' single-precision multipliers, from channel `first` on.
+#[derive(Clone, Copy)]
+pub(crate) struct RegisterChannels {
+    first: usize,
+    lanes: usize,
+    mask: __mmask16,
+    single: SinglePrecision,
+}
+
+impl<'a> InRegisters<'a> {
+    /// `None` where some channel needs the fixed-point path, or the processor lacks AVX-512
+    /// F, BW or VL.
+    pub(crate) fn new(r: &'a Requantize) -> Option<Self> {
+        let super::Scaling::Fixed(m) = &r.scaling else {
+            return None;
+        };
+        let single = m.left_shifts.iter().all(|&l| l == 0) && r.zero_point.abs() <= 255;
+        // SAFETY: `avx512bw()` checked the features the constructors' intrinsics need.
+        (single && super::avx512bw()).then(|| unsafe {
+            InRegisters {
+                m,
+                zero_point: r.zero_point,
+                bounds: Bounds::new(r),
+                start: _mm512_set1_ps(r.zero_point as f32 + 0.5 - WINDOW),
+            }
+        })
+    }
+
+    /// The multipliers of channels `first..first + lanes` (`lanes` at most 16).
+    #[inline(always)]
+    pub(crate) unsafe fn channels(&self, first: usize, lanes: usize) -> RegisterChannels {
+        let mask = lane_mask(lanes);
+        let load = |v: &[f32]| _mm512_maskz_loadu_ps(mask, v.as_ptr().add(first));
+        RegisterChannels {
+            first,
+            lanes,
+            mask,
+            single: SinglePrecision {
+                value: load(&self.m.real_values),
+                half_step: load(&self.m.half_steps),
+                start: self.start,
+            },
+        }
+    }
+
+    /// Four vectors of sums as clamped bytes, vector `i` (of channels `c[i]`) in 128-bit
+    /// lane `i`.
+    #[inline(always)]
+    pub(crate) unsafe fn bytes(&self, c: [&RegisterChannels; 4], sums: [__m512i; 4]) -> __m512i {
+        // Loops, not closures: a closure would not take the caller's target features.
+        let mut outputs = sums;
+        let mut uncertain = [0; 4];
+        for ((x, c), uncertain) in outputs.iter_mut().zip(c).zip(&mut uncertain) {
+            (*x, *uncertain) = c.single.outputs(*x);
+        }
+        if uncertain != [0; 4] {
+            let channels = c.map(|c| (c.first, c.lanes));
+            fixed_point_outputs(
+                self.m,
+                channels,
+                self.zero_point,
+                (sums, uncertain),
+                &mut outputs,
+            );
+        }
+        self.bounds.pack(outputs)
+    }
+
+    /// Two panels' bytes of one row, the second panel's channels `c`.
+    #[inline(always)]
+    pub(crate) unsafe fn store_two(&self, c: &RegisterChannels, bytes: __m256i, to: *mut u8) {
+        match c.lanes {
+            16 => _mm256_storeu_si256(to as *mut _, bytes),
+            lanes => _mm256_mask_storeu_epi8(to as *mut _, (1 << (16 + lanes)) - 1, bytes),
+        }
+    }
+
+    /// One row's bytes for the channels.
+    #[inline(always)]
+    pub(crate) unsafe fn store(&self, c: &RegisterChannels, bytes: __m128i, to: *mut u8) {
+        match c.lanes {
+            16 => _mm_storeu_si128(to as *mut _, bytes),
+            _ => _mm_mask_storeu_epi8(to as *mut _, c.mask, bytes),
+        }
+    }
+}
+
+/// The rows' bytes in 128-bit lanes, as [`InRegisters::bytes`] packs them.
+#[inline(always)]
+pub(crate) unsafe fn row_bytes(packed: __m512i) -> [__m128i; 4] {
+    lanes_of(packed)
+}
+
+/// The fixed-point outputs of those of four vectors of sums (each of channels `first..first +
+/// lanes`) where a lane lies too near a rounding point for single precision: about one in
+/// sixty.
+#[cold]
+#[inline(never)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn fixed_point_outputs(
+    m: &Multipliers,
+    channels: [(usize, usize); 4],
+    zero_point: i32,
+    (sums, uncertain): ([__m512i; 4], [__mmask16; 4]),
+    outputs: &mut [__m512i; 4],
+) {
+    for i in 0..4 {
+        if uncertain[i] != 0 {
+            let group = Group::new(m, channels[i].0, channels[i].1, zero_point);
+            outputs[i] = _mm512_add_epi32(group.scaled(sums[i]), group.zero_point);
+        }
+    }
+}
+
 /// Up to 16 channels' multipliers, in registers: the 32-bit lanes' fractions and left
 /// factors, and for the 64-bit products of the even and odd lanes what [`Group::scaled`]
 /// adds and shifts by.
@@ -239,6 +363,7 @@ const WINDOW: f32 = 1.0 / 2048.0;
 /// Where `|f| > 2^10`, the exact and the computed outputs both lie beyond any stored range
 /// from any zero point within ±255, and clamp alike. Values within about a window of a
 /// rounding point (about one lane in a thousand) fail the test and take the fixed-point path.
+#[derive(Clone, Copy)]
 struct SinglePrecision {
     value: __m512,
     half_step: __m512,
