@@ -202,7 +202,7 @@ impl QuantizedWeights {
                 match pair {
                     true => x86::tile_vnni_requantized::<2>(
                         fields,
-                        stride,
+                        (&[0], stride),
                         weights,
                         quads.quads,
                         bias,
@@ -212,7 +212,7 @@ impl QuantizedWeights {
                     ),
                     false => x86::tile_vnni_requantized::<1>(
                         fields,
-                        stride,
+                        (&[0], stride),
                         weights,
                         quads.quads,
                         bias,
@@ -257,10 +257,73 @@ impl QuantizedWeights {
         if unpooled && self.few_pixels_for_the_weights(image) {
             return self.convolve_bytes_by_panels(image, offset, out, stage);
         }
+        #[cfg(target_arch = "x86_64")]
+        if let (Some(registers), true) = (InRegisters::new(stage), unpooled) {
+            let quads = self.byte_quads();
+            let bias = self.shifted_bias(quads, offset);
+            let segments = image.kernel_row_starts();
+            let row = |oy, _: &mut Vec<i32>, out: &mut [T]| {
+                let out = T::bytes_mut(out);
+                self.requantized_row(image, (quads, &segments), &bias, oy, &registers, out)
+            };
+            return self.for_each_output_row(image, (1, 1), out, row);
+        }
         let store = |sums: &[i32], out: &mut [T]| {
             stage.store_pooled_rows(0..self.filters, pool.1.max(1), sums, out)
         };
         self.convolve_bytes_then(image, offset, out, pool, store);
+    }
+
+    /// Output row `oy` of [`QuantizedWeights::convolve_bytes`] requantized by `stage` straight
+    /// from the product's registers, whole panels two at a time.
+    #[cfg(target_arch = "x86_64")]
+    fn requantized_row(
+        &self,
+        image: &PaddedImage,
+        (quads, segments): (&Quads, &[usize]),
+        bias: &[i32],
+        oy: usize,
+        stage: &InRegisters,
+        out: &mut [u8],
+    ) {
+        let (filters, cols) = (self.filters, image.out_cols);
+        let per_row = quads.quads / image.kernel_rows;
+        let (panels, panel_len) = (
+            filters.div_ceil(PANEL),
+            quads.values.len() / filters.div_ceil(PANEL),
+        );
+        let at = oy * image.line_step;
+        let last = segments.iter().max().copied().unwrap_or(0);
+        assert!(
+            out.len() >= cols * filters
+                && bias.len() >= filters
+                && cols > 0
+                && image.bytes.len() >= at + last + (cols - 1) * image.pixel_step + per_row * 4
+                && panel_len >= segments.len() * per_row * PANEL * 4
+        );
+        let rows = (&image.bytes[at..], (segments, image.pixel_step));
+        let mut p = 0;
+        while p < panels {
+            let pair = p + 2 <= panels;
+            let weights = (&quads.values[p * panel_len..], panel_len);
+            let (bias, channels) = (&bias[p * PANEL..], (p * PANEL, filters));
+            let out = (out[p * PANEL..].as_mut_ptr(), filters, cols);
+            // SAFETY: `Quads` exist only where `vnni()` found the features, and `InRegisters`
+            // only with AVX-512 BW and VL; the tiles read each pixel's window, the pair's
+            // panels and their filters' biases, and write those filters of each pixel of
+            // `out`, all in bounds by the assert above.
+            unsafe {
+                match pair {
+                    true => x86::tile_vnni_requantized::<2>(
+                        rows.0, rows.1, weights, per_row, bias, stage, channels, out,
+                    ),
+                    false => x86::tile_vnni_requantized::<1>(
+                        rows.0, rows.1, weights, per_row, bias, stage, channels, out,
+                    ),
+                }
+            }
+            p += if pair { 2 } else { 1 };
+        }
     }
 
     /// Whether the image has so few pixels that the rows' tasks would each stream all the
@@ -327,13 +390,38 @@ impl QuantizedWeights {
         finish: impl Fn(&[i32], &mut [O]) + Sync,
     ) {
         let quads = self.byte_quads();
-        let (filters, cols, kernel_rows) = (self.filters, image.out_cols, image.kernel_rows);
-        let (pool_rows, pool_cols) = (pool.0.max(1), pool.1.max(1));
-        let (out_rows, out_cols) = (image.out_rows / pool_rows, cols / pool_cols);
-        assert!(quads.quads.is_multiple_of(kernel_rows));
-        assert!(out.len() >= out_rows * out_cols * filters);
+        let (filters, cols) = (self.filters, image.out_cols);
+        let pool_rows = pool.0.max(1);
         let bias = self.shifted_bias(quads, offset);
         let segments = image.kernel_row_starts();
+        let row = |py: usize, sums: &mut Vec<i32>, out: &mut [O]| {
+            sums.resize(cols * filters, 0);
+            // The rows of a pooling window kept as their maxima, the columns pooled as they
+            // are requantized.
+            for r in 0..pool_rows {
+                let row = (py * pool_rows + r, r > 0);
+                let panels = (0..filters.div_ceil(PANEL), filters);
+                self.convolve_row(image, (quads, &segments), &bias, row, panels, sums);
+            }
+            finish(sums, out);
+        };
+        self.for_each_output_row(image, pool, out, row);
+    }
+
+    /// Splits the (pooled) output rows of a convolution of `image` over the threads, each
+    /// made by `row(index, scratch sums, its outputs)`.
+    fn for_each_output_row<O: Send>(
+        &self,
+        image: &PaddedImage,
+        pool: (usize, usize),
+        out: &mut [O],
+        row: impl Fn(usize, &mut Vec<i32>, &mut [O]) + Sync,
+    ) {
+        let quads = self.byte_quads();
+        let (filters, cols) = (self.filters, image.out_cols);
+        let (out_rows, out_cols) = (image.out_rows / pool.0.max(1), cols / pool.1.max(1));
+        assert!(quads.quads.is_multiple_of(image.kernel_rows));
+        assert!(out.len() >= out_rows * out_cols * filters);
         let products = image.out_rows * cols * filters * quads.quads * 4;
         let tasks = match products < PARALLEL_PRODUCTS {
             true => 1,
@@ -343,15 +431,7 @@ impl QuantizedWeights {
         for_each_task(tasks, |task| {
             let rows = out_rows * task / tasks..out_rows * (task + 1) / tasks;
             u8::with_scratch(|_, sums| {
-                sums.resize(cols * filters, 0);
                 for py in rows {
-                    // The rows of a pooling window kept as their maxima, the columns pooled
-                    // as they are requantized.
-                    for r in 0..pool_rows {
-                        let row = (py * pool_rows + r, r > 0);
-                        let panels = (0..filters.div_ceil(PANEL), filters);
-                        self.convolve_row(image, (quads, &segments), &bias, row, panels, sums);
-                    }
                     // SAFETY: output row `py`, in bounds by the assert above; tasks take
                     // disjoint rows.
                     let out = unsafe {
@@ -360,7 +440,7 @@ impl QuantizedWeights {
                             out_cols * filters,
                         )
                     };
-                    finish(sums, out);
+                    row(py, sums, out);
                 }
             });
         });
@@ -1119,15 +1199,14 @@ mod x86 {
         acc
     }
 
-    /// As [`tile_vnni_onto`] for one run of `quads` quads a row, the sums requantized by
-    /// `stage` while still in registers and stored as bytes: `rows` rows of `out`,
+    /// As [`tile_vnni_onto`], the sums requantized by `stage` while still in registers and stored as bytes: `rows` rows of `out`,
     /// `out_stride` apart, each the `P × 16` channels from `first` (the last panel's only
     /// those below `filters`).
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn tile_vnni_requantized<const P: usize>(
         bytes: &[u8],
-        row_step: usize,
+        (segments, row_step): (&[usize], usize),
         (panels, panel_len): (&[i8], usize),
         quads: usize,
         bias: &[i32],
@@ -1151,7 +1230,7 @@ mod x86 {
             let out = (out.add(r * out_stride), out_stride);
             macro_rules! rows {
                 ($r:literal) => {{
-                    let acc = accumulated::<$r, P>(bytes, &[0], row_step, weights, quads, init);
+                    let acc = accumulated::<$r, P>(bytes, segments, row_step, weights, quads, init);
                     store_requantized(acc, stage, &channels, out)
                 }};
             }
