@@ -3,6 +3,8 @@
 //! int8 and uint8 too ([`quantized`]).
 
 mod quantized;
+#[cfg(target_arch = "x86_64")]
+mod single_precision;
 
 use super::fused_activation::Fused;
 use super::{checked, options, Inputs, Op, Out, StoredProduct};

@@ -2,6 +2,8 @@
 //! and SUB bring both inputs to a common scale with 20 bits of headroom before combining them;
 //! MUL multiplies the offset values and requantizes the product once.
 
+#[cfg(target_arch = "x86_64")]
+use super::single_precision::SinglePrecisionPair;
 use super::{Broadcast, Kind};
 use crate::nn::kernels::quantized::Multiplier;
 use crate::nn::kernels::quantized::Quantized;
@@ -10,19 +12,23 @@ use crate::tflite::ops::quantized::{activation_bounds, affine, multiplier};
 use crate::tflite::tensor::Tensor;
 
 /// The headroom ADD and SUB shift their inputs into (LiteRT's `left_shift` for 8-bit types).
-const LEFT_SHIFT: i32 = 20;
+pub(super) const LEFT_SHIFT: i32 = 20;
 
 #[derive(Clone, Copy)]
 pub(super) struct QuantizedBinary {
-    arithmetic: Arithmetic,
-    offsets: [i32; 2],
-    output_zero_point: i32,
-    min: i32,
-    max: i32,
+    pub(super) arithmetic: Arithmetic,
+    pub(super) offsets: [i32; 2],
+    pub(super) output_zero_point: i32,
+    pub(super) min: i32,
+    pub(super) max: i32,
+    /// The same bytes in single precision, where AVX-512 runs them and every pair of inputs
+    /// showed them equal.
+    #[cfg(target_arch = "x86_64")]
+    single: Option<SinglePrecisionPair>,
 }
 
 #[derive(Clone, Copy)]
-enum Arithmetic {
+pub(super) enum Arithmetic {
     /// Each input scaled to twice the larger input scale, then the sum (or difference) to the
     /// output's.
     Sum {
@@ -88,13 +94,22 @@ impl QuantizedBinary {
             }
         };
         let (min, max) = activation_bounds(fused, qo, out.dtype())?;
-        Ok(QuantizedBinary {
+        let q = QuantizedBinary {
             arithmetic,
             offsets: [-qa.zero_point, -qb.zero_point],
             output_zero_point: qo.zero_point,
             min,
             max,
-        })
+            #[cfg(target_arch = "x86_64")]
+            single: None,
+        };
+        #[cfg(target_arch = "x86_64")]
+        if crate::nn::kernels::quantized::avx512bw() {
+            let signed = a.dtype() == crate::tflite::tensor::DType::I8;
+            let single = SinglePrecisionPair::verified(&q, signed);
+            return Ok(QuantizedBinary { single, ..q });
+        }
+        Ok(q)
     }
 
     /// ADD's or SUB's stored output. LiteRT's `MultiplyByQuantizedMultiplierSmallerThanOneExp`
@@ -144,9 +159,11 @@ impl QuantizedBinary {
         let (a, b) = (T::bytes(a), T::bytes(b));
         let out = T::bytes_mut(out);
         let bounds = (self.min, self.max);
-        match T::MIN < 0 {
-            true => combine_bytes::<true, _>(a, b, out, self, bounds),
-            false => combine_bytes::<false, _>(a, b, out, self, bounds),
+        match (T::MIN < 0, &self.single) {
+            (true, Some(single)) => combine_bytes::<true, _>(a, b, out, single, bounds),
+            (false, Some(single)) => combine_bytes::<false, _>(a, b, out, single, bounds),
+            (true, None) => combine_bytes::<true, _>(a, b, out, self, bounds),
+            (false, None) => combine_bytes::<false, _>(a, b, out, self, bounds),
         }
     }
 
@@ -239,12 +256,33 @@ impl crate::nn::kernels::quantized::requantize_avx512::PairArithmetic for Quanti
         x: std::arch::x86_64::__m512i,
         y: std::arch::x86_64::__m512i,
     ) -> std::arch::x86_64::__m512i {
+        let exact = (self.offsets, self.output_zero_point);
+        self.arithmetic.combine_avx512(exact, x, y)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Arithmetic {
+    /// The results of stored values `x` and `y`, sixteen lanes at a time, before the clamp:
+    /// each step the same integers as [`QuantizedBinary::sum`] and
+    /// [`QuantizedBinary::product`], for inputs with these `offsets` and this output zero
+    /// point.
+    ///
+    /// # Safety
+    /// The processor must have AVX-512F and BW.
+    #[inline(always)]
+    pub(super) unsafe fn combine_avx512(
+        &self,
+        (offsets, output_zero_point): ([i32; 2], i32),
+        x: std::arch::x86_64::__m512i,
+        y: std::arch::x86_64::__m512i,
+    ) -> std::arch::x86_64::__m512i {
         use crate::nn::kernels::quantized::requantize_avx512::Uniform;
         use std::arch::x86_64::*;
-        let [oa, ob] = self.offsets;
+        let [oa, ob] = offsets;
         let x = _mm512_add_epi32(x, _mm512_set1_epi32(oa));
         let y = _mm512_add_epi32(y, _mm512_set1_epi32(ob));
-        let scaled = match self.arithmetic {
+        let scaled = match *self {
             Arithmetic::Sum {
                 inputs: [ma, mb],
                 output,
@@ -260,7 +298,7 @@ impl crate::nn::kernels::quantized::requantize_avx512::PairArithmetic for Quanti
             }
             Arithmetic::Product(m) => Uniform::new(m).apply(_mm512_mullo_epi32(x, y)),
         };
-        _mm512_add_epi32(scaled, _mm512_set1_epi32(self.output_zero_point))
+        _mm512_add_epi32(scaled, _mm512_set1_epi32(output_zero_point))
     }
 }
 
@@ -298,22 +336,69 @@ mod tests {
                 ([0, 77], 130, 0, 255),
                 ([-9, 3], 10, -20, 90),
             ] {
+                let exact = QuantizedBinary {
+                    arithmetic,
+                    offsets,
+                    output_zero_point,
+                    min,
+                    max,
+                    single: None,
+                };
+                let single = SinglePrecisionPair::verified(&exact, min < 0);
+                for q in [exact, QuantizedBinary { single, ..exact }] {
+                    if min < 0 {
+                        let a: Vec<i8> = (0..pairs).map(|i| i as i8).collect();
+                        let b: Vec<i8> = (0..pairs).map(|i| (i / 256) as i8).collect();
+                        check(&q, &a, &b);
+                    } else {
+                        let a: Vec<u8> = (0..pairs).map(|i| i as u8).collect();
+                        let b: Vec<u8> = (0..pairs).map(|i| (i / 256) as u8).collect();
+                        check(&q, &a, &b);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Residual ADDs and squeeze-and-excite MULs with the scales of real models take the
+    /// single-precision shortcut, plain or checked near the rounding points.
+    #[test]
+    fn residual_adds_and_excitation_muls_take_the_shortcut() {
+        if !crate::nn::kernels::quantized::avx512bw() {
+            return;
+        }
+        let m = |real: f64| Multiplier::new(real).unwrap();
+        let sum = |(a, b, out): (f64, f64, f64)| {
+            let twice_max = 2.0 * a.max(b);
+            Arithmetic::Sum {
+                inputs: [m(a / twice_max), m(b / twice_max)],
+                output: m(twice_max / ((1 << LEFT_SHIFT) as f64 * out)),
+                subtract: false,
+            }
+        };
+        let arithmetics = [
+            sum((0.0621, 0.0413, 0.0857)),
+            sum((0.173, 0.094, 0.151)),
+            sum((0.0311, 0.0395, 0.0402)),
+            Arithmetic::Product(m(0.0236 * 0.00392 / 0.0151)),
+            Arithmetic::Product(m(0.0419 * 0.00392 / 0.0302)),
+        ];
+        for arithmetic in arithmetics {
+            for (offsets, output_zero_point, min, max) in
+                [([11, -4], -9, -128, 127), ([128, 37], 0, 0, 255)]
+            {
                 let q = QuantizedBinary {
                     arithmetic,
                     offsets,
                     output_zero_point,
                     min,
                     max,
+                    single: None,
                 };
-                if min < 0 {
-                    let a: Vec<i8> = (0..pairs).map(|i| i as i8).collect();
-                    let b: Vec<i8> = (0..pairs).map(|i| (i / 256) as i8).collect();
-                    check(&q, &a, &b);
-                } else {
-                    let a: Vec<u8> = (0..pairs).map(|i| i as u8).collect();
-                    let b: Vec<u8> = (0..pairs).map(|i| (i / 256) as u8).collect();
-                    check(&q, &a, &b);
-                }
+                assert!(
+                    SinglePrecisionPair::verified(&q, min < 0).is_some(),
+                    "{offsets:?} → {output_zero_point}"
+                );
             }
         }
     }
@@ -335,6 +420,7 @@ mod tests {
             output_zero_point: 5,
             min: -128,
             max: 127,
+            single: None,
         };
         for inner in [3, 40, 100] {
             let whole: Vec<i8> = (0..inner * 9).map(|i| (i * 13) as i8).collect();
