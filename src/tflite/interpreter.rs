@@ -72,6 +72,9 @@ struct Plan {
     release: Vec<Vec<usize>>,
     /// Per node: the tensors it writes, those of the node it took over when fused.
     writes: Vec<Vec<usize>>,
+    /// Per node: the tensors it reads, its inputs and, fused, what the node it took over
+    /// reads besides its output (a residual ADD's skip, after them).
+    reads: Vec<Vec<Option<usize>>>,
 }
 
 pub struct Interpreter {
@@ -284,8 +287,9 @@ impl Interpreter {
             } else if inputs_known && !node.inputs.is_empty() {
                 // Depends on constants only (DEQUANTIZE of float16 weights, shape arithmetic):
                 // computed once here.
-                let outputs = node.outputs.clone();
-                eval_node(node, &outputs, &mut self.tensors, &mut self.pool).map_err(what)?;
+                let (inputs, outputs) = (node.inputs.clone(), node.outputs.clone());
+                let io = (&inputs[..], &outputs[..]);
+                eval_node(node, io, &mut self.tensors, &mut self.pool).map_err(what)?;
                 node.outputs.iter().for_each(|&t| known[t] = true);
                 false
             } else {
@@ -295,7 +299,11 @@ impl Interpreter {
         }
         // The calibrator reads every intermediate tensor, which fused ops skip.
         let fuse = !self.preserve_all_tensors;
-        let fused = fusion::take_overs(&mut self.nodes, &mut runs, &self.kept, fuse);
+        let take_overs = fusion::take_overs(&mut self.nodes, &mut runs, &self.kept, fuse);
+        let fused = &take_overs.taken;
+        self.plan.reads = (self.nodes.iter().zip(&take_overs.extra_input))
+            .map(|(node, extra)| node.inputs.iter().copied().chain(extra.map(Some)).collect())
+            .collect();
         // A node writes the outputs of the last node in its chain of takeovers (a convolution
         // taking over a LOGISTIC that took over a MUL writes the MUL's).
         let last_taken = |mut n: usize| {
@@ -321,10 +329,10 @@ impl Interpreter {
     /// whose writer) it is.
     fn release_lists(&self, runs: &[bool], known: &[bool]) -> Vec<Vec<usize>> {
         let mut last = vec![None; self.tensors.len()];
-        for (n, node) in self.nodes.iter().enumerate().filter(|(n, _)| runs[*n]) {
+        for n in (0..self.nodes.len()).filter(|&n| runs[n]) {
             for &t in self.plan.writes[n]
                 .iter()
-                .chain(node.inputs.iter().flatten())
+                .chain(self.plan.reads[n].iter().flatten())
             {
                 last[t] = Some(n);
             }
@@ -440,8 +448,8 @@ impl Interpreter {
                 continue;
             }
             let start = self.op_times.as_ref().map(|_| std::time::Instant::now());
-            let outputs = &self.plan.writes[n];
-            eval_node(node, outputs, &mut self.tensors, &mut self.pool).map_err(|reason| {
+            let io = (&self.plan.reads[n][..], &self.plan.writes[n][..]);
+            eval_node(node, io, &mut self.tensors, &mut self.pool).map_err(|reason| {
                 Error::TfLite {
                     origin: self.origin.clone(),
                     reason: format!("operator {n} ({}): {reason}", self.op_names[n]),
@@ -558,13 +566,13 @@ impl SignatureRunner<'_> {
 /// prepared type and size, then runs the node.
 fn eval_node(
     node: &mut Node,
-    outputs: &[usize],
+    (reads, outputs): (&[Option<usize>], &[usize]),
     tensors: &mut [Tensor],
     pool: &mut Vec<Data>,
 ) -> std::result::Result<(), String> {
     // Kernels slice their inputs by the prepared shapes: a tensor without those values (a
     // subgraph input no signature sets) must stop here.
-    for &t in node.inputs.iter().flatten() {
+    for &t in reads.iter().flatten() {
         let tensor = &tensors[t];
         if Tensor::elements(&tensor.shape) != Some(tensor.data.len()) {
             return Err(format!(
@@ -590,7 +598,7 @@ fn eval_node(
         }
         outputs.push(out);
     }
-    let inputs: Vec<Option<&Tensor>> = node.inputs.iter().map(|i| i.map(|t| &tensors[t])).collect();
+    let inputs: Vec<Option<&Tensor>> = reads.iter().map(|i| i.map(|t| &tensors[t])).collect();
     let result = node.op.eval(&inputs, &mut outputs);
     for (&t, out) in targets.iter().zip(outputs) {
         tensors[t] = out;

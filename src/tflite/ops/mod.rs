@@ -53,6 +53,16 @@ pub(crate) struct DepthwiseStage {
     pub then: Option<InPlace>,
 }
 
+/// A float ADD of two tensors of one shape that the op making one of them may do instead,
+/// adding the other (the skip of a residual connection) to each block of its output as it
+/// writes it (see `crate::tflite::fusion`): the ADD's activation range, and whether the skip is
+/// its first operand.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ResidualAdd {
+    pub range: (f32, f32),
+    pub skip_first: bool,
+}
+
 /// The fused activation an op keeps, as its kernels take it.
 pub(crate) fn then_apply_of(then: &Option<InPlace>) -> crate::nn::kernels::ThenApply<'_> {
     then.as_deref().map(|f| f as &(dyn Fn(&mut [f32]) + Sync))
@@ -103,6 +113,17 @@ pub(crate) trait Op: Send {
     /// activation after it, in that op's output tensor; the activation then does not run), or
     /// nothing more with `None`. Returns whether it will.
     fn then_apply(&mut self, _then: Option<InPlace>) -> bool {
+        false
+    }
+    /// The op's activation range, once prepared, when it is a float ADD of two inputs of one
+    /// shape (a residual connection's).
+    fn residual_range(&self) -> Option<(f32, f32)> {
+        None
+    }
+    /// Asks a convolution, once prepared, to add the skip tensor (its last input, which the
+    /// interpreter then passes it) to its output as `add` does, in the ADD's output tensor
+    /// (the ADD then not running), or nothing more with `None`. Returns whether it will.
+    fn add_residual(&mut self, _add: Option<ResidualAdd>) -> bool {
         false
     }
     /// The op, once prepared, as [`DepthwiseStage`] when it is a float depthwise convolution.

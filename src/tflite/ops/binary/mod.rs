@@ -392,6 +392,11 @@ impl Op for Binary {
         one_shape.then(|| std::sync::Arc::new(move |x, y| q.product_value(x, y)) as StoredProduct)
     }
 
+    fn residual_range(&self) -> Option<(f32, f32)> {
+        let residual = self.kind == Kind::Add && self.float && self.broadcast.same_shape;
+        residual.then(|| self.activation.range())
+    }
+
     fn is_plain_float_product(&self) -> bool {
         self.kind == Kind::Mul
             && self.float

@@ -6,12 +6,13 @@
 mod direct;
 mod hybrid;
 mod quantized;
+mod residual;
 
 use super::fused_activation::Fused;
 use super::padding::window_axis;
 use super::{
     checked, f32_in, f32_out, nhwc, options, then_apply_of, DepthwiseStage, InPlace, Inputs, Op,
-    Out, TilingMaxPool,
+    Out, ResidualAdd, TilingMaxPool,
 };
 use crate::nn::kernels::conv::im2col::im2col;
 use crate::nn::kernels::expanded_depthwise::ExpandedDepthwise;
@@ -34,6 +35,7 @@ pub(super) fn build(options: Option<&BuiltinOptions>) -> Result<Box<dyn Op>, Str
         pool: None,
         then: None,
         depthwise: None,
+        residual: None,
     }))
 }
 
@@ -76,6 +78,8 @@ struct Conv {
     then: Option<InPlace>,
     /// The depthwise convolution after it, which it does instead (float 1×1 only).
     depthwise: Option<DepthwiseStage>,
+    /// The residual ADD after it, which it does instead (float, by the product).
+    residual: Option<ResidualAdd>,
 }
 
 impl Op for Conv {
@@ -154,10 +158,18 @@ impl Op for Conv {
                 Some(stage) => {
                     expanded_depthwise(g, filter, self.activation, stage, inputs, outputs)
                 }
-                None => {
-                    let then = then_apply_of(&self.then);
-                    float(g, filter, (self.activation, then), inputs, outputs)
-                }
+                None => match self.residual {
+                    Some(add) => {
+                        let skip = f32_in(inputs, inputs.len() - 1)?;
+                        let start = f32_out(outputs, 0)?.as_ptr() as usize;
+                        let adding = residual::adding(add, start, skip);
+                        float(g, filter, (self.activation, Some(&adding)), inputs, outputs)
+                    }
+                    None => {
+                        let then = then_apply_of(&self.then);
+                        float(g, filter, (self.activation, then), inputs, outputs)
+                    }
+                },
             },
             Kernel::Quantized(q) => {
                 let x = inputs[0].ok_or("the input is missing")?;
@@ -197,12 +209,21 @@ impl Op for Conv {
         self.then.is_some()
     }
 
+    fn add_residual(&mut self, add: Option<ResidualAdd>) -> bool {
+        let can = matches!(self.kernel, Some(Kernel::Float(_)))
+            && self.then.is_none()
+            && self.depthwise.is_none();
+        self.residual = add.filter(|_| can);
+        self.residual.is_some()
+    }
+
     fn expand_into(&mut self, stage: Option<DepthwiseStage>) -> bool {
         let can = |stage: &DepthwiseStage| match (&self.kernel, &self.geometry) {
             (Some(Kernel::Float(_)), Some(g)) => {
                 let d = &stage.depthwise;
                 g.pointwise
                     && self.then.is_none()
+                    && self.residual.is_none()
                     && d.multiplier == 1
                     && ExpandedDepthwise::pays_for(g.pixels() * g.filters)
             }
