@@ -250,12 +250,15 @@ impl Requantize {
     /// One sum of channel `channel`, as [`Requantize::store_rows`] requantizes it.
     #[cfg(test)]
     pub fn apply(&self, sum: i32, channel: usize) -> i32 {
-        let scaled = match &self.scaling {
-            Scaling::Fixed(m) => m.apply(sum, channel),
-            Scaling::Real(r) => (sum as f64 * r[channel]).round() as i32,
+        // LiteRT adds the zero point to the fixed-point result in plain int32 arithmetic,
+        // which wraps past the limits (only a hostile bias takes a sum there).
+        let moved = match &self.scaling {
+            Scaling::Fixed(m) => m.apply(sum, channel).wrapping_add(self.zero_point),
+            Scaling::Real(r) => {
+                ((sum as f64 * r[channel]).round() as i32).saturating_add(self.zero_point)
+            }
         };
-        scaled
-            .saturating_add(self.zero_point)
+        moved
             .clamp(self.min, self.max)
     }
 
@@ -414,6 +417,23 @@ mod tests {
             })
             .collect();
         for output in [(-3, -128, 127), (17, 0, 255)] {
+            assert_stored_as_the_reference(&multipliers, &sums, output);
+        }
+    }
+
+    /// Sums near the int32 limits scaled by multipliers just below one (which single precision
+    /// rounds to one), as a hostile bias could make them, give the reference's values: those
+    /// that the zero point takes past the limits wrap, as LiteRT's int32 addition does.
+    #[test]
+    fn sums_at_the_limits_by_multipliers_near_one_equal_the_reference() {
+        let multipliers: Vec<Multiplier> = [0.99999997, 0.9999999, 0.5000001, 0.49999997]
+            .map(|r| Multiplier::new(r).unwrap())
+            .to_vec();
+        let sums: Vec<i32> = [i32::MAX, i32::MAX - 100, i32::MIN, i32::MIN + 300]
+            .iter()
+            .flat_map(|&s| [s; 4])
+            .collect();
+        for output in [(100, -128, 127), (-100, -128, 127), (255, 0, 255), (0, 0, 255)] {
             assert_stored_as_the_reference(&multipliers, &sums, output);
         }
     }

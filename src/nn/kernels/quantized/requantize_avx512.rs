@@ -85,8 +85,8 @@ unsafe fn store_rows<const POOLED: bool>(
 }
 
 /// The requantization of sums a product still holds in registers, for a [`Requantize`] whose
-/// every channel takes the single-precision path ([`SinglePrecision`]): no left shifts, the
-/// zero point within ±255. The rare uncertain lanes go through the fixed-point arithmetic.
+/// every channel takes the single-precision path ([`SinglePrecision`]): multipliers below one
+/// half, the zero point within ±255. The rare uncertain lanes go through the fixed-point arithmetic.
 pub(crate) struct InRegisters<'a> {
     m: &'a Multipliers,
     zero_point: i32,
@@ -110,7 +110,9 @@ impl<'a> InRegisters<'a> {
         let super::Scaling::Fixed(m) = &r.scaling else {
             return None;
         };
-        let single = m.left_shifts.iter().all(|&l| l == 0) && r.zero_point.abs() <= 255;
+        let single = (m.left_shifts.iter().zip(&m.right_shifts).zip(&m.values))
+            .all(|((&left, &right), &value)| left == 0 && (right > 0 || value == 0))
+            && r.zero_point.abs() <= 255;
         // SAFETY: `avx512bw()` checked the features the constructors' intrinsics need.
         (single && super::avx512bw()).then(|| unsafe {
             InRegisters {
@@ -276,7 +278,14 @@ impl Group {
         let value = load(&m.values);
         let right = load(&m.right_shifts);
         let left = load(&m.left_shifts);
+        // Multipliers of 0.5 or more (no right shift) could scale a sum near the int32
+        // limits past what single precision converts back.
         let unshifted = _mm512_test_epi32_mask(left, left) == 0;
+        let below_half = _mm512_mask_cmpeq_epi32_mask(
+            _mm512_test_epi32_mask(value, value),
+            right,
+            _mm512_setzero_si512(),
+        ) == 0;
         Group {
             lanes,
             mask,
@@ -286,7 +295,7 @@ impl Group {
             even: Rounding::new(_mm512_srai_epi64(_mm512_slli_epi64(right, 32), 32)),
             odd: Rounding::new(_mm512_srai_epi64(right, 32)),
             zero_point: _mm512_set1_epi32(zero_point),
-            single: (unshifted && zero_point.abs() <= 255).then(|| SinglePrecision {
+            single: (unshifted && below_half && zero_point.abs() <= 255).then(|| SinglePrecision {
                 value: load_real(&m.real_values),
                 half_step: load_real(&m.half_steps),
                 start: _mm512_set1_ps(zero_point as f32 + 0.5 - WINDOW),
@@ -347,7 +356,7 @@ impl Group {
 const WINDOW: f32 = 1.0 / 2048.0;
 
 /// The fixed-point requantization in single precision, where it is exact, for multipliers
-/// without a left shift: half the instructions.
+/// below one half (a right shift, no left one) or zero: half the instructions.
 ///
 /// With the right shift `s`, the product `f = x × fraction / 2^(31+s)` and `d = 2^−(1+s)`
 /// (0 when `s = 0`), the reference's two roundings give exactly `⌊f + ½ + d⌋` for `x ≥ 0` and
@@ -361,7 +370,8 @@ const WINDOW: f32 = 1.0 / 2048.0;
 /// WINDOW / 2`, so `low < v`; `high = low + 2 WINDOW` (one more rounding, below 2^−13) is
 /// above `v`. Where both round down to the same integer, so does `v`: that is the output.
 /// Where `|f| > 2^10`, the exact and the computed outputs both lie beyond any stored range
-/// from any zero point within ±255, and clamp alike. Values within about a window of a
+/// from any zero point within ±255, and clamp alike: below one half, the multiplier keeps
+/// `|f|` within 2^30, so the conversion back to integers never overflows. Values within about a window of a
 /// rounding point (about one lane in a thousand) fail the test and take the fixed-point path.
 #[derive(Clone, Copy)]
 struct SinglePrecision {
