@@ -9,6 +9,8 @@ pub mod fixed_point;
 pub(crate) mod gemm;
 pub(crate) mod padded;
 #[cfg(target_arch = "x86_64")]
+mod requantize_avx2;
+#[cfg(target_arch = "x86_64")]
 pub(crate) mod requantize_avx512;
 
 use fixed_point::scale;
@@ -152,6 +154,13 @@ pub(crate) fn avx512bw() -> bool {
         })
 }
 
+/// Whether the selected level is AVX2 or AVX-512, and the processor has AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+fn avx2_fma() -> bool {
+    use crate::nn::simd::Level;
+    matches!(Level::selected(), Level::Avx2 | Level::Avx512) && Level::Avx2.is_available()
+}
+
 /// How a 32-bit sum becomes a stored output: scaled by its channel's multiplier, moved to the
 /// output's zero point and clamped to the fused activation's range.
 #[derive(Debug, Clone)]
@@ -258,8 +267,7 @@ impl Requantize {
                 ((sum as f64 * r[channel]).round() as i32).saturating_add(self.zero_point)
             }
         };
-        moved
-            .clamp(self.min, self.max)
+        moved.clamp(self.min, self.max)
     }
 
     /// Requantizes consecutive rows of the sums of `channels` (a range of the output's
@@ -291,6 +299,12 @@ impl Requantize {
             _ if pool > 1 => {
                 let pooled = max_pooled_rows(sums, width, pool);
                 self.store_rows(channels, &pooled, out)
+            }
+            #[cfg(target_arch = "x86_64")]
+            Scaling::Fixed(m) if avx2_fma() => {
+                // SAFETY: the processor has AVX2 and FMA, checked just now.
+                let bytes = T::bytes_mut(out);
+                unsafe { requantize_avx2::store_bytes(self, m, channels, sums, bytes) }
             }
             Scaling::Fixed(m) => T::store_fixed(self, m, channels, sums, out),
             Scaling::Real(r) => {
@@ -433,7 +447,12 @@ mod tests {
             .iter()
             .flat_map(|&s| [s; 4])
             .collect();
-        for output in [(100, -128, 127), (-100, -128, 127), (255, 0, 255), (0, 0, 255)] {
+        for output in [
+            (100, -128, 127),
+            (-100, -128, 127),
+            (255, 0, 255),
+            (0, 0, 255),
+        ] {
             assert_stored_as_the_reference(&multipliers, &sums, output);
         }
     }
