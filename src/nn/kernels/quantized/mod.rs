@@ -156,7 +156,7 @@ pub(crate) fn avx512bw() -> bool {
 
 /// Whether the selected level is AVX2 or AVX-512, and the processor has AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
-fn avx2_fma() -> bool {
+pub(crate) fn avx2_fma() -> bool {
     use crate::nn::simd::Level;
     matches!(Level::selected(), Level::Avx2 | Level::Avx512) && Level::Avx2.is_available()
 }

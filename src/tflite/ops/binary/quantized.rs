@@ -104,12 +104,30 @@ impl QuantizedBinary {
             single: None,
         };
         #[cfg(target_arch = "x86_64")]
-        if crate::nn::kernels::quantized::avx512bw() {
-            let signed = a.dtype() == crate::tflite::tensor::DType::I8;
-            let single = SinglePrecisionPair::verified(&q, signed);
-            return Ok(QuantizedBinary { single, ..q });
-        }
+        let q = q.with_shortcut(a.dtype() == crate::tflite::tensor::DType::I8);
         Ok(q)
+    }
+
+    /// This arithmetic with the single-precision shortcut for int8 (`signed`) or uint8 values,
+    /// where every pair of inputs proves it at the selected instruction set.
+    #[cfg(target_arch = "x86_64")]
+    fn with_shortcut(self, signed: bool) -> Self {
+        use crate::nn::kernels::quantized::{avx2_fma, avx512bw};
+        let single = match (avx512bw(), avx2_fma()) {
+            (true, _) => SinglePrecisionPair::verified(&self, signed),
+            (false, true) => SinglePrecisionPair::verified_avx2(&self, signed),
+            (false, false) => None,
+        };
+        QuantizedBinary { single, ..self }
+    }
+
+    /// The stored output of `x` and `y` by the fixed-point arithmetic.
+    #[inline(always)]
+    pub(super) fn stored_exact<T: Quantized>(&self, x: T, y: T) -> T {
+        match self.arithmetic {
+            Arithmetic::Sum { .. } => self.sum(x, y),
+            Arithmetic::Product(_) => self.product(x, y),
+        }
     }
 
     /// ADD's or SUB's stored output. LiteRT's `MultiplyByQuantizedMultiplierSmallerThanOneExp`
@@ -225,6 +243,19 @@ pub(super) fn lines<T: Quantized>(
             return unsafe { q.repeated_avx512(a, b, out, first * inner, inner, repeated) };
         }
     }
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(single), true) = (&q.single, broadcast.same_shape) {
+        // Made for AVX2 where AVX-512's byte instructions are missing (see `new`).
+        let (a, b) = (T::bytes(&a[first..]), T::bytes(&b[first..]));
+        let out = T::bytes_mut(out);
+        // SAFETY: `new` verified the shortcut at AVX2, after checking the processor has it.
+        return unsafe {
+            match T::MIN < 0 {
+                true => single.bytes_avx2::<true>(q, a, b, out),
+                false => single.bytes_avx2::<false>(q, a, b, out),
+            }
+        };
+    }
     if broadcast.same_shape {
         let pairs = a[first..].iter().zip(&b[first..]);
         match q.arithmetic {
@@ -306,14 +337,12 @@ impl Arithmetic {
 mod tests {
     use super::*;
 
-    /// The AVX-512 lines give the portable arithmetic's bytes for every pair of int8 and of
-    /// uint8 values (and a ragged tail), for ADD, SUB and MUL, multipliers that shift right
-    /// and left, and narrow output ranges.
+    /// The lines at the selected instruction set, with and without the single-precision
+    /// shortcut, give the portable arithmetic's bytes for every pair of int8 and of uint8
+    /// values (and a ragged tail), for ADD, SUB and MUL, multipliers that shift right and
+    /// left, and narrow output ranges.
     #[test]
-    fn the_avx512_lines_give_the_portable_bytes() {
-        if !crate::nn::kernels::quantized::avx512bw() {
-            return;
-        }
+    fn the_lines_give_the_portable_bytes() {
         let m = |real: f64| Multiplier::new(real).unwrap();
         let arithmetics = [
             Arithmetic::Sum {
@@ -344,8 +373,7 @@ mod tests {
                     max,
                     single: None,
                 };
-                let single = SinglePrecisionPair::verified(&exact, min < 0);
-                for q in [exact, QuantizedBinary { single, ..exact }] {
+                for q in [exact, exact.with_shortcut(min < 0)] {
                     if min < 0 {
                         let a: Vec<i8> = (0..pairs).map(|i| i as i8).collect();
                         let b: Vec<i8> = (0..pairs).map(|i| (i / 256) as i8).collect();
@@ -364,7 +392,8 @@ mod tests {
     /// single-precision shortcut, plain or checked near the rounding points.
     #[test]
     fn residual_adds_and_excitation_muls_take_the_shortcut() {
-        if !crate::nn::kernels::quantized::avx512bw() {
+        use crate::nn::kernels::quantized::{avx2_fma, avx512bw};
+        if !(avx512bw() || avx2_fma()) {
             return;
         }
         let m = |real: f64| Multiplier::new(real).unwrap();
@@ -396,7 +425,7 @@ mod tests {
                     single: None,
                 };
                 assert!(
-                    SinglePrecisionPair::verified(&q, min < 0).is_some(),
+                    q.with_shortcut(min < 0).single.is_some(),
                     "{offsets:?} → {output_zero_point}"
                 );
             }
@@ -455,9 +484,9 @@ mod tests {
                 Arithmetic::Product(_) => q.product(x, y),
             })
             .collect();
+        let broadcast = Broadcast::new(&[a.len()], &[a.len()]).unwrap();
         let mut got = vec![T::default(); a.len()];
-        // SAFETY: the caller checked the processor.
-        unsafe { q.lines_avx512(a, b, &mut got) };
+        lines(&broadcast, q, a, b, &mut got, 0);
         assert_eq!(got, expected);
     }
 }
