@@ -122,6 +122,7 @@ impl QuantizedBinary {
     }
 
     /// The stored output of `x` and `y` by the fixed-point arithmetic.
+    #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     pub(super) fn stored_exact<T: Quantized>(&self, x: T, y: T) -> T {
         match self.arithmetic {
