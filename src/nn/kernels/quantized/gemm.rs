@@ -170,7 +170,7 @@ impl QuantizedWeights {
     }
 
     /// The outputs of byte rows `fields` requantized by `stage` straight from the product's
-    /// registers: whole panels two at a time, as in [`QuantizedWeights::byte_sums`].
+    /// registers.
     #[cfg(target_arch = "x86_64")]
     fn byte_outputs(
         &self,
@@ -180,12 +180,36 @@ impl QuantizedWeights {
         stage: &InRegisters,
         out: &mut [u8],
     ) {
-        let (filters, stride) = (self.filters, quads.quads * 4);
-        let rows = fields.len() / stride;
+        let stride = quads.quads * 4;
+        let rows = (fields, &[0][..], stride);
+        self.requantized_rows(quads, rows, fields.len() / stride, bias, stage, out);
+    }
+
+    /// `count` rows of outputs requantized by `stage` straight from the product's registers,
+    /// whole panels two at a time, as in [`QuantizedWeights::byte_sums`]: row `r` read from
+    /// `bytes` in runs of `quads.quads / segments.len()` quads at `segments[s] + r × step`
+    /// (as `tile_bytes` reads them), written to `out[r × filters..]`.
+    #[cfg(target_arch = "x86_64")]
+    fn requantized_rows(
+        &self,
+        quads: &Quads,
+        (bytes, segments, step): (&[u8], &[usize], usize),
+        count: usize,
+        bias: &[i32],
+        stage: &InRegisters,
+        out: &mut [u8],
+    ) {
+        let filters = self.filters;
+        let per_run = quads.quads / segments.len().max(1);
         let (panels, panel_len) = (filters.div_ceil(PANEL), quads.quads * PANEL * 4);
+        let last = segments.iter().max().copied().unwrap_or(0);
+        if count == 0 {
+            return;
+        }
         assert!(
-            out.len() >= rows * filters
+            out.len() >= count * filters
                 && bias.len() >= filters
+                && bytes.len() >= last + (count - 1) * step + per_run * 4
                 && quads.values.len() >= panels * panel_len
         );
         let mut p = 0;
@@ -193,32 +217,19 @@ impl QuantizedWeights {
             let pair = p + 2 <= panels;
             let weights = (&quads.values[p * panel_len..], panel_len);
             let (bias, channels) = (&bias[p * PANEL..], (p * PANEL, filters));
-            let out = (out[p * PANEL..].as_mut_ptr(), filters, rows);
+            let out = (out[p * PANEL..].as_mut_ptr(), filters, count);
+            let rows = (segments, step);
             // SAFETY: `Quads` exist only where `vnni()` found the features, and `InRegisters`
-            // only with AVX-512 BW and VL; the tiles read the rows of `fields`, the pair's
-            // panels and their filters' biases, and write those filters of each row of `out`,
-            // all in bounds by the assert above.
+            // only with AVX-512 BW and VL; the tiles read each row's runs, the pair's panels
+            // and their filters' biases, and write those filters of each row of `out`, all in
+            // bounds by the assert above.
             unsafe {
                 match pair {
                     true => x86::tile_vnni_requantized::<2>(
-                        fields,
-                        (&[0], stride),
-                        weights,
-                        quads.quads,
-                        bias,
-                        stage,
-                        channels,
-                        out,
+                        bytes, rows, weights, per_run, bias, stage, channels, out,
                     ),
                     false => x86::tile_vnni_requantized::<1>(
-                        fields,
-                        (&[0], stride),
-                        weights,
-                        quads.quads,
-                        bias,
-                        stage,
-                        channels,
-                        out,
+                        bytes, rows, weights, per_run, bias, stage, channels, out,
                     ),
                 }
             }
@@ -275,7 +286,7 @@ impl QuantizedWeights {
     }
 
     /// Output row `oy` of [`QuantizedWeights::convolve_bytes`] requantized by `stage` straight
-    /// from the product's registers, whole panels two at a time.
+    /// from the product's registers.
     #[cfg(target_arch = "x86_64")]
     fn requantized_row(
         &self,
@@ -286,44 +297,9 @@ impl QuantizedWeights {
         stage: &InRegisters,
         out: &mut [u8],
     ) {
-        let (filters, cols) = (self.filters, image.out_cols);
-        let per_row = quads.quads / image.kernel_rows;
-        let (panels, panel_len) = (
-            filters.div_ceil(PANEL),
-            quads.values.len() / filters.div_ceil(PANEL),
-        );
-        let at = oy * image.line_step;
-        let last = segments.iter().max().copied().unwrap_or(0);
-        assert!(
-            out.len() >= cols * filters
-                && bias.len() >= filters
-                && cols > 0
-                && image.bytes.len() >= at + last + (cols - 1) * image.pixel_step + per_row * 4
-                && panel_len >= segments.len() * per_row * PANEL * 4
-        );
-        let rows = (&image.bytes[at..], (segments, image.pixel_step));
-        let mut p = 0;
-        while p < panels {
-            let pair = p + 2 <= panels;
-            let weights = (&quads.values[p * panel_len..], panel_len);
-            let (bias, channels) = (&bias[p * PANEL..], (p * PANEL, filters));
-            let out = (out[p * PANEL..].as_mut_ptr(), filters, cols);
-            // SAFETY: `Quads` exist only where `vnni()` found the features, and `InRegisters`
-            // only with AVX-512 BW and VL; the tiles read each pixel's window, the pair's
-            // panels and their filters' biases, and write those filters of each pixel of
-            // `out`, all in bounds by the assert above.
-            unsafe {
-                match pair {
-                    true => x86::tile_vnni_requantized::<2>(
-                        rows.0, rows.1, weights, per_row, bias, stage, channels, out,
-                    ),
-                    false => x86::tile_vnni_requantized::<1>(
-                        rows.0, rows.1, weights, per_row, bias, stage, channels, out,
-                    ),
-                }
-            }
-            p += if pair { 2 } else { 1 };
-        }
+        let bytes = &image.bytes[oy * image.line_step..];
+        let rows = (bytes, segments, image.pixel_step);
+        self.requantized_rows(quads, rows, image.out_cols, bias, stage, out);
     }
 
     /// Whether the image has so few pixels that the rows' tasks would each stream all the
