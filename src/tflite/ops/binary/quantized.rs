@@ -366,14 +366,7 @@ mod tests {
                 ([0, 77], 130, 0, 255),
                 ([-9, 3], 10, -20, 90),
             ] {
-                let exact = QuantizedBinary {
-                    arithmetic,
-                    offsets,
-                    output_zero_point,
-                    min,
-                    max,
-                    single: None,
-                };
+                let exact = exact(arithmetic, offsets, (output_zero_point, min, max));
                 for q in [exact, exact.with_shortcut(min < 0)] {
                     if min < 0 {
                         let a: Vec<i8> = (0..pairs).map(|i| i as i8).collect();
@@ -417,14 +410,7 @@ mod tests {
             for (offsets, output_zero_point, min, max) in
                 [([11, -4], -9, -128, 127), ([128, 37], 0, 0, 255)]
             {
-                let q = QuantizedBinary {
-                    arithmetic,
-                    offsets,
-                    output_zero_point,
-                    min,
-                    max,
-                    single: None,
-                };
+                let q = exact(arithmetic, offsets, (output_zero_point, min, max));
                 assert!(
                     q.with_shortcut(min < 0).single.is_some(),
                     "{offsets:?} → {output_zero_point}"
@@ -473,6 +459,23 @@ mod tests {
                 unsafe { q.repeated_avx512(a, b, &mut got, start, inner, repeated) };
                 assert_eq!(got, expected, "line of {inner}, repeated {repeated}");
             }
+        }
+    }
+
+    /// The fixed-point arithmetic alone, for inputs with these `offsets` and the output's
+    /// zero point and range.
+    fn exact(
+        arithmetic: Arithmetic,
+        offsets: [i32; 2],
+        (output_zero_point, min, max): (i32, i32, i32),
+    ) -> QuantizedBinary {
+        QuantizedBinary {
+            arithmetic,
+            offsets,
+            output_zero_point,
+            min,
+            max,
+            single: None,
         }
     }
 
