@@ -9,7 +9,7 @@ pub mod fixed_point;
 pub(crate) mod gemm;
 pub(crate) mod padded;
 #[cfg(target_arch = "x86_64")]
-mod requantize_avx2;
+pub(crate) mod requantize_avx2;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod requantize_avx512;
 
@@ -231,6 +231,18 @@ impl Multipliers {
 
     pub fn len(&self) -> usize {
         self.values.len()
+    }
+
+    /// Whether the single-precision requantization (`requantize_avx512::SinglePrecision`) is
+    /// exact for these channels with this zero point: each multiplier below one half (a right
+    /// shift and no left one) or zero, and the zero point within ±255. From one half up, a sum
+    /// near the int32 limits could scale past what single precision converts back.
+    #[cfg(target_arch = "x86_64")]
+    fn single_precision(&self, channels: Range<usize>, zero_point: i32) -> bool {
+        let below_half = |c: usize| {
+            self.left_shifts[c] == 0 && (self.right_shifts[c] > 0 || self.values[c] == 0)
+        };
+        zero_point.abs() <= 255 && channels.into_iter().all(below_half)
     }
 
     /// [`Multiplier::apply`] for channel `c`, without branches. The fraction is positive (at

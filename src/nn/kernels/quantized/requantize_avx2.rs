@@ -66,10 +66,7 @@ impl<'a> Group<'a> {
             _mm256_set1_epi32(lanes),
             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
         );
-        let qualifies = channels
-            .clone()
-            .all(|c| m.left_shifts[c] == 0 && (m.right_shifts[c] > 0 || m.values[c] == 0))
-            && r.zero_point.abs() <= 255;
+        let qualifies = m.single_precision(channels.clone(), r.zero_point);
         // No closures: they would not take the caller's target features.
         let single = match qualifies {
             true => Some(SinglePrecision {
@@ -103,15 +100,7 @@ impl<'a> Group<'a> {
         let (lo, hi) = self.bounds;
         let v = _mm256_min_epi32(_mm256_max_epi32(outputs, lo), hi);
         // Within the range, the low byte of each lane is the stored byte.
-        let bytes = _mm256_shuffle_epi8(
-            v,
-            _mm256_setr_epi8(
-                0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1, -1,
-                -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-            ),
-        );
-        let bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0));
-        let bytes = _mm256_castsi256_si128(bytes);
+        let bytes = low_bytes(v);
         match out.len() {
             8 => _mm_storel_epi64(out.as_mut_ptr() as *mut _, bytes),
             n => out.copy_from_slice(&_mm_cvtsi128_si64(bytes).to_le_bytes()[..n]),
@@ -133,6 +122,20 @@ impl<'a> Group<'a> {
             *o = scaled.wrapping_add(r.zero_point).clamp(r.min, r.max) as u8;
         }
     }
+}
+
+/// The low byte of each 32-bit lane, in order.
+#[inline(always)]
+pub(crate) unsafe fn low_bytes(v: __m256i) -> __m128i {
+    let gather = _mm256_setr_epi8(
+        0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1, -1, -1, -1,
+        -1, -1, -1, -1, -1, -1, -1, -1,
+    );
+    let v = _mm256_shuffle_epi8(v, gather);
+    _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(
+        v,
+        _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0),
+    ))
 }
 
 impl SinglePrecision {

@@ -110,9 +110,7 @@ impl<'a> InRegisters<'a> {
         let super::Scaling::Fixed(m) = &r.scaling else {
             return None;
         };
-        let single = (m.left_shifts.iter().zip(&m.right_shifts).zip(&m.values))
-            .all(|((&left, &right), &value)| left == 0 && (right > 0 || value == 0))
-            && r.zero_point.abs() <= 255;
+        let single = m.single_precision(0..m.len(), r.zero_point);
         // SAFETY: `avx512bw()` checked the features the constructors' intrinsics need.
         (single && super::avx512bw()).then(|| unsafe {
             InRegisters {
@@ -278,14 +276,6 @@ impl Group {
         let value = load(&m.values);
         let right = load(&m.right_shifts);
         let left = load(&m.left_shifts);
-        // Multipliers of 0.5 or more (no right shift) could scale a sum near the int32
-        // limits past what single precision converts back.
-        let unshifted = _mm512_test_epi32_mask(left, left) == 0;
-        let below_half = _mm512_mask_cmpeq_epi32_mask(
-            _mm512_test_epi32_mask(value, value),
-            right,
-            _mm512_setzero_si512(),
-        ) == 0;
         Group {
             lanes,
             mask,
@@ -295,11 +285,13 @@ impl Group {
             even: Rounding::new(_mm512_srai_epi64(_mm512_slli_epi64(right, 32), 32)),
             odd: Rounding::new(_mm512_srai_epi64(right, 32)),
             zero_point: _mm512_set1_epi32(zero_point),
-            single: (unshifted && below_half && zero_point.abs() <= 255).then(|| SinglePrecision {
-                value: load_real(&m.real_values),
-                half_step: load_real(&m.half_steps),
-                start: _mm512_set1_ps(zero_point as f32 + 0.5 - WINDOW),
-            }),
+            single: m
+                .single_precision(first..first + lanes, zero_point)
+                .then(|| SinglePrecision {
+                    value: load_real(&m.real_values),
+                    half_step: load_real(&m.half_steps),
+                    start: _mm512_set1_ps(zero_point as f32 + 0.5 - WINDOW),
+                }),
         }
     }
 

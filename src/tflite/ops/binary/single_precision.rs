@@ -7,6 +7,7 @@
 //! its own shortcut.
 
 use super::quantized::{Arithmetic, QuantizedBinary};
+use crate::nn::kernels::quantized::requantize_avx2::low_bytes;
 use crate::nn::kernels::quantized::requantize_avx512::{combine_bytes, PairArithmetic};
 use crate::nn::kernels::quantized::Multiplier;
 use std::arch::x86_64::*;
@@ -69,10 +70,11 @@ impl SinglePrecisionPair {
 
     /// The shortcut for `q`, checked near the rounding points.
     fn checked(q: &QuantizedBinary) -> Self {
+        let plain = Self::plain(q);
         SinglePrecisionPair {
-            start: Self::plain(q).start - WINDOW,
+            start: plain.start - WINDOW,
             checked: Some((q.arithmetic, q.output_zero_point)),
-            ..Self::plain(q)
+            ..plain
         }
     }
 
@@ -186,7 +188,7 @@ impl SinglePrecisionPair {
             let x = widened_avx2::<SIGNED>(&a[i..i + 8]);
             let y = widened_avx2::<SIGNED>(&b[i..i + 8]);
             let v = self.unrounded_avx2(x, y);
-            if self.checked.is_some() && uncertain_avx2(v) {
+            if self.checked.is_some() && uncertain_lanes_avx2(v) != 0 {
                 for j in i..i + 8 {
                     out[j] = exact_byte(q, SIGNED, a[j], b[j]);
                 }
@@ -194,7 +196,7 @@ impl SinglePrecisionPair {
                 let (lo, hi) = self.bounds;
                 let v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(lo)), _mm256_set1_ps(hi));
                 let stored = _mm256_cvttps_epi32(_mm256_floor_ps(v));
-                _mm_storel_epi64(out.as_mut_ptr().add(i) as *mut _, low_bytes_avx2(stored));
+                _mm_storel_epi64(out.as_mut_ptr().add(i) as *mut _, low_bytes(stored));
             }
             i += 8;
         }
@@ -235,26 +237,13 @@ unsafe fn widened_avx2<const SIGNED: bool>(bytes: &[u8]) -> __m256i {
     }
 }
 
-/// Whether a lane of `v` lies within the window's width below a rounding point.
+/// The lanes of `v` (one of [`SinglePrecisionPair::unrounded_avx2`]) within the window's width
+/// below a rounding point, as bits.
 #[inline(always)]
-unsafe fn uncertain_avx2(v: __m256) -> bool {
+unsafe fn uncertain_lanes_avx2(v: __m256) -> i32 {
     let high = _mm256_add_ps(v, _mm256_set1_ps(2.0 * WINDOW));
     let differ = _mm256_cmp_ps::<_CMP_NEQ_OQ>(_mm256_floor_ps(v), _mm256_floor_ps(high));
-    _mm256_movemask_ps(differ) != 0
-}
-
-/// The low byte of each 32-bit lane, in order.
-#[inline(always)]
-unsafe fn low_bytes_avx2(v: __m256i) -> __m128i {
-    let gather = _mm256_setr_epi8(
-        0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1, -1, -1, -1,
-        -1, -1, -1, -1, -1, -1, -1, -1,
-    );
-    let v = _mm256_shuffle_epi8(v, gather);
-    _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(
-        v,
-        _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0),
-    ))
+    _mm256_movemask_ps(differ)
 }
 
 /// `q`'s stored output of two stored bytes by its fixed-point arithmetic.
@@ -340,9 +329,7 @@ impl AllPairs {
                 false => (widened_avx2::<false>(a), widened_avx2::<false>(b)),
             };
             let v = shortcut.unrounded_avx2(x, y);
-            let high = _mm256_add_ps(v, _mm256_set1_ps(2.0 * WINDOW));
-            let differ = _mm256_cmp_ps::<_CMP_NEQ_OQ>(_mm256_floor_ps(v), _mm256_floor_ps(high));
-            count += _mm256_movemask_ps(differ).count_ones() as usize;
+            count += uncertain_lanes_avx2(v).count_ones() as usize;
         }
         count
     }
